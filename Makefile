@@ -1,0 +1,40 @@
+# make test       -- set up (first time only) and run the tests
+# make reproduce  -- set up and regenerate every result (PROFILE=cpu | paper | smoke)
+PYTHON_BOOT ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PROFILE ?= cpu
+# the stamp is keyed on the pinned requirements: changing them reinstalls, nothing else does
+STAMP := $(VENV)/.setup-$(shell cat requirements.txt pyproject.toml | sha256sum | cut -c1-16)
+
+.PHONY: setup test reproduce lab bench clean data
+
+setup: $(STAMP) data
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PY) -m ipykernel install --sys-prefix --name emqlib --display-name "Python (emqlib)" >/dev/null
+	rm -f $(VENV)/.setup-*
+	touch $@
+
+data:
+	@scripts/ensure-data.sh
+
+test: setup
+	$(PY) -m pytest -q
+
+reproduce: setup
+	$(PY) -m emqlib.reproduce --profile $(PROFILE)
+
+bench: setup
+	$(PY) -m emqlib.bench --profile $(PROFILE)
+
+lab: setup
+	$(VENV)/bin/jupyter lab --notebook-dir notebooks --MappingKernelManager.default_kernel_name=emqlib
+
+# removes caches and the run cache; never results/ or figures/
+clean:
+	rm -rf runs .pytest_cache
+	find . -name __pycache__ -type d -not -path './$(VENV)/*' -prune -exec rm -rf {} +

@@ -1,0 +1,140 @@
+"""Command line: ``python -m emqlib train|eval|download``.
+
+  python -m emqlib train --profile cpu --method emq --bits 2,4,8,32 [--out DIR]
+  python -m emqlib eval RUN --bits 1-8,32 [--recalibrate]
+  torchrun --nproc_per_node 2 -m emqlib train --profile smoke ...   (DistributedDataParallel)
+
+Bad input ends with a one-line ``error: ...`` that says what to do, and exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import typing
+from pathlib import Path
+
+from .bits import parse_bits
+from .config import RunConfig, config_hash, profile_config
+from .storage import CorruptFileError
+
+# fields with a flag of their own; any other field goes through --set NAME=VALUE
+_FLAGS = {"method": str, "coreset": str, "fraction": float, "reselect_every": int, "epochs": int, "seed": int,
+          "coreset_training": str, "label_noise": float}
+
+
+def _field_value(name: str, text: str):
+    """Parse ``text`` as the value of RunConfig field ``name``."""
+    fields = {f.name: f for f in dataclasses.fields(RunConfig)}
+    if name not in fields:
+        raise ValueError(f"unknown configuration field {name!r}; known: {sorted(fields)}")
+    hint = typing.get_type_hints(RunConfig)[name]
+    kinds = typing.get_args(hint) or (hint,)
+    if text.lower() == "none" and type(None) in kinds:
+        return None
+    if name in ("bits", "milestones"):
+        return tuple(parse_bits(text)) if name == "bits" else tuple(int(v) for v in text.split(",") if v)
+    for kind in kinds:
+        if kind is bool:
+            if text.lower() in ("true", "1", "yes"):
+                return True
+            if text.lower() in ("false", "0", "no"):
+                return False
+            raise ValueError(f"{name} must be true or false, got {text!r}")
+        if kind in (int, float):
+            try:
+                return kind(text)
+            except ValueError:
+                raise ValueError(f"{name} must be a number ({kind.__name__}), got {text!r}") from None
+    return text
+
+
+def build_config(args: argparse.Namespace) -> RunConfig:
+    overrides = {name: getattr(args, name) for name in _FLAGS if getattr(args, name) is not None}
+    if args.bits is not None:
+        overrides["bits"] = tuple(parse_bits(args.bits))
+    if args.static:
+        overrides["static"] = True
+    for item in args.set or []:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set takes NAME=VALUE, got {item!r}")
+        overrides[name.strip()] = _field_value(name.strip(), value.strip())
+    return profile_config(args.profile, **overrides)
+
+
+def _train(args: argparse.Namespace) -> None:
+    from .runs import get_run
+    from .train import Runtime
+
+    config = build_config(args)
+    runtime = Runtime(threads=args.threads, progress=not args.no_progress)
+    out = Path(args.out) if args.out else None
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from .distributed import train_distributed
+
+        train_distributed(config, runtime, out)
+        return
+    run = get_run(config, runtime, path=out)
+    print(f"run {config_hash(config)} in {run.path}")
+    print(run.final_metrics()[["bits", "test_accuracy", "sample_passes"]].to_string(index=False))
+
+
+def _eval(args: argparse.Namespace) -> None:
+    from .runs import load_run
+
+    run = load_run(args.run)
+    frame = run.evaluate(args.bits, recalibrate=args.recalibrate)
+    print(frame.to_string(index=False))
+
+
+def _download(args: argparse.Namespace) -> None:
+    from .data import load_dataset
+
+    os.environ["EMQ_DOWNLOAD"] = "1"
+    for train in (True, False):
+        print(f"{args.dataset} {'train' if train else 'test'}: {len(load_dataset(args.dataset, train))} images")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m emqlib", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    train = sub.add_parser("train", help="train (or reuse from the run cache) one configuration")
+    train.add_argument("--profile", default="cpu", help="smoke, cpu or paper")
+    train.add_argument("--bits", help="trained bit-widths, e.g. 2,4,8,32")
+    for name, kind in _FLAGS.items():
+        train.add_argument("--" + name.replace("_", "-"), dest=name, type=kind)
+    train.add_argument("--static", action="store_true", help="select coresets once instead of every R epochs")
+    train.add_argument("--set", action="append", metavar="NAME=VALUE", help="any other RunConfig field")
+    train.add_argument("--out", help="run folder (default: runs/<config-hash>)")
+    train.add_argument("--threads", type=int)
+    train.add_argument("--no-progress", action="store_true")
+    train.set_defaults(func=_train)
+    evaluate = sub.add_parser("eval", help="test accuracy of a finished run at any bit-widths")
+    evaluate.add_argument("run", help="run folder or hash")
+    evaluate.add_argument("--bits", default="1-8,32")
+    evaluate.add_argument("--recalibrate", action="store_true", help="re-estimate BatchNorm statistics per bit-width")
+    evaluate.set_defaults(func=_eval)
+    download = sub.add_parser("download", help="download a data set (needs internet)")
+    download.add_argument("dataset", choices=["fashion-mnist", "cifar10", "cifar100"])
+    download.set_defaults(func=_download)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    from .runs import IncompatibleRunError
+    from .train import NonFiniteLossError
+
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError, IncompatibleRunError, CorruptFileError, NonFiniteLossError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,257 @@
+"""One configuration object from which every run is built, its hash, and the run profiles.
+
+:class:`RunConfig` holds everything that changes a run's result; it is validated on
+construction, options left as ``None`` are resolved from the method, and :func:`config_hash`
+names the run's folder in the cache. Things that do not change results (threads, progress
+bars) are not in it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import numbers
+from dataclasses import dataclass, field
+
+from .bits import FULL_PRECISION, check_bits, parse_bits
+from .bn import BN_MODES
+from .correction import CORRECTION_MODES
+from .coreset import BETA_SCHEDULES, check_fraction
+from .data import DATASETS, check_noise_rate
+from .quant import FULL_PRECISION_WEIGHTS, WEIGHT_QUANTIZERS, QuantSpec
+
+SCHEMA_VERSION = 1  # bump when a change to the code makes old cached runs invalid
+METHODS = ("dedicated", "joint", "emq")
+CORESETS = ("none", "random", "acs", "emq", "el2n", "forgetting", "tdds", "kcenter", "moderate")
+CORESET_TRAINING = ("sequential", "batch")
+DISTILLATION = ("none", "recursive", "fp-child", "reference")
+EMQ_SCORES = ("el2n", "grand")
+BIT_ORDERS = ("descending", "ascending")
+OPTIMIZERS = ("adam", "sgd")
+LR_SCHEDULES = ("constant", "cosine", "multistep", "linear")
+MODEL_NAMES = ("resnet8", "resnet20", "resnet18", "mobilenetv2", "vit")
+# coreset methods whose scores come from the full-precision reference run
+REFERENCE_CORESETS = ("acs", "el2n", "forgetting", "tdds", "kcenter", "moderate")
+
+
+def _choice(name: str, value, allowed) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
+
+
+def _positive_int(name: str, value, minimum: int = 1) -> None:
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines a run. Defaults are the ``cpu`` profile's choices."""
+
+    # data
+    dataset: str = "fashion-mnist"
+    train_per_class: int | None = None  # class-balanced training subset; None = all
+    test_per_class: int | None = None  # class-balanced test subset; None = all
+    label_noise: float = 0.0  # symmetric label noise rate on the training set
+    augment: bool = False  # random crop + horizontal flip
+
+    # model and quantization
+    model: str = "resnet8"
+    width: float = 1.0  # channel width multiplier
+    method: str = "emq"  # dedicated (one model per bit), joint (Any-Precision), emq
+    bits: tuple[int, ...] = (2, 4, 8, 32)  # trained bit-widths
+    activation_bits: int | None = None  # None: activations at the weight bit-width
+    weight_quantizer: str = "dorefa"
+    bn_mode: str | None = None  # None: shared for emq, switchable for joint and dedicated
+    bias_correction: bool | None = None  # None: on for emq, off otherwise
+    correction_mode: str = "paper"
+    per_channel: bool = True
+    detach_stats: bool = True
+    full_precision_weight: str = "tanh"
+
+    # coreset
+    coreset: str = "none"
+    fraction: float = 1.0  # kept fraction S = 1 - pruning rate
+    reselect_every: int = 10  # R: epochs between reselections
+    static: bool = False  # select once at the start instead of every R epochs
+    coreset_training: str = "sequential"  # sequential bit-wise, or batch score extraction (SPEC 6.2)
+    emq_score: str = "el2n"  # EMQ's per-bit importance score (SPEC 6.2)
+    acs_schedule: str = "cosine"  # beta(t) of ACS (SPEC 7.2)
+    bit_order: str = "descending"  # order of bit-widths within a sequential epoch
+    distillation: str | None = None  # None: recursive (joint loop), fp-child (sequential), reference (acs), none (dedicated)
+    label_loss_weight: float = 1.0  # weight of the cross-entropy with labels next to distillation
+    reference_epochs: int = 3  # epochs of the full-precision reference run (early model, teacher)
+    init_from_reference: bool = False  # start from the reference run's weights
+
+    # optimisation
+    epochs: int = 5
+    batch_size: int = 128
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.9  # SGD only (Nesterov)
+    lr_schedule: str = "cosine"
+    milestones: tuple[int, ...] = ()  # multistep: epochs where the learning rate is multiplied by 0.1
+    seed: int = 0
+
+    # bookkeeping that changes what a run stores
+    snapshot_every: int = 0  # keep the model weights of every k-th epoch (0: none)
+    record_trajectory: bool = False  # store per-sample training softmax outputs of each epoch
+
+    def __post_init__(self) -> None:
+        set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen dataclass)
+        _choice("dataset", self.dataset, DATASETS)
+        _choice("model", self.model, MODEL_NAMES)
+        _choice("method", self.method, METHODS)
+        _choice("weight_quantizer", self.weight_quantizer, WEIGHT_QUANTIZERS)
+        _choice("correction_mode", self.correction_mode, CORRECTION_MODES)
+        _choice("full_precision_weight", self.full_precision_weight, FULL_PRECISION_WEIGHTS)
+        _choice("coreset", self.coreset, CORESETS)
+        _choice("coreset_training", self.coreset_training, CORESET_TRAINING)
+        _choice("emq_score", self.emq_score, EMQ_SCORES)
+        _choice("bit_order", self.bit_order, BIT_ORDERS)
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        _choice("acs_schedule", self.acs_schedule, BETA_SCHEDULES)
+        bits = tuple(sorted(parse_bits(self.bits), reverse=True))
+        set_("bits", bits)
+        if self.activation_bits is not None:
+            check_bits(self.activation_bits)
+        for name in ("train_per_class", "test_per_class"):
+            if getattr(self, name) is not None:
+                _positive_int(name, getattr(self, name))
+        for name in ("epochs", "batch_size", "reselect_every", "reference_epochs"):
+            _positive_int(name, getattr(self, name))
+        _positive_int("snapshot_every", self.snapshot_every, minimum=0)
+        _positive_int("seed", self.seed, minimum=0)
+        set_("fraction", check_fraction(self.fraction))
+        set_("label_noise", check_noise_rate(self.label_noise))
+        if not self.width > 0:
+            raise ValueError(f"width must be positive, got {self.width!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr!r}")
+        set_("milestones", tuple(int(m) for m in self.milestones))
+        if self.coreset == "none" and self.fraction != 1.0:
+            raise ValueError("fraction < 1 needs a coreset method; set coreset (e.g. 'random') or fraction=1.0")
+        if self.coreset != "none" and self.fraction == 1.0:
+            raise ValueError(f"coreset {self.coreset!r} with fraction 1.0 keeps every sample; give a fraction below 1")
+        if self.weight_quantizer == "lsq":
+            set_("full_precision_weight", "plain")
+
+        if self.bn_mode is None:
+            set_("bn_mode", "shared" if self.method == "emq" else "switchable")
+        _choice("bn_mode", self.bn_mode, BN_MODES)
+        if self.bias_correction is None:
+            set_("bias_correction", self.method == "emq")
+        if self.distillation is None:
+            set_("distillation", self._default_distillation())
+        _choice("distillation", self.distillation, DISTILLATION)
+        self._check_distillation()
+
+    def _default_distillation(self) -> str:
+        if self.coreset == "acs":
+            return "reference"
+        if self.method == "dedicated":
+            return "none"
+        if self.coreset == "none" or self.coreset_training == "batch":
+            return "recursive"
+        return "fp-child"
+
+    def _check_distillation(self) -> None:
+        loop = self.training_loop
+        if self.distillation == "recursive" and loop != "joint" and loop != "batch":
+            raise ValueError("distillation 'recursive' needs all bit-widths on every batch "
+                             "(method joint/emq without coreset, or coreset_training='batch')")
+        if self.distillation == "fp-child" and (self.method == "dedicated" or FULL_PRECISION not in self.bits):
+            raise ValueError("distillation 'fp-child' needs a multi-bit method with 32 in bits")
+        if self.distillation == "none" and self.label_loss_weight <= 0:
+            raise ValueError("with distillation 'none' the label loss is the only loss; label_loss_weight must be > 0")
+        if self.method == "dedicated" and self.coreset_training == "batch" and self.coreset != "none":
+            raise ValueError("batch score extraction needs a multi-bit method (joint or emq), not dedicated")
+
+    @property
+    def training_loop(self) -> str:
+        """``joint`` (every bit on every batch), ``sequential`` (bit by bit), or ``batch``."""
+        if self.method == "dedicated":
+            return "sequential"
+        if self.coreset == "none":
+            return "joint"
+        return self.coreset_training
+
+    @property
+    def needs_reference(self) -> bool:
+        """Whether the run uses a full-precision reference run (teacher, early model, trajectory)."""
+        return self.coreset in REFERENCE_CORESETS or self.init_from_reference or self.distillation == "reference"
+
+    def quant_spec(self) -> QuantSpec:
+        return QuantSpec(weight_quantizer=self.weight_quantizer, bias_correction=self.bias_correction,
+                         correction_mode=self.correction_mode, per_channel=self.per_channel,
+                         detach_stats=self.detach_stats, full_precision_weight=self.full_precision_weight,
+                         bits=self.bits)
+
+    def replace(self, **changes) -> RunConfig:
+        """A copy with ``changes``; options derived from the method are derived again."""
+        derived = {"bn_mode", "bias_correction", "distillation"}
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        for name in derived - set(changes):
+            if self._is_default_for(name):
+                values[name] = None
+        values.update(changes)
+        return RunConfig(**values)
+
+    def _is_default_for(self, name: str) -> bool:
+        probe = RunConfig(**{**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)}, name: None})
+        return getattr(probe, name) == getattr(self, name)
+
+    def to_dict(self) -> dict:
+        return {f.name: (list(v) if isinstance(v, tuple) else v)
+                for f in dataclasses.fields(self) for v in [getattr(self, f.name)]}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> RunConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown configuration fields {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+def config_hash(config: RunConfig) -> str:
+    """A short, stable hash of every field (and the schema version): the run's cache key."""
+    payload = json.dumps({"schema": SCHEMA_VERSION, **config.to_dict()}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def reference_config(config: RunConfig) -> RunConfig:
+    """The full-precision run that serves ``config`` as teacher, early model and trajectory source."""
+    return RunConfig(dataset=config.dataset, train_per_class=config.train_per_class,
+                     test_per_class=config.test_per_class, label_noise=config.label_noise, augment=config.augment,
+                     model=config.model, width=config.width, method="dedicated", bits=(FULL_PRECISION,),
+                     weight_quantizer=config.weight_quantizer, full_precision_weight=config.full_precision_weight,
+                     bn_mode=config.bn_mode, epochs=config.reference_epochs, batch_size=config.batch_size,
+                     optimizer=config.optimizer, lr=config.lr, weight_decay=config.weight_decay,
+                     momentum=config.momentum, lr_schedule="constant", seed=config.seed, record_trajectory=True,
+                     snapshot_every=1)
+
+
+# ---------------------------------------------------------------- profiles
+
+PROFILES = {
+    # seconds per run: tests and CI
+    "smoke": dict(dataset="synthetic", model="resnet8", width=0.5, epochs=2, batch_size=32, reference_epochs=2,
+                  reselect_every=1),
+    # Fashion-MNIST on 2 CPU cores: the whole `make reproduce` in under 45 minutes
+    "cpu": dict(dataset="fashion-mnist", model="resnet8", width=1.0, train_per_class=1000, epochs=6,
+                batch_size=128, reference_epochs=3, reselect_every=2),
+    # the paper's CIFAR-10 recipe (SPEC 10), for a GPU
+    "paper": dict(dataset="cifar10", model="resnet20", width=5.0, bits=(1, 2, 4, 8, 32), epochs=200, batch_size=128,
+                  optimizer="adam", lr=1e-3, lr_schedule="multistep", milestones=(100, 150, 180), augment=True,
+                  reference_epochs=5, reselect_every=10, snapshot_every=20),
+}
+
+
+def profile_config(profile: str, **overrides) -> RunConfig:
+    """The run configuration of ``profile`` with ``overrides`` applied."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {list(PROFILES)}")
+    return RunConfig(**{**PROFILES[profile], **overrides})

@@ -1,0 +1,150 @@
+"""Per-sample importance scores for coreset selection (SPEC sections 6, 7 and 8).
+
+All functions are pure tensor functions: they compute in the input dtype, do no I/O and do not
+rely on autograd (inputs may or may not require grad).
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+BETA_SCHEDULES = ("cosine", "linear", "sqrt", "quadratic", "fixed", "evs-only", "ds-only", "repo-cosine")
+
+
+def _check_logits(logits: Tensor, targets: Tensor | None = None) -> None:
+    if logits.dim() != 2:
+        raise ValueError(f"logits must have shape [N, C], got {tuple(logits.shape)}")
+    if targets is not None:
+        if targets.dim() != 1 or targets.shape[0] != logits.shape[0]:
+            raise ValueError(
+                f"targets must have shape [N] = [{logits.shape[0]}], got {tuple(targets.shape)}"
+            )
+        if targets.dtype.is_floating_point or targets.dtype == torch.bool:
+            raise ValueError(f"targets must be integer class indices, got dtype {targets.dtype}")
+
+
+def evs(logits: Tensor, targets: Tensor) -> Tensor:
+    """ACS error vector score (Def. 1): ||softmax(logits) - onehot(targets)||_2 per sample.
+
+    Computed on an early-trained model this is the EL2N score (Paul et al.; SPEC 8); it is also the
+    per-sample norm of the CE gradient w.r.t. the last layer's bias (SPEC 6.2 default).
+    """
+    _check_logits(logits, targets)
+    probs = logits.softmax(dim=1)
+    onehot = F.one_hot(targets, num_classes=logits.shape[1]).to(probs.dtype)
+    return torch.linalg.vector_norm(probs - onehot, dim=1)
+
+
+def ds(logits: Tensor, teacher_logits: Tensor) -> Tensor:
+    """ACS disagreement score (Def. 2): ||softmax(logits) - softmax(teacher_logits)||_2 per sample."""
+    _check_logits(logits)
+    if teacher_logits.shape != logits.shape:
+        raise ValueError(
+            f"teacher_logits must have the same shape as logits {tuple(logits.shape)}, "
+            f"got {tuple(teacher_logits.shape)}"
+        )
+    return torch.linalg.vector_norm(logits.softmax(dim=1) - teacher_logits.softmax(dim=1), dim=1)
+
+
+def acs_beta(epoch: int, total_epochs: int, schedule: str = "cosine") -> float:
+    """ACS weight beta(t) of the EVS term (SPEC 7.2, ACS Tab. 4 ablation), in [0, 1].
+
+    Uses u = epoch / (total_epochs - 1) (u = 0 when total_epochs == 1) rather than the paper's t/E, so
+    that decaying schedules run from exactly 1 at epoch 0 down to 0 at the last epoch (cosine gives
+    cos(pi/2) ~ 6e-17 there, not exactly 0). "repo-cosine" is QAT-ACS's 0.5 * (1 + cos(pi * u)).
+    """
+    if schedule not in BETA_SCHEDULES:
+        raise ValueError(f"unknown beta schedule {schedule!r}; allowed: {', '.join(BETA_SCHEDULES)}")
+    if total_epochs < 1:
+        raise ValueError(f"total_epochs must be >= 1, got {total_epochs}")
+    if not 0 <= epoch <= total_epochs - 1:
+        raise ValueError(
+            f"epoch must be in [0, {total_epochs - 1}] for total_epochs={total_epochs}, got {epoch}"
+        )
+    u = epoch / (total_epochs - 1) if total_epochs > 1 else 0.0
+    return {
+        "cosine": lambda: math.cos(math.pi * u / 2),
+        "linear": lambda: 1.0 - u,
+        "sqrt": lambda: 1.0 - math.sqrt(u),
+        "quadratic": lambda: 1.0 - u**2,
+        "fixed": lambda: 0.5,
+        "evs-only": lambda: 1.0,
+        "ds-only": lambda: 0.0,
+        "repo-cosine": lambda: 0.5 * (1.0 + math.cos(math.pi * u)),
+    }[schedule]()
+
+
+def acs_score(logits: Tensor, teacher_logits: Tensor, targets: Tensor, beta: float) -> Tensor:
+    """ACS score d_ACS = beta * d_EVS + (1 - beta) * d_DS (ACS Sec. 3, SPEC 7.1)."""
+    if not 0.0 <= beta <= 1.0:  # also rejects NaN
+        raise ValueError(f"beta must be in [0, 1], got {beta}")
+    return beta * evs(logits, targets) + (1.0 - beta) * ds(logits, teacher_logits)
+
+
+def grand_last_layer_score(logits: Tensor, targets: Tensor, features: Tensor) -> Tensor:
+    """GraNd restricted to the last Linear layer (SPEC 6.2 option): evs * sqrt(1 + ||h||_2^2).
+
+    For logits = W h + b, the CE gradient is (p - y) h^T for W and (p - y) for b, so the exact
+    per-sample norm over (W, b) is ||p - y||_2 * sqrt(1 + ||h||_2^2); h = penultimate features.
+    """
+    if features.dim() != 2 or features.shape[0] != logits.shape[0]:
+        raise ValueError(
+            f"features must have shape [N, D] with N = {logits.shape[0]}, got {tuple(features.shape)}"
+        )
+    feat_sq = torch.linalg.vector_norm(features, dim=1) ** 2
+    return evs(logits, targets) * torch.sqrt(1.0 + feat_sq)
+
+
+def _check_trajectory(prob_trajectory: Tensor) -> None:
+    if prob_trajectory.dim() != 3:
+        raise ValueError(
+            f"prob_trajectory must have shape [T, N, C], got {tuple(prob_trajectory.shape)}"
+        )
+
+
+def tdds_score(prob_trajectory: Tensor, window: int = 10, decay: float = 0.9) -> Tensor:
+    """TDDS score (SPEC 8, steps 1-3) from softmax outputs P_e, e = 0..T-1, shape [T, N, C].
+
+    c_e = sum_m |P_{e+1,m} (log(P_{e+1,m} + 1e-8) - log(P_{e,m} + 1e-8))|;
+    v_k = sqrt(sum_j (c_j - mean)^2) over c_k..c_{k+W-2}, k = 0..T-W;
+    S = sum_k v_k * decay * (1 - decay)^(T-W-k)  (later windows weigh more).
+    """
+    _check_trajectory(prob_trajectory)
+    T = prob_trajectory.shape[0]
+    if not 2 <= window <= T:
+        raise ValueError(f"need T >= window >= 2, got T={T}, window={window}")
+    if not 0.0 < decay < 1.0:
+        raise ValueError(f"decay must be in (0, 1), got {decay}")
+    row_sums = prob_trajectory.sum(dim=2)
+    if (prob_trajectory < 0).any() or not torch.allclose(
+        row_sums, torch.ones_like(row_sums), rtol=0.0, atol=1e-3
+    ):
+        raise ValueError(
+            "prob_trajectory must hold probabilities (softmax outputs): non-negative, each [T, N, :] "
+            "row summing to 1 within 1e-3"
+        )
+    log_p = torch.log(prob_trajectory + 1e-8)
+    c = (prob_trajectory[1:] * (log_p[1:] - log_p[:-1])).abs().sum(dim=2)  # [T-1, N]
+    windows = c.unfold(0, window - 1, 1)  # [T-W+1, N, W-1]
+    v = ((windows - windows.mean(dim=2, keepdim=True)) ** 2).sum(dim=2).sqrt()  # [T-W+1, N]
+    k = torch.arange(T - window + 1, dtype=v.dtype)
+    weights = decay * (1.0 - decay) ** (T - window - k)
+    return (weights[:, None] * v).sum(dim=0)
+
+
+def forgetting_score(prob_trajectory: Tensor, targets: Tensor) -> Tensor:
+    """Forgetting events (Toneva et al., SPEC 8): count correct -> incorrect transitions between
+    consecutive steps of the [T, N, C] trajectory; samples never correct get +inf.
+
+    Only the argmax is used, so logits work as well as probabilities.
+    """
+    _check_trajectory(prob_trajectory)
+    _check_logits(prob_trajectory[0], targets)
+    correct = prob_trajectory.argmax(dim=2) == targets  # [T, N]
+    events = (correct[:-1] & ~correct[1:]).sum(dim=0)
+    dtype = prob_trajectory.dtype if prob_trajectory.dtype.is_floating_point else torch.float32
+    score = events.to(dtype)
+    score[~correct.any(dim=0)] = math.inf
+    return score

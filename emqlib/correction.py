@@ -1,0 +1,51 @@
+"""EMQ weight bias correction (SPEC 3.1).
+
+Quantization shifts the mean and rescales the spread of each channel's weights, and by a
+different amount at each bit-width. The correction re-aligns the first two moments of the
+quantized weight ``w_q`` to those of the full-precision reference ``w`` so that one shared
+BatchNorm sees (nearly) the same pre-activation statistics at every bit-width.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+CORRECTION_MODES = ("paper", "exact")
+EPS = 1e-8  # guards V[w_q] = 0 (a 1-bit channel whose weights all quantize to one level)
+
+
+def _moments(x: Tensor, per_channel: bool) -> tuple[Tensor, Tensor]:
+    """Mean and population variance (divide by n), per output channel (dim 0) or per tensor."""
+    dims = tuple(range(1, x.dim())) if per_channel and x.dim() > 1 else tuple(range(x.dim()))
+    var, mean = torch.var_mean(x, dim=dims, correction=0, keepdim=True)
+    return mean, var
+
+
+def bias_correct(w: Tensor, w_q: Tensor, per_channel: bool = True, mode: str = "paper",
+                 eps: float = EPS, detach_stats: bool = True) -> Tensor:
+    """Weight bias correction of EMQ.
+
+    ``mode="paper"`` is the paper's equation, taken literally:
+        w_q' = sqrt(V[w] / (V[w_q] + eps)) * (w_q + (E[w] - E[w_q]))
+    which gives each channel the variance of ``w`` (up to eps) and the mean r * E[w], with
+    r = sqrt(V[w] / (V[w_q] + eps)).
+    ``mode="exact"`` also matches the mean: w_q' = r * (w_q - E[w_q]) + E[w].
+
+    Moments are per output channel (dim 0; the form of Banner et al.'s per-channel bias
+    correction) or, with ``per_channel=False``, per tensor. Where V[w_q] < eps the scale is 1.
+    With ``detach_stats`` the moments are constants in the backward pass, so the gradient
+    reaches the latent weight only through ``w_q`` (and its straight-through rounding).
+    Shapes: ``w`` and ``w_q`` both [out, ...]; the result has the shape of ``w_q``.
+    """
+    if mode not in CORRECTION_MODES:
+        raise ValueError(f"mode must be one of {CORRECTION_MODES}, got {mode!r}")
+    if w.shape != w_q.shape:
+        raise ValueError(f"w and w_q must have the same shape, got {tuple(w.shape)} and {tuple(w_q.shape)}")
+    mean_w, var_w = _moments(w, per_channel)
+    mean_q, var_q = _moments(w_q, per_channel)
+    if detach_stats:
+        mean_w, var_w, mean_q, var_q = (t.detach() for t in (mean_w, var_w, mean_q, var_q))
+    scale = torch.where(var_q < eps, torch.ones_like(var_q), torch.sqrt(var_w / (var_q + eps)))
+    if mode == "paper":
+        return scale * (w_q + (mean_w - mean_q))
+    return scale * (w_q - mean_q) + mean_w

@@ -1,0 +1,261 @@
+"""Data sets held in memory as uint8 tensors, each sample served as ``(input, target, index)``.
+
+* ``fashion-mnist``: the idx files of the Debian package ``dataset-fashion-mnist``
+  (``/usr/share/datasets/fashion-mnist``), or ``$EMQ_DATA_DIR/fashion-mnist``, or torchvision's
+  downloader when ``EMQ_DOWNLOAD=1``.
+* ``cifar10`` / ``cifar100``: torchvision's on-disk format under ``$EMQ_DATA_DIR``, downloaded by
+  torchvision when ``EMQ_DOWNLOAD=1``; augmentation is random crop 32 with padding 4 and a
+  horizontal flip (SPEC 10).
+* ``synthetic``: a tiny deterministic data set (class prototypes plus noise) for tests.
+
+Nothing is downloaded unless the user allows it; a missing data set raises
+:class:`DatasetMissingError` naming the command that installs it.
+"""
+from __future__ import annotations
+
+import gzip
+import pickle
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from . import paths
+from .coreset.select import check_fraction
+
+DATASETS = ("fashion-mnist", "cifar10", "cifar100", "synthetic")
+# (classes, channels, image size): what a model needs to know before the data is loaded
+DATASET_SHAPES = {"fashion-mnist": (10, 1, 28), "cifar10": (10, 3, 32), "cifar100": (100, 3, 32), "synthetic": (4, 1, 16)}
+# per-channel mean and std of the training images (inputs scaled to [0, 1])
+_NORMALIZATION = {
+    "fashion-mnist": ((0.2860,), (0.3530,)),
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+    "synthetic": ((0.5,), (0.25,)),
+}
+_CROP_PADDING = {"fashion-mnist": 2, "cifar10": 4, "cifar100": 4, "synthetic": 2}
+
+
+class DatasetMissingError(FileNotFoundError):
+    """A data set is not on this machine; the message says how to get it."""
+
+
+@dataclass
+class ImageDataset(torch.utils.data.Dataset):
+    """Images [N, C, H, W] uint8 and targets [N] in memory; items are ``(input, target, index)``.
+
+    ``clean_targets`` are the labels before any label noise; ``flipped`` marks samples whose
+    label was changed by :func:`add_label_noise`.
+    """
+
+    name: str
+    images: Tensor
+    targets: Tensor
+    num_classes: int
+    clean_targets: Tensor = field(default=None)
+    flipped: Tensor = field(default=None)
+
+    def __post_init__(self) -> None:
+        if self.clean_targets is None:
+            self.clean_targets = self.targets.clone()
+        if self.flipped is None:
+            self.flipped = torch.zeros(len(self.targets), dtype=torch.bool)
+        mean, std = _NORMALIZATION[self.name]
+        self._mean = torch.tensor(mean).view(1, -1, 1, 1)
+        self._std = torch.tensor(std).view(1, -1, 1, 1)
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    @property
+    def in_channels(self) -> int:
+        return self.images.shape[1]
+
+    @property
+    def image_size(self) -> int:
+        return self.images.shape[2]
+
+    def __getitem__(self, index: int) -> tuple[Tensor, int, int]:
+        return self.inputs(torch.tensor([index]))[0], int(self.targets[index]), int(index)
+
+    def inputs(self, indices: Tensor, augment: bool = False, generator: torch.Generator | None = None) -> Tensor:
+        """Normalised float inputs for ``indices``, optionally augmented (random crop + flip)."""
+        x = self.images[indices].float().div_(255)
+        if augment:
+            x = random_crop_flip(x, _CROP_PADDING[self.name], generator)
+        return (x - self._mean) / self._std
+
+    def subset(self, indices: Tensor) -> ImageDataset:
+        """A new data set holding only ``indices`` (re-indexed from 0)."""
+        return ImageDataset(self.name, self.images[indices], self.targets[indices], self.num_classes,
+                            self.clean_targets[indices], self.flipped[indices])
+
+
+def random_crop_flip(x: Tensor, padding: int, generator: torch.Generator | None) -> Tensor:
+    """Random crop with zero padding and random horizontal flip, one draw per image."""
+    n, c, h, w = x.shape
+    padded = F.pad(x, (padding,) * 4)
+    dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
+    dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
+    flip = torch.rand(n, generator=generator) < 0.5
+    cols = torch.arange(w).expand(n, w)
+    cols = torch.where(flip[:, None], cols.flip(1), cols) + dx[:, None]
+    rows = torch.arange(h)[None, :] + dy[:, None]
+    batch = torch.arange(n)[:, None, None, None]
+    channel = torch.arange(c)[None, :, None, None]
+    return padded[batch, channel, rows[:, None, :, None], cols[:, None, None, :]]
+
+
+def batches(dataset: ImageDataset, indices: Tensor, batch_size: int, generator: torch.Generator | None = None,
+            shuffle: bool = True, augment: bool = False) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+    """Mini-batches ``(input, target, index)`` over ``indices``, shuffled with ``generator``."""
+    if shuffle:
+        indices = indices[torch.randperm(len(indices), generator=generator)]
+    for start in range(0, len(indices), batch_size):
+        chunk = indices[start:start + batch_size]
+        yield dataset.inputs(chunk, augment, generator), dataset.targets[chunk], chunk
+
+
+# ---------------------------------------------------------------- loading
+
+def load_dataset(name: str, train: bool) -> ImageDataset:
+    """Load the train or test split of data set ``name``."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown data set {name!r}; choose one of {DATASETS}")
+    if name == "fashion-mnist":
+        return _load_fashion_mnist(train)
+    if name == "synthetic":
+        return synthetic_dataset(train)
+    return _load_cifar(name, train)
+
+
+_FASHION_FILES = {True: ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+                  False: ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
+
+
+def fashion_mnist_dirs() -> list[Path]:
+    """Where Fashion-MNIST is looked for, in order."""
+    return [paths.data_dir() / "fashion-mnist", paths.DEBIAN_FASHION_MNIST,
+            paths.data_dir() / "FashionMNIST" / "raw"]
+
+
+def _load_fashion_mnist(train: bool) -> ImageDataset:
+    images_name, labels_name = _FASHION_FILES[train]
+    for folder in fashion_mnist_dirs():
+        if (folder / images_name).exists() and (folder / labels_name).exists():
+            break
+    else:
+        if not paths.downloads_allowed():
+            searched = ", ".join(str(d) for d in fashion_mnist_dirs())
+            raise DatasetMissingError(
+                f"Fashion-MNIST not found (looked in {searched}). Install it with "
+                "`sudo apt-get install -y dataset-fashion-mnist` (Debian/Ubuntu), or put the idx .gz files in "
+                "$EMQ_DATA_DIR/fashion-mnist, or set EMQ_DOWNLOAD=1 to let torchvision download it.")
+        import torchvision
+
+        torchvision.datasets.FashionMNIST(paths.data_dir(), train=train, download=True)
+        folder = paths.data_dir() / "FashionMNIST" / "raw"
+    images = read_idx(folder / images_name)
+    labels = read_idx(folder / labels_name)
+    return ImageDataset("fashion-mnist", torch.from_numpy(images).unsqueeze(1), torch.from_numpy(labels).long(), 10)
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an idx file (gzip-compressed or not), the format of MNIST and Fashion-MNIST."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    if len(data) < 4 or data[:2] != b"\x00\x00" or data[2] != 0x08:
+        raise DatasetMissingError(f"{path} is not an unsigned-byte idx file; reinstall the data set")
+    n_dims = data[3]
+    shape = struct.unpack(f">{n_dims}I", data[4:4 + 4 * n_dims])
+    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * n_dims)
+    if body.size != int(np.prod(shape)):
+        raise DatasetMissingError(f"{path} is truncated ({body.size} of {int(np.prod(shape))} bytes); reinstall it")
+    return body.reshape(shape).copy()
+
+
+def _load_cifar(name: str, train: bool) -> ImageDataset:
+    import torchvision
+
+    cls = torchvision.datasets.CIFAR10 if name == "cifar10" else torchvision.datasets.CIFAR100
+    root = paths.data_dir()
+    folder = root / cls.base_folder
+    files = cls.train_list if train else cls.test_list
+    if not all((folder / f).exists() for f, _ in files):
+        if not paths.downloads_allowed():
+            raise DatasetMissingError(
+                f"{name} not found in {folder}. On a machine with internet run "
+                f"`EMQ_DOWNLOAD=1 python -m emqlib download {name}` (or set EMQ_DATA_DIR to where it is).")
+        cls(root, train=train, download=True)  # downloads and checks the archive's md5
+    images, labels = [], []
+    for filename, _ in files:
+        with open(folder / filename, "rb") as f:
+            entry = pickle.load(f, encoding="latin1")
+        images.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+        labels.extend(entry["labels"] if "labels" in entry else entry["fine_labels"])
+    return ImageDataset(name, torch.from_numpy(np.concatenate(images)), torch.tensor(labels, dtype=torch.long),
+                        10 if name == "cifar10" else 100)
+
+
+def synthetic_dataset(train: bool, num_classes: int = 4, per_class: int = 48, size: int = 16) -> ImageDataset:
+    """Class prototypes (smooth random patterns) plus pixel noise; the same bytes every call."""
+    generator = torch.Generator().manual_seed(1234)
+    prototypes = F.interpolate(torch.rand(num_classes, 1, 4, 4, generator=generator), size=size, mode="bilinear",
+                               align_corners=False)
+    split = torch.Generator().manual_seed(1 if train else 2)
+    n = per_class if train else per_class // 2
+    targets = torch.arange(num_classes).repeat_interleave(n)
+    noise = torch.rand(len(targets), 1, size, size, generator=split)
+    images = (0.6 * prototypes[targets] + 0.4 * noise).mul(255).round().to(torch.uint8)
+    return ImageDataset("synthetic", images, targets, num_classes)
+
+
+# ---------------------------------------------------------------- subsets and label noise
+
+def balanced_subset(targets: Tensor, n_per_class: int | None = None, fraction: float | None = None,
+                    seed: int = 0) -> Tensor:
+    """Sorted indices of a class-balanced random subset: ``n_per_class`` samples of each class,
+    or ``round(fraction * n_c)`` of class c. The same arguments always give the same subset."""
+    if (n_per_class is None) == (fraction is None):
+        raise ValueError("give exactly one of n_per_class and fraction")
+    if fraction is not None:
+        fraction = check_fraction(fraction)
+    elif not isinstance(n_per_class, int) or n_per_class < 1:
+        raise ValueError(f"n_per_class must be a positive integer, got {n_per_class!r}")
+    generator = torch.Generator().manual_seed(seed)
+    keep = []
+    for c in torch.unique(targets).tolist():
+        members = torch.nonzero(targets == c).flatten()
+        members = members[torch.randperm(len(members), generator=generator)]
+        budget = n_per_class if fraction is None else max(1, round(fraction * len(members)))
+        if budget > len(members):
+            raise ValueError(f"class {c} has {len(members)} samples, fewer than n_per_class={budget}")
+        keep.append(members[:budget])
+    return torch.sort(torch.cat(keep)).values
+
+
+def check_noise_rate(rate) -> float:
+    """A label noise rate must lie in [0, 1)."""
+    if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not 0 <= rate < 1:
+        raise ValueError(f"label noise rate must be in [0, 1), got {rate!r}; e.g. 0.1 for 10% wrong labels")
+    return float(rate)
+
+
+def add_label_noise(dataset: ImageDataset, rate: float, seed: int = 0) -> ImageDataset:
+    """Symmetric label noise: ``round(rate * N)`` samples get a label drawn uniformly from the
+    *other* classes, so exactly that many labels are wrong (recorded in ``flipped``)."""
+    check_noise_rate(rate)
+    n = len(dataset)
+    generator = torch.Generator().manual_seed(seed)
+    chosen = torch.randperm(n, generator=generator)[:round(rate * n)]
+    shift = torch.randint(1, dataset.num_classes, (len(chosen),), generator=generator)
+    targets = dataset.clean_targets.clone()
+    targets[chosen] = (targets[chosen] + shift) % dataset.num_classes
+    return ImageDataset(dataset.name, dataset.images, targets, dataset.num_classes, dataset.clean_targets,
+                        targets != dataset.clean_targets)

@@ -1,0 +1,103 @@
+"""Safe files: atomic writes (temp file + rename), checksummed checkpoints, and locks.
+
+A reader never sees a half-written file: every write goes to a temporary file in the same
+folder, is flushed to disk, then renamed over the target in one step.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+
+class CorruptFileError(RuntimeError):
+    """A stored file is truncated, corrupt or does not match its recorded checksum."""
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode())
+
+
+def save_json(path: str | os.PathLike, obj) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def load_json(path: str | os.PathLike):
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise CorruptFileError(f"{path} is not valid JSON ({error}); delete it to start over") from None
+
+
+def save_csv(df: pd.DataFrame, path: str | os.PathLike) -> Path:
+    return atomic_write_text(path, df.to_csv(index=False))
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def save_torch(obj, path: str | os.PathLike) -> str:
+    """torch.save ``obj`` atomically; returns the file's sha256 for :func:`load_torch`."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    data = buffer.getvalue()
+    atomic_write_bytes(path, data)
+    return sha256(data)
+
+
+def load_torch(path: str | os.PathLike, expected_sha256: str | None = None):
+    """Load a file written by :func:`save_torch`, refusing a truncated or altered one."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise CorruptFileError(f"checkpoint {path} is missing; delete its run folder to start over") from None
+    if expected_sha256 is not None and sha256(data) != expected_sha256:
+        raise CorruptFileError(f"checkpoint {path} is corrupt or truncated (checksum mismatch); "
+                               "delete it to retrain from the previous checkpoint or from scratch")
+    try:
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
+    except Exception as error:  # torch raises several types for damaged zip/pickle data
+        raise CorruptFileError(f"checkpoint {path} cannot be read ({type(error).__name__}: {error}); "
+                               "delete it to start over") from None
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Exclusive inter-process lock on ``path`` (created if needed); waits until it is free."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
