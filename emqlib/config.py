@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import json
 import numbers
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .bits import FULL_PRECISION, check_bits, parse_bits
@@ -18,7 +19,7 @@ from .bn import BN_MODES
 from .correction import CORRECTION_MODES
 from .coreset import BETA_SCHEDULES, check_fraction
 from .data import DATASETS, check_noise_rate
-from .quant import FULL_PRECISION_WEIGHTS, WEIGHT_QUANTIZERS, QuantSpec
+from .quant import FULL_PRECISION_ACTIVATIONS, FULL_PRECISION_WEIGHTS, WEIGHT_QUANTIZERS, QuantSpec
 
 SCHEMA_VERSION = 1  # bump when a change to the code makes old cached runs invalid
 METHODS = ("dedicated", "joint", "emq")
@@ -39,9 +40,16 @@ def _choice(name: str, value, allowed) -> None:
         raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
 
 
-def _positive_int(name: str, value, minimum: int = 1) -> None:
+def _positive_int(name: str, value, minimum: int = 1) -> int:
     if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _number(name: str, value) -> float:
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,7 @@ class RunConfig:
     per_channel: bool = True
     detach_stats: bool = True
     full_precision_weight: str = "tanh"
+    full_precision_activation: str = "relu"  # 32-bit activation: relu (Any-Precision) or clamp to [0, 1]
 
     # coreset
     coreset: str = "none"
@@ -106,6 +115,7 @@ class RunConfig:
         _choice("weight_quantizer", self.weight_quantizer, WEIGHT_QUANTIZERS)
         _choice("correction_mode", self.correction_mode, CORRECTION_MODES)
         _choice("full_precision_weight", self.full_precision_weight, FULL_PRECISION_WEIGHTS)
+        _choice("full_precision_activation", self.full_precision_activation, FULL_PRECISION_ACTIVATIONS)
         _choice("coreset", self.coreset, CORESETS)
         _choice("coreset_training", self.coreset_training, CORESET_TRAINING)
         _choice("emq_score", self.emq_score, EMQ_SCORES)
@@ -113,17 +123,22 @@ class RunConfig:
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         _choice("acs_schedule", self.acs_schedule, BETA_SCHEDULES)
+        if not isinstance(self.bits, (str, Iterable)):
+            raise ValueError(f"bits must be a list of bit-widths such as (2, 4, 8, 32), got {self.bits!r}")
         bits = tuple(sorted(parse_bits(self.bits), reverse=True))
         set_("bits", bits)
         if self.activation_bits is not None:
-            check_bits(self.activation_bits)
+            set_("activation_bits", check_bits(self.activation_bits))
+        # plain int and float values, so that equal configurations have equal hashes (1 == 1.0 == np.int64(1))
         for name in ("train_per_class", "test_per_class"):
             if getattr(self, name) is not None:
-                _positive_int(name, getattr(self, name))
+                set_(name, _positive_int(name, getattr(self, name)))
         for name in ("epochs", "batch_size", "reselect_every", "reference_epochs"):
-            _positive_int(name, getattr(self, name))
-        _positive_int("snapshot_every", self.snapshot_every, minimum=0)
-        _positive_int("seed", self.seed, minimum=0)
+            set_(name, _positive_int(name, getattr(self, name)))
+        set_("snapshot_every", _positive_int("snapshot_every", self.snapshot_every, minimum=0))
+        set_("seed", _positive_int("seed", self.seed, minimum=0))
+        for name in ("width", "lr", "weight_decay", "momentum", "label_loss_weight"):
+            set_(name, _number(name, getattr(self, name)))
         set_("fraction", check_fraction(self.fraction))
         set_("label_noise", check_noise_rate(self.label_noise))
         if not self.width > 0:
@@ -187,6 +202,7 @@ class RunConfig:
         return QuantSpec(weight_quantizer=self.weight_quantizer, bias_correction=self.bias_correction,
                          correction_mode=self.correction_mode, per_channel=self.per_channel,
                          detach_stats=self.detach_stats, full_precision_weight=self.full_precision_weight,
+                         full_precision_activation=self.full_precision_activation,
                          bits=self.bits)
 
     def replace(self, **changes) -> RunConfig:
@@ -227,7 +243,8 @@ def reference_config(config: RunConfig) -> RunConfig:
     return RunConfig(dataset=config.dataset, train_per_class=config.train_per_class,
                      test_per_class=config.test_per_class, label_noise=config.label_noise, augment=config.augment,
                      model=config.model, width=config.width, method="dedicated", bits=(FULL_PRECISION,),
-                     weight_quantizer=config.weight_quantizer, full_precision_weight=config.full_precision_weight,
+                     full_precision_weight=config.full_precision_weight,
+                     full_precision_activation=config.full_precision_activation,
                      bn_mode=config.bn_mode, epochs=config.reference_epochs, batch_size=config.batch_size,
                      optimizer=config.optimizer, lr=config.lr, weight_decay=config.weight_decay,
                      momentum=config.momentum, lr_schedule="constant", seed=config.seed, record_trajectory=True,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import gzip
 import pickle
 import struct
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,11 +169,16 @@ def _load_fashion_mnist(train: bool) -> ImageDataset:
 def read_idx(path: Path) -> np.ndarray:
     """Read an idx file (gzip-compressed or not), the format of MNIST and Fashion-MNIST."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        data = f.read()
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (EOFError, OSError, zlib.error) as error:  # a cut or damaged .gz file
+        raise DatasetMissingError(f"{path} is truncated or damaged ({error}); reinstall the data set") from None
     if len(data) < 4 or data[:2] != b"\x00\x00" or data[2] != 0x08:
         raise DatasetMissingError(f"{path} is not an unsigned-byte idx file; reinstall the data set")
     n_dims = data[3]
+    if len(data) < 4 + 4 * n_dims:
+        raise DatasetMissingError(f"{path} is truncated (its header is incomplete); reinstall it")
     shape = struct.unpack(f">{n_dims}I", data[4:4 + 4 * n_dims])
     body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * n_dims)
     if body.size != int(np.prod(shape)):
@@ -195,8 +201,12 @@ def _load_cifar(name: str, train: bool) -> ImageDataset:
         cls(root, train=train, download=True)  # downloads and checks the archive's md5
     images, labels = [], []
     for filename, _ in files:
-        with open(folder / filename, "rb") as f:
-            entry = pickle.load(f, encoding="latin1")
+        try:
+            with open(folder / filename, "rb") as f:
+                entry = pickle.load(f, encoding="latin1")
+        except (EOFError, pickle.UnpicklingError) as error:
+            raise DatasetMissingError(f"{folder / filename} is truncated or damaged ({error}); delete {folder} and "
+                                      f"run `EMQ_DOWNLOAD=1 python -m emqlib download {name}` again") from None
         images.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
         labels.extend(entry["labels"] if "labels" in entry else entry["fine_labels"])
     return ImageDataset(name, torch.from_numpy(np.concatenate(images)), torch.tensor(labels, dtype=torch.long),

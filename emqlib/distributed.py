@@ -20,25 +20,27 @@ from .train import Runtime, Trainer
 def train_distributed(config: RunConfig, runtime: Runtime, path: Path | None = None) -> None:
     """Train ``config`` with every process that torchrun started; rank 0 prints the result."""
     use_cuda = torch.cuda.is_available()
+    path = Path(path) if path is not None else run_path(config)
+    # the reference run is trained before the process group exists, as a plain single-process run
+    # (it records a trajectory, which DDP cannot): the run cache's lock lets one process train it
+    # while the others wait for it and then reuse it
+    reference = None if is_done(path) else reference_of(config, Runtime(runtime.threads, runtime.progress))
     dist.init_process_group("nccl" if use_cuda else "gloo")
     try:
         rank = dist.get_rank()
         if use_cuda:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
             runtime = Runtime(runtime.threads, runtime.progress, f"cuda:{torch.cuda.current_device()}")
-        path = Path(path) if path is not None else run_path(config)
         if rank == 0:
             _check_compatible(path, config)
         dist.barrier()
         if is_done(path):
             return
-        # the reference run is trained by rank 0 alone, before the others need it
         if rank == 0:
-            reference_of(config, Runtime(runtime.threads, runtime.progress))
             save_json(path / "config.json", {"schema": SCHEMA_VERSION, "hash": config_hash(config),
                                              "config": config.to_dict()})
         dist.barrier()
-        trainer = Trainer(config, path, runtime, reference_of(config, runtime))
+        trainer = Trainer(config, path, runtime, reference)
         trainer.run()
         if rank == 0:
             finish(trainer, path)

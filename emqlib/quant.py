@@ -24,6 +24,7 @@ from .correction import CORRECTION_MODES, bias_correct
 
 WEIGHT_QUANTIZERS = ("dorefa", "lsq")
 FULL_PRECISION_WEIGHTS = ("tanh", "plain")
+FULL_PRECISION_ACTIVATIONS = ("relu", "clamp")
 
 
 def round_ste(x: Tensor) -> Tensor:
@@ -54,11 +55,15 @@ def quantize_weight(w: Tensor, bits: int) -> Tensor:
     return a * (2 * quantize_unit(t / (2 * m) + 0.5, bits) - 1)
 
 
-def quantize_activation(x: Tensor, bits: int) -> Tensor:
-    """Any-Precision activation quantizer (SPEC 2.2): Q_b(clamp(x, 0, 1)); ReLU at 32 bits."""
+def quantize_activation(x: Tensor, bits: int, full_precision: str = "relu") -> Tensor:
+    """Any-Precision activation quantizer (SPEC 2.2): Q_b(clamp(x, 0, 1)).
+
+    At 32 bits: ReLU (``full_precision="relu"``, Any-Precision) or clamp(x, 0, 1) without
+    rounding (``"clamp"``, the limit of the quantizer as b grows).
+    """
     bits = check_bits(bits)
     if bits == FULL_PRECISION:
-        return F.relu(x)
+        return F.relu(x) if full_precision == "relu" else torch.clamp(x, 0, 1)
     return quantize_unit(torch.clamp(x, 0, 1), bits)
 
 
@@ -114,6 +119,7 @@ class QuantSpec:
     per_channel: bool = True  # correction moments per output channel (dim 0) or per layer
     detach_stats: bool = True  # correction moments treated as constants in the backward pass
     full_precision_weight: str = "tanh"  # 32-bit path: "tanh" (A*tanh(W)/max|tanh W|) or "plain" W
+    full_precision_activation: str = "relu"  # 32-bit activation: "relu" (Any-Precision) or "clamp" to [0, 1]
     bits: tuple[int, ...] = (FULL_PRECISION,)  # bit-widths LSQ keeps a step for
 
     def __post_init__(self) -> None:
@@ -124,6 +130,9 @@ class QuantSpec:
         if self.full_precision_weight not in FULL_PRECISION_WEIGHTS:
             raise ValueError(f"full_precision_weight must be one of {FULL_PRECISION_WEIGHTS}, "
                              f"got {self.full_precision_weight!r}")
+        if self.full_precision_activation not in FULL_PRECISION_ACTIVATIONS:
+            raise ValueError(f"full_precision_activation must be one of {FULL_PRECISION_ACTIVATIONS}, "
+                             f"got {self.full_precision_activation!r}")
         if self.weight_quantizer == "lsq" and self.full_precision_weight != "plain":
             raise ValueError("LSQ quantizes the plain weight: use full_precision_weight='plain' with weight_quantizer='lsq'")
         for b in self.bits:
@@ -193,9 +202,10 @@ class QuantAct(ActivationBitWidth):
 
     def __init__(self, spec: QuantSpec = QuantSpec()) -> None:
         super().__init__()
+        self.full_precision = spec.full_precision_activation
         self.lsq = LSQQuantizer(spec.bits, signed=False) if spec.weight_quantizer == "lsq" else None
 
     def forward(self, x: Tensor) -> Tensor:
         if self.lsq is None:
-            return quantize_activation(x, self.bits)
+            return quantize_activation(x, self.bits, self.full_precision)
         return self.lsq(F.relu(x), self.bits)

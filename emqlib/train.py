@@ -284,7 +284,8 @@ class Trainer:
                 for b in learner.bits:
                     chosen = self.sampler.select(epoch, learner.module, b)
                     self.subsets[(i, b)] = _broadcast(chosen.indices)
-                    cost[b]["selection_forwards"] += chosen.forwards
+                    # every process scores the whole set, rank 0's subset is used: count it once
+                    cost[b]["selection_forwards"] += chosen.forwards if _rank() == 0 else 0
         selection_seconds = time.perf_counter() - start
 
         start = time.perf_counter()

@@ -1,0 +1,175 @@
+"""Command line: train, eval, bad input, and training under torchrun (DistributedDataParallel)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from emqlib.__main__ import build_config, main, parser
+from emqlib.config import config_hash, profile_config
+from emqlib.runs import load_run
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = profile_config("smoke", method="emq", bits=(2, 32))
+TRAIN_ARGS = ["train", "--profile", "smoke", "--method", "emq", "--bits", "2,32", "--no-progress"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def runs_dir(tmp_path, monkeypatch) -> Path:
+    """In-process commands use a temporary run cache too."""
+    monkeypatch.setenv("EMQ_RUNS_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def env_for(cache: Path) -> dict:
+    return {**os.environ, "EMQ_RUNS_DIR": str(cache), "OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    base = tmp_path_factory.mktemp("cli")
+    out = base / "run"
+    done = subprocess.run([sys.executable, "-m", "emqlib", *TRAIN_ARGS, "--out", str(out)], cwd=ROOT,
+                          env=env_for(base / "cache"), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return out, done
+
+
+def table(text: str) -> pd.DataFrame:
+    lines = [line.split() for line in text.strip().splitlines()]
+    return pd.DataFrame(lines[1:], columns=lines[0])
+
+
+def test_train_prints_hash_and_final_metrics(trained) -> None:
+    out, done = trained
+    lines = done.stdout.strip().splitlines()
+    assert lines[0] == f"run {config_hash(CONFIG)} in {out}"
+    final = table("\n".join(lines[1:]))
+    assert final.columns.tolist() == ["bits", "test_accuracy", "sample_passes"]
+    assert final.bits.tolist() == ["32", "2"]
+    assert final.sample_passes.tolist() == ["192", "192"]
+    assert (out / "done.json").exists()
+    assert load_run(out).config == CONFIG
+
+
+def test_eval_prints_every_bit_width(trained, capsys) -> None:
+    out, _ = trained
+    assert main(["eval", str(out), "--bits", "1-8,32"]) == 0
+    frame = table(capsys.readouterr().out)
+    assert len(frame) == 9
+    assert frame.bits.tolist() == ["1", "2", "3", "4", "5", "6", "7", "8", "32"]
+    assert frame.trained.tolist() == ["True" if b in ("2", "32") else "False" for b in frame.bits]
+    assert frame.accuracy.astype(float).between(0, 100).all()
+
+    assert main(["eval", str(out), "--bits", "3,5", "--recalibrate"]) == 0
+    frame = table(capsys.readouterr().out)
+    assert frame.bits.tolist() == ["3", "5"] and (frame.recalibrated == "True").all()
+
+
+def test_eval_by_hash_in_the_run_cache(capsys) -> None:
+    from emqlib.runs import get_run
+    from emqlib.train import Runtime
+
+    config = profile_config("smoke", method="emq", bits=(2, 32), epochs=1)
+    get_run(config, Runtime(progress=False))
+    assert main(["eval", config_hash(config), "--bits", "2"]) == 0
+    assert len(table(capsys.readouterr().out)) == 1
+
+
+def test_build_config_from_flags_and_set() -> None:
+    args = parser().parse_args([*TRAIN_ARGS, "--seed", "3", "--set", "lr=0.01", "--set", "augment=true",
+                                "--set", "milestones=3,5", "--set", "activation_bits=none", "--set", "width=0.25"])
+    assert build_config(args) == profile_config("smoke", method="emq", bits=(2, 32), seed=3, lr=0.01, augment=True,
+                                                milestones=(3, 5), activation_bits=None, width=0.25)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--profile", "smoke", "--bits", "16"], "1..8 or 32"),
+    (["train", "--profile", "smoke", "--bits", "2,x"], "1..8 or 32"),
+    (["train", "--profile", "smoke", "--set", "lr=fast"], "lr must be a number"),
+    (["train", "--profile", "smoke", "--set", "lr=-1"], "lr must be positive"),
+    (["train", "--profile", "smoke", "--set", "augment=maybe"], "augment must be true or false"),
+    (["train", "--profile", "smoke", "--set", "nosuch=1"], "unknown configuration field 'nosuch'"),
+    (["train", "--profile", "smoke", "--set", "epochs"], "NAME=VALUE"),
+    (["train", "--profile", "nope"], "unknown profile"),
+    (["train", "--profile", "smoke", "--method", "magic"], "method must be one of"),
+    (["eval", "/nonexistent/run", "--bits", "2"], "not a finished run"),
+])
+def test_bad_input_is_one_error_line_and_status_2(argv, message, capsys) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_train_into_a_folder_of_another_configuration(trained, capsys) -> None:
+    out, _ = trained
+    before = sorted(p.name for p in out.iterdir())
+    assert main([*TRAIN_ARGS, "--seed", "1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "another configuration" in err and "seed" in err
+    assert sorted(p.name for p in out.iterdir()) == before
+
+
+def test_eval_bad_bits(trained, capsys) -> None:
+    out, _ = trained
+    assert main(["eval", str(out), "--bits", "9"]) == 2
+    assert "1..8 or 32" in capsys.readouterr().err
+
+
+def torchrun() -> list[str]:
+    script = Path(sys.executable).parent / "torchrun"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "torch.distributed.run"]
+
+
+def test_torchrun_two_processes(trained, tmp_path) -> None:
+    single, _ = trained
+    out = tmp_path / "ddp"
+    done = subprocess.run([*torchrun(), "--standalone", "--nproc_per_node", "2", "-m", "emqlib", *TRAIN_ARGS,
+                           "--out", str(out)], cwd=ROOT, env=env_for(tmp_path / "cache"), capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"run {config_hash(CONFIG)} in {out} (2 processes)" in done.stdout
+    assert (out / "done.json").exists()
+    run = load_run(out)
+    assert run.config == CONFIG
+    run.model(2)  # final weights load (checksum checked)
+    columns = ["epoch", "bits", "sample_passes", "teacher_forwards", "selection_forwards", "subset_size"]
+    pd.testing.assert_frame_equal(run.metrics[columns], load_run(single).metrics[columns])
+    assert (run.metrics.sample_passes == 192).all()
+
+
+def test_torchrun_trains_the_reference_run_and_counts_like_one_process(tmp_path, runs_dir) -> None:
+    """A coreset scored by the full-precision reference run: the reference (which records a
+    trajectory, so cannot run under DDP) is trained as one process before the group forms,
+    and the scoring forwards are counted once, not once per process."""
+    from emqlib.config import reference_config
+    from emqlib.runs import get_run, is_done, run_path
+    from emqlib.train import Runtime
+
+    argv = ["train", "--profile", "smoke", "--method", "emq", "--coreset", "el2n", "--fraction", "0.5",
+            "--bits", "2,32", "--no-progress"]
+    config = profile_config("smoke", method="emq", coreset="el2n", fraction=0.5, bits=(2, 32))
+    out = tmp_path / "ddp"
+    done = subprocess.run([*torchrun(), "--standalone", "--nproc_per_node", "2", "-m", "emqlib", *argv,
+                           "--out", str(out)], cwd=ROOT, env=env_for(runs_dir), capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert is_done(run_path(reference_config(config), runs_dir))
+    single = get_run(config, Runtime(progress=False), root=runs_dir)  # reuses the cached reference
+    columns = ["epoch", "bits", "sample_passes", "teacher_forwards", "selection_forwards", "subset_size"]
+    pd.testing.assert_frame_equal(load_run(out).metrics[columns], single.metrics[columns])
+    assert single.metrics.selection_forwards.sum() == 192  # one scoring pass of the reference

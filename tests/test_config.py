@@ -1,0 +1,382 @@
+"""RunConfig: validation, the cache hash, derived options, profiles, the reference run, and
+the command line's answer to bad input."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from emqlib.config import (CORESETS, DATASETS, METHODS, MODEL_NAMES, PROFILES, RunConfig, config_hash,
+                           profile_config, reference_config)
+from emqlib.paths import ROOT
+
+# the base for "change one field": a coreset run, so that coreset fields can change alone
+BASE = dict(coreset="random", fraction=0.5)
+# for every field, a different value that is valid when only that field changes from BASE
+CHANGES = {
+    "dataset": "cifar10",
+    "train_per_class": 100,
+    "test_per_class": 50,
+    "label_noise": 0.1,
+    "augment": True,
+    "model": "resnet20",
+    "width": 0.5,
+    "method": "joint",
+    "bits": (32, 4),
+    "activation_bits": 8,
+    "weight_quantizer": "lsq",
+    "bn_mode": "switchable",
+    "bias_correction": False,
+    "correction_mode": "exact",
+    "per_channel": False,
+    "detach_stats": False,
+    "full_precision_weight": "plain",
+    "full_precision_activation": "clamp",
+    "coreset": "emq",
+    "fraction": 0.3,
+    "reselect_every": 3,
+    "static": True,
+    "coreset_training": "batch",
+    "emq_score": "grand",
+    "acs_schedule": "linear",
+    "bit_order": "ascending",
+    "distillation": "none",
+    "label_loss_weight": 0.5,
+    "reference_epochs": 4,
+    "init_from_reference": True,
+    "epochs": 7,
+    "batch_size": 64,
+    "optimizer": "sgd",
+    "lr": 0.01,
+    "weight_decay": 5e-4,
+    "momentum": 0.8,
+    "lr_schedule": "multistep",
+    "milestones": (2, 4),
+    "seed": 1,
+    "snapshot_every": 2,
+    "record_trajectory": True,
+}
+
+
+def test_defaults_validate():
+    config = RunConfig()
+    assert config.method == "emq" and config.bits == (32, 8, 4, 2)
+    assert config.coreset == "none" and config.fraction == 1.0
+    assert config_hash(config) == config_hash(RunConfig())
+    assert len(config_hash(config)) == 16 and int(config_hash(config), 16) >= 0
+
+
+def test_every_field_has_a_change_under_test():
+    assert set(CHANGES) == {f.name for f in dataclasses.fields(RunConfig)}
+
+
+@pytest.mark.parametrize("name", sorted(CHANGES))
+def test_changing_any_field_changes_the_hash(name):
+    base = RunConfig(**BASE)
+    changed = base.replace(**{name: CHANGES[name]})
+    assert getattr(changed, name) == CHANGES[name] != getattr(base, name)
+    assert config_hash(changed) != config_hash(base)
+    assert config_hash(changed) == config_hash(base.replace(**{name: CHANGES[name]}))
+
+
+def test_all_single_changes_give_distinct_hashes():
+    base = RunConfig(**BASE)
+    hashes = {config_hash(base)} | {config_hash(base.replace(**{k: v})) for k, v in CHANGES.items()}
+    assert len(hashes) == len(CHANGES) + 1
+
+
+def test_equal_configs_have_equal_hashes():
+    # values that compare equal give the same cache key, whatever their Python type
+    assert config_hash(RunConfig(width=1)) == config_hash(RunConfig(width=1.0))
+    assert config_hash(RunConfig(lr=1, weight_decay=0)) == config_hash(RunConfig(lr=1.0, weight_decay=0.0))
+    assert config_hash(RunConfig(epochs=np.int64(5), seed=np.int64(0))) == config_hash(RunConfig())
+    assert config_hash(RunConfig(bits=[2, 4, 8, 32])) == config_hash(RunConfig(bits="32,8,4,2"))
+    assert config_hash(RunConfig(coreset="random", fraction=1 / 2)) == config_hash(RunConfig(**BASE))
+
+
+def test_hash_is_stable_across_processes():
+    configs = {"default": RunConfig(), "changed": RunConfig(**{**BASE, "bits": (1, 2, 32), "milestones": (3, 1)})}
+    code = textwrap.dedent("""
+        import json, sys
+        from emqlib.config import RunConfig, config_hash
+        values = json.loads(sys.argv[1])
+        print(json.dumps({k: config_hash(RunConfig.from_dict(v)) for k, v in values.items()}))
+    """)
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    payload = json.dumps({k: c.to_dict() for k, c in configs.items()})
+    result = subprocess.run([sys.executable, "-c", code, payload], capture_output=True, text=True, env=env,
+                            cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {k: config_hash(c) for k, c in configs.items()}
+
+
+def test_to_dict_from_dict_round_trip():
+    config = RunConfig(**{**BASE, "bits": (1, 2, 32), "milestones": (3, 5), "train_per_class": 7})
+    values = json.loads(json.dumps(config.to_dict()))  # as stored in a run's config.json
+    again = RunConfig.from_dict(values)
+    assert again == config and config_hash(again) == config_hash(config)
+    assert isinstance(again.bits, tuple) and isinstance(again.milestones, tuple)
+    assert set(values) == {f.name for f in dataclasses.fields(RunConfig)}
+
+
+def test_from_dict_rejects_unknown_fields():
+    with pytest.raises(ValueError, match="nosuch_field"):
+        RunConfig.from_dict({**RunConfig().to_dict(), "nosuch_field": 1})
+
+
+def test_bits_are_sorted_descending_without_duplicates():
+    assert RunConfig(bits=(2, 32, 4, 2)).bits == (32, 4, 2)
+    assert RunConfig(bits="1-3,32").bits == (32, 3, 2, 1)
+
+
+# ---------------------------------------------------------------- derived options
+
+@pytest.mark.parametrize("method, bn_mode, bias_correction, distillation", [
+    ("emq", "shared", True, "recursive"),
+    ("joint", "switchable", False, "recursive"),
+    ("dedicated", "switchable", False, "none"),
+])
+def test_derived_options_follow_the_method(method, bn_mode, bias_correction, distillation):
+    config = RunConfig(method=method)
+    assert (config.bn_mode, config.bias_correction, config.distillation) == (bn_mode, bias_correction, distillation)
+    # replace re-derives them from the new method, whatever the starting method
+    for start in METHODS:
+        moved = RunConfig(method=start).replace(method=method)
+        assert moved == config and config_hash(moved) == config_hash(config)
+
+
+@pytest.mark.parametrize("changes, distillation", [
+    (dict(coreset="random", fraction=0.5), "fp-child"),
+    (dict(coreset="random", fraction=0.5, coreset_training="batch"), "recursive"),
+    (dict(coreset="acs", fraction=0.5), "reference"),
+    (dict(coreset="random", fraction=0.5, method="dedicated"), "none"),
+])
+def test_distillation_follows_the_coreset(changes, distillation):
+    assert RunConfig(**changes).distillation == distillation
+    assert RunConfig().replace(**changes).distillation == distillation
+
+
+def test_explicit_options_survive_replace():
+    config = RunConfig(method="joint", bn_mode="shared", bias_correction=True)
+    moved = config.replace(method="dedicated")
+    assert moved.bn_mode == "shared" and moved.bias_correction is True
+    assert moved.distillation == "none"  # this one was derived, so it is derived again
+
+
+def test_training_loop_and_reference_need():
+    assert RunConfig().training_loop == "joint" and not RunConfig().needs_reference
+    assert RunConfig(method="dedicated").training_loop == "sequential"
+    assert RunConfig(**BASE).training_loop == "sequential"
+    assert RunConfig(**BASE, coreset_training="batch").training_loop == "batch"
+    assert RunConfig(coreset="acs", fraction=0.5).needs_reference
+    assert RunConfig(init_from_reference=True).needs_reference
+
+
+def test_lsq_uses_plain_full_precision_weights():
+    assert RunConfig(weight_quantizer="lsq").full_precision_weight == "plain"
+
+
+# ---------------------------------------------------------------- bad input
+
+@pytest.mark.parametrize("field, allowed", [
+    ("method", METHODS), ("model", MODEL_NAMES), ("dataset", DATASETS), ("coreset", CORESETS),
+])
+def test_unknown_names_list_the_allowed_values(field, allowed):
+    with pytest.raises(ValueError) as info:
+        RunConfig(**{field: "nosuch"})
+    message = str(info.value)
+    assert field in message and "'nosuch'" in message
+    for value in allowed:
+        assert repr(value) in message
+
+
+@pytest.mark.parametrize("bits", [0, -1, 9, 16, 31, 33, "two", [], 2.5, (0,), (-1,), (9,), (16,), (31,), (33,),
+                                  (2.5,), ("two",), (True,), "9", "", None])
+def test_bad_bits_are_rejected(bits):
+    with pytest.raises(ValueError, match="bit"):
+        RunConfig(bits=bits)
+
+
+@pytest.mark.parametrize("activation_bits", [0, 9, 2.5, "4"])
+def test_bad_activation_bits_are_rejected(activation_bits):
+    with pytest.raises(ValueError, match="bits must be an integer in 1..8 or 32"):
+        RunConfig(activation_bits=activation_bits)
+
+
+@pytest.mark.parametrize("fraction", [0, 0.0, -0.5, 1.5, True])
+def test_bad_fraction_is_rejected(fraction):
+    with pytest.raises(ValueError, match=r"fraction must be in \(0, 1\]"):
+        RunConfig(coreset="random", fraction=fraction)
+
+
+def test_fraction_and_coreset_must_agree():
+    with pytest.raises(ValueError, match="needs a coreset method"):
+        RunConfig(fraction=0.5)
+    with pytest.raises(ValueError, match="keeps every sample"):
+        RunConfig(coreset="random")
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(label_noise=1.0), "label noise rate"),
+    (dict(label_noise=-0.1), "label noise rate"),
+    (dict(reselect_every=0), "reselect_every"),
+    (dict(epochs=0), "epochs"),
+    (dict(epochs=2.0), "epochs"),
+    (dict(epochs=True), "epochs"),
+    (dict(batch_size=0), "batch_size"),
+    (dict(reference_epochs=0), "reference_epochs"),
+    (dict(train_per_class=0), "train_per_class"),
+    (dict(seed=-1), "seed"),
+    (dict(snapshot_every=-1), "snapshot_every"),
+    (dict(width=0), "width"),
+    (dict(width="wide"), "width"),
+    (dict(lr=0.0), "lr"),
+    (dict(lr=-1e-3), "lr"),
+    (dict(optimizer="rmsprop"), "optimizer"),
+    (dict(bn_mode="nosuch"), "bn_mode"),
+    (dict(distillation="nosuch"), "distillation"),
+    (dict(acs_schedule="nosuch"), "acs_schedule"),
+    (dict(method="dedicated", distillation="recursive"), "recursive"),
+    (dict(bits=(2, 4), coreset="random", fraction=0.5, distillation="fp-child"), "fp-child"),
+    (dict(distillation="none", label_loss_weight=0.0), "label_loss_weight"),
+    (dict(method="dedicated", coreset="random", fraction=0.5, coreset_training="batch"), "dedicated"),
+])
+def test_bad_values_are_rejected(changes, message):
+    with pytest.raises(ValueError, match=message):
+        RunConfig(**changes)
+
+
+def test_replace_validates():
+    with pytest.raises(ValueError, match="epochs"):
+        RunConfig().replace(epochs=0)
+
+
+# ---------------------------------------------------------------- profiles and the reference run
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_profiles_build(profile):
+    config = profile_config(profile)
+    for name, value in PROFILES[profile].items():
+        assert getattr(config, name) == (tuple(sorted(value, reverse=True)) if name == "bits" else value)
+    assert profile_config(profile, seed=3).seed == 3
+
+
+def test_profile_choices():
+    assert profile_config("smoke").dataset == "synthetic"
+    assert profile_config("cpu").dataset == "fashion-mnist"
+    paper = profile_config("paper")
+    assert (paper.dataset, paper.model, paper.width, paper.bits) == ("cifar10", "resnet20", 5.0, (32, 8, 4, 2, 1))
+    assert (paper.epochs, paper.milestones, paper.augment) == (200, (100, 150, 180), True)
+
+
+def test_unknown_profile_lists_the_profiles():
+    with pytest.raises(ValueError) as info:
+        profile_config("nosuch")
+    for name in ("smoke", "cpu", "paper"):
+        assert name in str(info.value)
+
+
+def test_reference_config_is_a_dedicated_full_precision_run():
+    config = RunConfig(coreset="acs", fraction=0.3, train_per_class=20, label_noise=0.1, seed=4, reference_epochs=2)
+    reference = reference_config(config)
+    assert reference.method == "dedicated" and reference.bits == (32,)
+    assert reference.record_trajectory and reference.coreset == "none" and reference.fraction == 1.0
+    assert reference.epochs == 2
+    for name in ("dataset", "train_per_class", "label_noise", "model", "width", "seed", "batch_size", "lr"):
+        assert getattr(reference, name) == getattr(config, name)
+    assert not reference.needs_reference
+
+
+def test_reference_config_is_shared_by_coreset_variants():
+    a = reference_config(RunConfig(coreset="acs", fraction=0.3))
+    b = reference_config(RunConfig(coreset="el2n", fraction=0.5, epochs=9, reselect_every=2))
+    assert config_hash(a) == config_hash(b)
+    assert config_hash(a) != config_hash(reference_config(RunConfig(coreset="acs", fraction=0.3, seed=1)))
+
+
+# ---------------------------------------------------------------- command line: bad input
+
+CLI_CASES = {
+    "unknown-method": (["--method", "nosuch"], "method"),
+    "bits-two": (["--bits", "two"], "bits"),
+    "bits-9": (["--bits", "9"], "bits"),
+    "fraction-0": (["--fraction", "0"], "fraction"),
+    "fraction-1.5": (["--fraction", "1.5"], "fraction"),
+    "fraction-0-with-coreset": (["--coreset", "random", "--fraction", "0"], "fraction"),
+    "label-noise-1": (["--set", "label_noise=1.0"], "label noise"),
+    "reselect-every-0": (["--reselect-every", "0"], "reselect_every"),
+    "profile-nosuch": (["--profile", "nosuch"], "profile"),
+    "epochs-abc": (["--set", "epochs=abc"], "epochs"),
+    "unknown-field": (["--set", "nosuch=1"], "nosuch"),
+}
+
+# runs `python -m emqlib train ...` for each case in one fresh interpreter, as `-m` does (runpy),
+# with its own EMQ_RUNS_DIR, and reports the exit status, stdout and stderr of each
+_DRIVER = textwrap.dedent("""
+    import contextlib, io, json, os, runpy, sys
+    cases, runs_root = json.loads(sys.argv[1]), sys.argv[2]
+    results = {}
+    for name, args in cases.items():
+        os.environ["EMQ_RUNS_DIR"] = os.path.join(runs_root, name)
+        sys.argv = ["emqlib", "train", "--profile", "smoke", *args]
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                runpy.run_module("emqlib", run_name="__main__", alter_sys=True)
+                code = 0
+            except SystemExit as exit:
+                code = exit.code
+        results[name] = {"code": code, "stdout": out.getvalue(), "stderr": err.getvalue()}
+    print(json.dumps(results))
+""")
+
+
+@pytest.fixture(scope="module")
+def cli_results(tmp_path_factory):
+    """Results of every bad-input case, plus one plain `python -m emqlib` subprocess; both run at once."""
+    root = tmp_path_factory.mktemp("cli")
+    env = {k: v for k, v in os.environ.items() if k != "EMQ_DOWNLOAD"}
+    cases = {name: args for name, (args, _) in CLI_CASES.items()}
+    driver = subprocess.Popen([sys.executable, "-c", _DRIVER, json.dumps(cases), str(root / "driver")], cwd=ROOT,
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    plain = subprocess.Popen([sys.executable, "-m", "emqlib", "train", "--profile", "smoke", "--bits", "two"],
+                             cwd=ROOT, env={**env, "EMQ_RUNS_DIR": str(root / "plain")}, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    driver_out, driver_err = driver.communicate(timeout=180)
+    plain_out, plain_err = plain.communicate(timeout=180)
+    assert driver.returncode == 0, driver_err
+    assert driver_err == "", driver_err  # nothing (no warning) printed outside the cases
+    results = json.loads(driver_out.strip().splitlines()[-1])
+    results["plain"] = {"code": plain.returncode, "stdout": plain_out, "stderr": plain_err}
+    return root, results
+
+
+def _runs_dir_is_empty(path) -> bool:
+    return not path.exists() or not any(path.iterdir())
+
+
+@pytest.mark.parametrize("case", sorted(CLI_CASES))
+def test_cli_bad_input_is_one_error_line_and_writes_nothing(cli_results, case):
+    root, results = cli_results
+    result = results[case]
+    assert result["code"] == 2, result
+    lines = result["stderr"].splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result["stderr"]
+    assert CLI_CASES[case][1] in lines[0]
+    assert result["stdout"] == ""
+    assert _runs_dir_is_empty(root / "driver" / case)
+
+
+def test_cli_bad_input_in_a_fresh_process(cli_results):
+    root, results = cli_results
+    result = results["plain"]
+    assert result["code"] == 2, result
+    assert result["stderr"].splitlines() == [result["stderr"].strip()] and result["stderr"].startswith("error: bits")
+    assert result["stdout"] == ""
+    assert _runs_dir_is_empty(root / "plain")

@@ -1,0 +1,315 @@
+"""The trainer and the run cache on the smoke profile: determinism, resume, cost accounting,
+methods, evaluation at untrained bit-widths, failures (non-finite loss, corrupt checkpoint,
+foreign run folder) and two processes asking for one run."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from emqlib.bn import MultiBitBatchNorm2d
+from emqlib.config import config_hash, profile_config
+from emqlib.data import load_dataset
+from emqlib.runs import IncompatibleRunError, get_run, load_run
+from emqlib.storage import CorruptFileError, load_json, load_torch
+from emqlib.train import NonFiniteLossError, Runtime, Trainer
+
+ROOT = Path(__file__).resolve().parent.parent
+N_TRAIN = 192  # the synthetic training set: 4 classes x 48
+N_CLASSES = 4
+BITS = (32, 4, 2)  # descending, as RunConfig stores them
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One intra-op thread, as the subprocesses below (OMP_NUM_THREADS=1): tiny models run
+    faster so on a shared 2-core machine, and in-process and subprocess runs compute alike."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def train(root: Path, **overrides):
+    return get_run(profile_config("smoke", **overrides), Runtime(progress=False), root=root)
+
+
+def results(run) -> pd.DataFrame:
+    """The metrics without wall-clock columns."""
+    m = pd.read_csv(run.path / "metrics.csv")
+    return m[[c for c in m.columns if not c.endswith("_seconds")]]
+
+
+def final_weights(path: Path) -> list[dict]:
+    return load_torch(path / "final.pt", load_json(path / "done.json")["final_sha256"])
+
+
+def assert_same_weights(a: list[dict], b: list[dict]) -> None:
+    assert len(a) == len(b)
+    for state_a, state_b in zip(a, b):
+        assert state_a.keys() == state_b.keys()
+        for k in state_a:
+            assert torch.equal(state_a[k], state_b[k]), k
+
+
+def cli_env(runs_dir: Path) -> dict:
+    return {**os.environ, "EMQ_RUNS_DIR": str(runs_dir), "OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module")
+def method_runs(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("runs")
+    return {m: train(root, method=m, bits=BITS) for m in ("emq", "joint", "dedicated")}
+
+
+# ---------------------------------------------------------------- determinism
+
+def test_same_seed_same_run_other_seed_other_run(method_runs, tmp_path) -> None:
+    first = method_runs["emq"]
+    again = train(tmp_path / "a", method="emq", bits=BITS)
+    assert again.path != first.path
+    pd.testing.assert_frame_equal(results(again), results(first), check_exact=True)
+    assert_same_weights(final_weights(again.path), final_weights(first.path))
+
+    other = train(tmp_path / "b", method="emq", bits=BITS, seed=1)
+    assert not results(other).test_loss.equals(results(first).test_loss)
+    assert not results(other).train_loss.equals(results(first).train_loss)
+    a, b = final_weights(other.path)[0], final_weights(first.path)[0]
+    assert not torch.equal(a["stem.weight"], b["stem.weight"])
+
+
+def test_resume_after_kill_matches_uninterrupted_run(tmp_path) -> None:
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "emqlib", "train", "--profile", "smoke", "--set", "epochs=6", "--out", str(out),
+           "--no-progress"]
+    env = cli_env(tmp_path / "cache")
+    pointer = out / "checkpoint.json"
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if pointer.exists() and load_json(pointer)["epoch"] >= 1:
+                break
+            time.sleep(0.005)
+        assert proc.poll() is None, f"the run ended before it could be killed: {proc.communicate()}"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (out / "done.json").exists()
+    info = load_json(pointer)
+    killed = load_torch(out / info["file"], info["sha256"])
+    assert 1 <= killed["epoch"] < 5
+
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    config = profile_config("smoke", epochs=6)
+    assert f"run {config_hash(config)}" in done.stdout
+    resumed = load_run(out)
+    m = resumed.metrics
+    assert sorted(m.epoch.unique()) == list(range(6))
+    # the epochs before the kill were not trained again: their timings are the killed process's
+    before = pd.DataFrame(killed["metrics"])
+    assert len(before) == (killed["epoch"] + 1) * len(config.bits)
+    assert m.train_seconds.iloc[:len(before)].tolist() == pytest.approx(before.train_seconds.tolist(), rel=1e-12)
+
+    uninterrupted = get_run(config, Runtime(progress=False), root=tmp_path / "clean")
+    pd.testing.assert_frame_equal(results(resumed), results(uninterrupted), check_exact=True)
+    assert_same_weights(final_weights(out), final_weights(uninterrupted.path))
+
+
+# ---------------------------------------------------------------- methods and cost accounting
+
+@pytest.mark.parametrize("method", ["emq", "joint", "dedicated"])
+def test_methods_train_with_one_pass_per_sample_and_bit(method_runs, method: str) -> None:
+    run = method_runs[method]
+    m = run.metrics
+    epochs = run.config.epochs
+    assert sorted(zip(m.epoch, m.bits)) == sorted((e, b) for e in range(epochs) for b in BITS)
+    assert (m.sample_passes == N_TRAIN).all()  # the whole training set, once per bit-width per epoch
+    assert (m.subset_size == N_TRAIN).all()
+    assert (m.teacher_forwards == 0).all()  # recursive distillation reuses the forward of the bit above
+    assert (m.selection_forwards == 0).all()
+    for b in BITS:
+        loss = m[m.bits == b].sort_values("epoch").train_loss.tolist()
+        assert loss[-1] < loss[0], (b, loss)
+    assert run.final_metrics().set_index("bits").loc[32, "test_accuracy"] > 100 / N_CLASSES + 15
+    assert run.cost()["sample_passes"] == epochs * len(BITS) * N_TRAIN
+
+    weights = final_weights(run.path)
+    assert len(weights) == (len(BITS) if method == "dedicated" else 1)  # Dedicated: one model per bit
+    norms = [mod for mod in run.model(2).modules() if isinstance(mod, MultiBitBatchNorm2d)]
+    expected_keys = ["shared"] if method == "emq" else ["2"] if method == "dedicated" else ["32", "4", "2"]
+    assert all(list(n.norms) == expected_keys for n in norms)
+    assert run.config.bias_correction == (method == "emq")
+
+
+def test_dedicated_models_are_independent(method_runs) -> None:
+    run = method_runs["dedicated"]
+    w32, w2 = run.model(32).stem.weight, run.model(2).stem.weight
+    assert w32.shape == w2.shape and not torch.equal(w32, w2)
+
+
+def test_emq_coreset_counts(tmp_path) -> None:
+    run = train(tmp_path, method="emq", coreset="emq", fraction=0.5, bits=(2, 32))
+    assert run.config.training_loop == "sequential" and run.config.distillation == "fp-child"
+    m = run.metrics.set_index(["epoch", "bits"])
+    per_class = round(0.5 * N_TRAIN / N_CLASSES)
+    for (epoch, bits), row in m.iterrows():
+        assert row.subset_size == N_CLASSES * per_class
+        assert row.sample_passes == N_CLASSES * per_class  # only the bit-width's coreset
+        # every low-bit batch also runs the 32-bit child as teacher (no grad)
+        assert row.teacher_forwards == (N_CLASSES * per_class if bits != 32 else 0)
+        # epoch 0: random subsets (from scratch); from epoch 1 (reselect_every=1): one scoring pass over N
+        assert row.selection_forwards == (0 if epoch == 0 else N_TRAIN)
+    info = load_json(run.path / "checkpoint.json")
+    subsets = load_torch(run.path / info["file"], info["sha256"])["subsets"]
+    targets = load_dataset("synthetic", train=True).targets
+    assert sorted(subsets) == [(0, 2), (0, 32)]
+    for indices in subsets.values():
+        assert len(indices.unique()) == len(indices)
+        assert torch.bincount(targets[indices], minlength=N_CLASSES).tolist() == [per_class] * N_CLASSES
+
+
+# ---------------------------------------------------------------- evaluation
+
+def test_emq_evaluates_every_bit_width(method_runs) -> None:
+    run = method_runs["emq"]
+    frame = run.evaluate("1-8,32")
+    assert frame.bits.tolist() == [1, 2, 3, 4, 5, 6, 7, 8, 32]
+    assert frame.trained.tolist() == [b in BITS for b in frame.bits]
+    assert not frame.recalibrated.any()
+    assert frame.accuracy.between(0, 100).all() and frame.loss.map(math.isfinite).all()
+    # at the trained bit-widths evaluation reproduces the last epoch's test accuracy
+    last = run.final_metrics().set_index("bits")
+    for b in BITS:
+        row = frame.set_index("bits").loc[b]
+        assert row.accuracy == pytest.approx(last.loc[b, "test_accuracy"], abs=1e-9)
+        assert row.loss == pytest.approx(last.loc[b, "test_loss"], abs=1e-9)
+    pd.testing.assert_frame_equal(run.evaluate("1-8,32"), frame)  # cached
+
+
+def test_dedicated_evaluates_only_trained_bits(method_runs) -> None:
+    frame = method_runs["dedicated"].evaluate("1-8,32")
+    assert frame.bits.tolist() == [2, 4, 32]
+    assert frame.trained.all()
+
+
+def test_evaluate_with_recalibration(method_runs) -> None:
+    run = method_runs["emq"]
+    plain = run.evaluate("1-8,32")
+    recalibrated = run.evaluate("1-8,32", recalibrate=True)
+    assert recalibrated.bits.tolist() == plain.bits.tolist()
+    assert recalibrated.recalibrated.all()
+    assert recalibrated.accuracy.between(0, 100).all()
+    assert (recalibrated.loss != plain.loss).any()  # the BatchNorm statistics changed
+    # the stored run itself is untouched by recalibration
+    pd.testing.assert_frame_equal(run.evaluate("1-8,32"), plain)
+
+
+# ---------------------------------------------------------------- failures
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch) -> None:
+    import emqlib.train as train_module
+
+    calls = {"n": 0}
+    soft_cross_entropy = train_module.soft_cross_entropy
+    batches_per_epoch = N_TRAIN // 32
+
+    def poisoned(logits, teacher):
+        calls["n"] += 1
+        loss = soft_cross_entropy(logits, teacher)
+        return loss * float("nan") if calls["n"] > batches_per_epoch else loss  # NaN from epoch 1 on
+
+    monkeypatch.setattr(train_module, "soft_cross_entropy", poisoned)
+    config = profile_config("smoke", method="emq", bits=(2, 32), epochs=3)
+    with pytest.raises(NonFiniteLossError, match=r"epoch 1\b") as error:
+        get_run(config, Runtime(progress=False), root=tmp_path)
+    assert "epoch 0" in str(error.value)  # names the checkpoint it kept
+    path = tmp_path / config_hash(config)
+    assert not (path / "done.json").exists() and not (path / "final.pt").exists()
+    info = load_json(path / "checkpoint.json")
+    assert info["epoch"] == 0
+    state = load_torch(path / info["file"], info["sha256"])  # intact
+    assert state["epoch"] == 0 and all(torch.isfinite(v).all() for v in state["learners"][0]["model"].values()
+                                       if v.is_floating_point())
+    assert pd.read_csv(path / "metrics.csv").epoch.unique().tolist() == [0]
+
+
+def test_corrupt_checkpoint_is_reported_not_loaded(tmp_path) -> None:
+    config = profile_config("smoke", method="emq", bits=(2, 32))
+    run = get_run(config, Runtime(progress=False), root=tmp_path)
+    weights = final_weights(run.path)
+    # an intact checkpoint: a run without done.json resumes after its last epoch and finishes alike
+    (run.path / "done.json").unlink()
+    (run.path / "final.pt").unlink()
+    again = get_run(config, Runtime(progress=False), root=tmp_path)
+    assert_same_weights(final_weights(again.path), weights)
+
+    (run.path / "done.json").unlink()
+    (run.path / "final.pt").unlink()
+    checkpoint = run.path / load_json(run.path / "checkpoint.json")["file"]
+    data = bytearray(checkpoint.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 8] = bytes(b ^ 0xFF for b in data[middle:middle + 8])
+    checkpoint.write_bytes(bytes(data))
+    with pytest.raises(CorruptFileError) as error:
+        get_run(config, Runtime(progress=False), root=tmp_path)
+    assert str(checkpoint) in str(error.value)
+    with pytest.raises(CorruptFileError, match="checksum"):
+        Trainer(config, run.path, Runtime(progress=False))
+    assert not (run.path / "done.json").exists()
+
+    checkpoint.write_bytes(bytes(data[:middle]))  # truncated
+    with pytest.raises(CorruptFileError, match=str(checkpoint)):
+        get_run(config, Runtime(progress=False), root=tmp_path)
+
+
+def test_run_folder_of_another_configuration(method_runs, tmp_path) -> None:
+    run = method_runs["emq"]
+    before = sorted(p.name for p in run.path.iterdir())
+    with pytest.raises(IncompatibleRunError, match="seed"):
+        get_run(run.config.replace(seed=1), Runtime(progress=False), path=run.path)
+    with pytest.raises(IncompatibleRunError, match="method"):
+        get_run(run.config.replace(method="joint"), Runtime(progress=False), path=run.path)
+    assert sorted(p.name for p in run.path.iterdir()) == before
+
+    stray = tmp_path / "stray"
+    stray.mkdir()
+    (stray / "checkpoint.json").write_text("{}")
+    with pytest.raises(IncompatibleRunError, match="config.json"):
+        get_run(run.config, Runtime(progress=False), path=stray)
+
+
+# ---------------------------------------------------------------- two processes, one run
+
+def test_two_processes_asking_for_one_run_train_it_once(tmp_path) -> None:
+    cache = tmp_path / "cache"
+    cmd = [sys.executable, "-m", "emqlib", "train", "--profile", "smoke", "--bits", "2,32", "--no-progress"]
+    procs = [subprocess.Popen(cmd, cwd=ROOT, env=cli_env(cache), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    for p, (out, err) in zip(procs, outputs):
+        assert p.returncode == 0, err
+    config = profile_config("smoke", bits=(2, 32))
+    first_lines = [out.splitlines()[0] for out, _ in outputs]
+    assert first_lines[0] == first_lines[1] == f"run {config_hash(config)} in {cache / config_hash(config)}"
+    assert outputs[0][0] == outputs[1][0]  # the same result table
+    assert sorted(p.name for p in cache.iterdir() if not p.name.startswith(".")) == [config_hash(config)]
+    run = load_run(cache / config_hash(config))
+    m = run.metrics
+    assert m.epoch.tolist() == [e for e in range(config.epochs) for _ in config.bits]
+    assert json.loads((run.path / "done.json").read_text())["epochs"] == config.epochs
+    final_weights(run.path)  # checksum matches
+    info = load_json(run.path / "checkpoint.json")
+    assert load_torch(run.path / info["file"], info["sha256"])["epoch"] == config.epochs - 1
