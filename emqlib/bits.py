@@ -29,6 +29,8 @@ def parse_bits(text: str | Iterable) -> list[int]:
 
     Returns the bit-widths in the order given, without duplicates.
     """
+    if not isinstance(text, (str, Iterable)):
+        raise ValueError(f"bits must be a list of bit-widths such as '2,4,8,32' or (2, 4, 8, 32), got {text!r}")
     if not isinstance(text, str):
         items = [check_bits(b) for b in text]
     else:

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 from collections.abc import Iterable
 
 import torch
@@ -68,6 +69,9 @@ def recalibrate_bn(model: nn.Module, bits: int, batches: Iterable, n_batches: in
     Weights and affine parameters are not changed. Returns ``model``.
     """
     bits = check_bits(bits)
+    inputs = [batch[0] if isinstance(batch, (tuple, list)) else batch for batch in itertools.islice(batches, n_batches)]
+    if not inputs:
+        raise ValueError("recalibrate_bn got no batches; pass an iterable of input batches")
     for module in model.modules():
         if isinstance(module, MultiBitBatchNorm2d):
             module.add_bits(bits)
@@ -82,15 +86,9 @@ def recalibrate_bn(model: nn.Module, bits: int, batches: Iterable, n_batches: in
             bn.momentum = None  # cumulative moving average over the calibration batches
             bn.train()
         try:
-            seen = 0
-            for batch in batches:
-                if seen >= n_batches:
-                    break
-                x = batch[0] if isinstance(batch, (tuple, list)) else batch
-                model(x.to(next(model.parameters()).device))
-                seen += 1
-            if seen == 0:
-                raise ValueError("recalibrate_bn got no batches")
+            device = next(model.parameters()).device
+            for x in inputs:
+                model(x.to(device))
         finally:
             for bn, momentum in saved_momentum.items():
                 bn.momentum = momentum

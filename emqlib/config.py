@@ -11,7 +11,6 @@ import dataclasses
 import hashlib
 import json
 import numbers
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .bits import FULL_PRECISION, check_bits, parse_bits
@@ -76,7 +75,7 @@ class RunConfig:
     per_channel: bool = True
     detach_stats: bool = True
     full_precision_weight: str = "tanh"
-    full_precision_activation: str = "relu"  # 32-bit activation: relu (Any-Precision) or clamp to [0, 1]
+    full_precision_activation: str | None = None  # 32-bit activation: relu or clamp; None: clamp for emq, relu otherwise
 
     # coreset
     coreset: str = "none"
@@ -115,7 +114,6 @@ class RunConfig:
         _choice("weight_quantizer", self.weight_quantizer, WEIGHT_QUANTIZERS)
         _choice("correction_mode", self.correction_mode, CORRECTION_MODES)
         _choice("full_precision_weight", self.full_precision_weight, FULL_PRECISION_WEIGHTS)
-        _choice("full_precision_activation", self.full_precision_activation, FULL_PRECISION_ACTIVATIONS)
         _choice("coreset", self.coreset, CORESETS)
         _choice("coreset_training", self.coreset_training, CORESET_TRAINING)
         _choice("emq_score", self.emq_score, EMQ_SCORES)
@@ -123,8 +121,6 @@ class RunConfig:
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         _choice("acs_schedule", self.acs_schedule, BETA_SCHEDULES)
-        if not isinstance(self.bits, (str, Iterable)):
-            raise ValueError(f"bits must be a list of bit-widths such as (2, 4, 8, 32), got {self.bits!r}")
         bits = tuple(sorted(parse_bits(self.bits), reverse=True))
         set_("bits", bits)
         if self.activation_bits is not None:
@@ -145,7 +141,18 @@ class RunConfig:
             raise ValueError(f"width must be positive, got {self.width!r}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr!r}")
-        set_("milestones", tuple(int(m) for m in self.milestones))
+        if self.weight_decay < 0 or self.label_loss_weight < 0:
+            raise ValueError("weight_decay and label_loss_weight must be >= 0, "
+                             f"got {self.weight_decay!r} and {self.label_loss_weight!r}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
+        for name in ("augment", "per_channel", "detach_stats", "static", "init_from_reference", "record_trajectory"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        milestones = tuple(_positive_int("milestones", m) for m in self.milestones)
+        if list(milestones) != sorted(set(milestones)):
+            raise ValueError(f"milestones must be increasing epochs, got {self.milestones!r}")
+        set_("milestones", milestones)
         if self.coreset == "none" and self.fraction != 1.0:
             raise ValueError("fraction < 1 needs a coreset method; set coreset (e.g. 'random') or fraction=1.0")
         if self.coreset != "none" and self.fraction == 1.0:
@@ -158,6 +165,10 @@ class RunConfig:
         _choice("bn_mode", self.bn_mode, BN_MODES)
         if self.bias_correction is None:
             set_("bias_correction", self.method == "emq")
+        if self.full_precision_activation is None:
+            # one shared BatchNorm cannot serve ReLU (unbounded) and clamped children at once
+            set_("full_precision_activation", "clamp" if self.method == "emq" else "relu")
+        _choice("full_precision_activation", self.full_precision_activation, FULL_PRECISION_ACTIVATIONS)
         if self.distillation is None:
             set_("distillation", self._default_distillation())
         _choice("distillation", self.distillation, DISTILLATION)
@@ -207,7 +218,7 @@ class RunConfig:
 
     def replace(self, **changes) -> RunConfig:
         """A copy with ``changes``; options derived from the method are derived again."""
-        derived = {"bn_mode", "bias_correction", "distillation"}
+        derived = {"bn_mode", "bias_correction", "distillation", "full_precision_activation"}
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         for name in derived - set(changes):
             if self._is_default_for(name):

@@ -38,21 +38,30 @@ def quantize_unit(x: Tensor, bits: int) -> Tensor:
     return round_ste(x * levels) / levels
 
 
-def quantize_weight(w: Tensor, bits: int) -> Tensor:
-    """Any-Precision / DoReFa weight quantizer (SPEC 2.1), per tensor.
+def dorefa_weights(w: Tensor, bits: int) -> tuple[Tensor, Tensor]:
+    """The full-precision path and the ``bits``-bit weight of the DoReFa quantizer, from one tanh.
 
-    With T = tanh(W), M = max|T| and A = mean|W| (detached):
-    b = 32 gives A * T / M (no rounding); b < 32 gives A * (2 Q_b(T / 2M + 1/2) - 1).
-    b = 1 is the same formula: levels {-A, +A} with the threshold at W = 0.
-    Rounding is half-to-even (torch.round).
+    With T = tanh(W), M = max|T| and A = mean|W| (detached; SPEC 2.1): the full-precision path is
+    A * T / M; the quantized weight is A * (2 Q_b(T / 2M + 1/2) - 1) (the path itself at b = 32).
     """
     bits = check_bits(bits)
     t = torch.tanh(w)
     m = t.abs().max()
     a = w.abs().mean().detach()
+    full_precision = a * t / m
     if bits == FULL_PRECISION:
-        return a * t / m
-    return a * (2 * quantize_unit(t / (2 * m) + 0.5, bits) - 1)
+        return full_precision, full_precision
+    return full_precision, a * (2 * quantize_unit(t / (2 * m) + 0.5, bits) - 1)
+
+
+def quantize_weight(w: Tensor, bits: int) -> Tensor:
+    """Any-Precision / DoReFa weight quantizer (SPEC 2.1), per tensor.
+
+    b = 32 gives A * T / M (no rounding); b < 32 gives A * (2 Q_b(T / 2M + 1/2) - 1) with
+    T = tanh(W), M = max|T|, A = mean|W| (detached). b = 1 is the same formula: levels {-A, +A}
+    with the threshold at W = 0 (W = 0 itself rounds half-to-even, to -A).
+    """
+    return dorefa_weights(w, bits)[1]
 
 
 def quantize_activation(x: Tensor, bits: int, full_precision: str = "relu") -> Tensor:
@@ -149,25 +158,26 @@ class _QuantizedWeight(BitWidthModule):
         self.spec = spec
         self.lsq = LSQQuantizer(spec.bits, signed=True) if spec.weight_quantizer == "lsq" else None
 
+    def _weights(self) -> tuple[Tensor, Tensor]:
+        """(the 32-bit path's weight, the weight at the current bit-width), before correction."""
+        if self.spec.full_precision_weight == "tanh":
+            return dorefa_weights(self.weight, self.bits)
+        if self.bits == FULL_PRECISION:
+            return self.weight, self.weight
+        quantized = self.lsq(self.weight, self.bits) if self.lsq is not None else quantize_weight(self.weight, self.bits)
+        return self.weight, quantized
+
     def full_precision_weight(self) -> Tensor:
         """The 32-bit path's weight: the reference the correction aligns to (SPEC 3.1)."""
-        if self.spec.full_precision_weight == "plain":
-            return self.weight
-        return quantize_weight(self.weight, FULL_PRECISION)
+        return self._weights()[0]
 
     def quantized_weight(self) -> Tensor:
         """The weight this layer uses at its current bit-width."""
-        reference = self.full_precision_weight()
-        if self.bits == FULL_PRECISION:
-            return reference
-        if self.lsq is not None:
-            w_q = self.lsq(self.weight, self.bits)
-        else:
-            w_q = quantize_weight(self.weight, self.bits)
-        if self.spec.bias_correction:
-            w_q = bias_correct(reference, w_q, per_channel=self.spec.per_channel,
-                               mode=self.spec.correction_mode, detach_stats=self.spec.detach_stats)
-        return w_q
+        reference, w_q = self._weights()
+        if self.bits == FULL_PRECISION or not self.spec.bias_correction:
+            return w_q
+        return bias_correct(reference, w_q, per_channel=self.spec.per_channel, mode=self.spec.correction_mode,
+                            detach_stats=self.spec.detach_stats)
 
 
 class QConv2d(nn.Conv2d, _QuantizedWeight):

@@ -282,10 +282,10 @@ class Trainer:
         if self.sampler.due(epoch):
             for i, learner in enumerate(self.learners):
                 for b in learner.bits:
-                    chosen = self.sampler.select(epoch, learner.module, b)
-                    self.subsets[(i, b)] = _broadcast(chosen.indices)
-                    # every process scores the whole set, rank 0's subset is used: count it once
-                    cost[b]["selection_forwards"] += chosen.forwards if _rank() == 0 else 0
+                    # rank 0 scores and selects; the other processes receive its subset
+                    chosen = self.sampler.select(epoch, learner.module, b) if _rank() == 0 else None
+                    self.subsets[(i, b)] = _broadcast(chosen.indices if chosen else None)
+                    cost[b]["selection_forwards"] += chosen.forwards if chosen else 0
         selection_seconds = time.perf_counter() - start
 
         start = time.perf_counter()

@@ -37,7 +37,7 @@ CHANGES = {
     "per_channel": False,
     "detach_stats": False,
     "full_precision_weight": "plain",
-    "full_precision_activation": "clamp",
+    "full_precision_activation": "relu",
     "coreset": "emq",
     "fraction": 0.3,
     "reselect_every": 3,
@@ -101,7 +101,7 @@ def test_equal_configs_have_equal_hashes():
 
 
 def test_hash_is_stable_across_processes():
-    configs = {"default": RunConfig(), "changed": RunConfig(**{**BASE, "bits": (1, 2, 32), "milestones": (3, 1)})}
+    configs = {"default": RunConfig(), "changed": RunConfig(**{**BASE, "bits": (1, 2, 32), "milestones": (1, 3)})}
     code = textwrap.dedent("""
         import json, sys
         from emqlib.config import RunConfig, config_hash
@@ -380,3 +380,18 @@ def test_cli_bad_input_in_a_fresh_process(cli_results):
     assert result["stderr"].splitlines() == [result["stderr"].strip()] and result["stderr"].startswith("error: bits")
     assert result["stdout"] == ""
     assert _runs_dir_is_empty(root / "plain")
+
+
+@pytest.mark.parametrize("changes", [{"milestones": (3, 1)}, {"milestones": (0,)}, {"momentum": 1.0},
+                                     {"weight_decay": -1e-4}, {"label_loss_weight": -1.0}, {"augment": 1},
+                                     {"static": "yes"}])
+def test_out_of_range_optimisation_and_flag_values_are_refused(changes):
+    with pytest.raises(ValueError):
+        RunConfig(**changes)
+
+
+def test_the_32_bit_activation_follows_the_method():
+    assert RunConfig(method="emq").full_precision_activation == "clamp"
+    assert RunConfig(method="joint").full_precision_activation == "relu"
+    assert RunConfig(method="emq").replace(method="dedicated").full_precision_activation == "relu"
+    assert RunConfig(method="emq", full_precision_activation="relu").full_precision_activation == "relu"

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from timm.models.vision_transformer import VisionTransformer
 from torch import Tensor, nn
 
 from ..quant import QLinear, QuantSpec
@@ -40,6 +39,8 @@ class ViT(nn.Module):
 
     def __init__(self, width: float, num_classes: int, in_channels: int, image_size: int, spec: QuantSpec) -> None:
         super().__init__()
+        from timm.models.vision_transformer import VisionTransformer  # imported here: timm takes seconds to load
+
         embed_dim = max(NUM_HEADS, int(round(192 * width / NUM_HEADS)) * NUM_HEADS)
         self.vit = VisionTransformer(img_size=image_size, patch_size=PATCH_SIZE, in_chans=in_channels,
                                      num_classes=num_classes, embed_dim=embed_dim, depth=DEPTH,
