@@ -103,6 +103,7 @@ class RunConfig:
     seed: int = 0
 
     # bookkeeping that changes what a run stores
+    eval_every: int = 1  # test accuracy every k-th epoch (and always after the last one)
     snapshot_every: int = 0  # keep the model weights of every k-th epoch (0: none)
     record_trajectory: bool = False  # store per-sample training softmax outputs of each epoch
 
@@ -129,7 +130,7 @@ class RunConfig:
         for name in ("train_per_class", "test_per_class"):
             if getattr(self, name) is not None:
                 set_(name, _positive_int(name, getattr(self, name)))
-        for name in ("epochs", "batch_size", "reselect_every", "reference_epochs"):
+        for name in ("epochs", "batch_size", "reselect_every", "reference_epochs", "eval_every"):
             set_(name, _positive_int(name, getattr(self, name)))
         set_("snapshot_every", _positive_int("snapshot_every", self.snapshot_every, minimum=0))
         set_("seed", _positive_int("seed", self.seed, minimum=0))

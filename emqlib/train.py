@@ -304,7 +304,9 @@ class Trainer:
         rows = []
         for i, learner in enumerate(self.learners):
             for b in learner.bits:
-                evaluation = accuracy(learner.module, self.test_set, b, c.activation_bits)
+                evaluate = (epoch + 1) % c.eval_every == 0 or epoch == c.epochs - 1
+                evaluation = (accuracy(learner.module, self.test_set, b, c.activation_bits) if evaluate
+                              else {"accuracy": math.nan, "loss": math.nan})
                 subset = self._indices(i, b)
                 passes, teacher, selection, loss_sum = _all_sum(
                     [cost[b]["sample_passes"], cost[b]["teacher_forwards"], cost[b]["selection_forwards"],

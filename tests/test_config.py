@@ -59,6 +59,7 @@ CHANGES = {
     "lr_schedule": "multistep",
     "milestones": (2, 4),
     "seed": 1,
+    "eval_every": 2,
     "snapshot_every": 2,
     "record_trajectory": True,
 }
