@@ -1,25 +1,44 @@
-"""Where things live: one place for every path the project writes or reads."""
+"""Where things live: one place for every path the project writes or reads.
+
+Each folder can be moved with an environment variable (tests write into temporary folders).
+"""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "results"
-FIGURES = ROOT / "figures"
-NOTEBOOKS = ROOT / "notebooks"
-EXECUTED_NOTEBOOKS = RESULTS / "notebooks"
+NOTEBOOKS = ROOT / "notebooks"  # source notebooks, committed without outputs
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
 
+def _folder(variable: str, default: Path) -> Path:
+    return Path(os.environ.get(variable, default))
+
+
+def results_dir() -> Path:
+    """CSVs and executed notebooks: ``$EMQ_RESULTS_DIR`` or ``results/``."""
+    return _folder("EMQ_RESULTS_DIR", ROOT / "results")
+
+
+def figures_dir() -> Path:
+    """Regenerated figures: ``$EMQ_FIGURES_DIR`` or ``figures/``."""
+    return _folder("EMQ_FIGURES_DIR", ROOT / "figures")
+
+
+def executed_notebooks_dir() -> Path:
+    """Notebooks as executed by ``make reproduce``: ``results/notebooks/``."""
+    return results_dir() / "notebooks"
+
+
 def runs_dir() -> Path:
-    """The run cache: ``$EMQ_RUNS_DIR`` or ``runs/`` in the project root."""
-    return Path(os.environ.get("EMQ_RUNS_DIR", ROOT / "runs"))
+    """The run cache: ``$EMQ_RUNS_DIR`` or ``runs/``."""
+    return _folder("EMQ_RUNS_DIR", ROOT / "runs")
 
 
 def data_dir() -> Path:
-    """Downloaded data sets: ``$EMQ_DATA_DIR`` or ``data/`` in the project root."""
-    return Path(os.environ.get("EMQ_DATA_DIR", ROOT / "data"))
+    """Downloaded data sets: ``$EMQ_DATA_DIR`` or ``data/``."""
+    return _folder("EMQ_DATA_DIR", ROOT / "data")
 
 
 def downloads_allowed() -> bool:

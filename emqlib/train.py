@@ -16,8 +16,8 @@ after every epoch and resumes from the last checkpoint with the same result.
 """
 from __future__ import annotations
 
-import contextlib
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +48,7 @@ class Runtime:
     """How a run executes, not what it computes: not part of the configuration or its hash."""
 
     threads: int | None = None  # torch intra-op threads (None: leave torch's default)
-    progress: bool = True  # tqdm progress bar per epoch
+    progress: bool = field(default_factory=lambda: os.environ.get("EMQ_PROGRESS", "1") != "0")  # tqdm bar per epoch
     device: str = "auto"  # "auto": CUDA when available (the paper profile), else CPU
 
     def torch_device(self) -> torch.device:

@@ -1,0 +1,295 @@
+"""The experiments behind the notebooks: each builds its runs through the run cache and returns a
+tidy DataFrame. Notebooks call these, save the frame to ``results/`` and plot it.
+
+Every function takes the ``profile`` (smoke, cpu, paper) and seeds; the runs they need are
+trained once and shared (a run is named by the hash of its configuration).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+import torch
+
+from . import analysis
+from .bits import FULL_PRECISION, SUPPORTED_BITS
+from .config import RunConfig, profile_config, reference_config
+from .runs import Run, get_run
+from .train import Runtime, load_run_data
+
+ALL_BITS = SUPPORTED_BITS  # 1..8 and 32
+
+
+def run(config: RunConfig) -> Run:
+    """The finished run of ``config`` (trained now if it is not in the cache)."""
+    return get_run(config, Runtime())
+
+
+def summarize(run_: Run, **labels) -> dict:
+    """One row per run: final accuracy per trained bit-width, their average, and the run's cost."""
+    final = run_.final_metrics()
+    row = dict(labels)
+    row.update({f"acc_{int(b)}": float(a) for b, a in zip(final.bits, final.test_accuracy)})
+    row["avg_accuracy"] = float(final.test_accuracy.mean())
+    cost = run_.cost()
+    row.update(cost)
+    row["wall_seconds"] = cost["train_seconds"] + cost["selection_seconds"]
+    row["subset_flipped"] = int(final.subset_flipped.sum())
+    row.update(reference_cost(run_.config))
+    row["run"] = run_.path.name
+    return row
+
+
+# ---------------------------------------------------------------- 02: shared BN and intermediate bit-widths
+
+SHARED_BN_VARIANTS = {
+    # label: (config changes, recalibrate BN before evaluating)
+    "switchable BN (joint)": (dict(method="joint"), False),
+    "switchable BN + recalibration": (dict(method="joint"), True),
+    "shared BN, no correction": (dict(method="emq", bias_correction=False), False),
+    "shared BN + correction": (dict(method="emq"), False),
+    "shared BN + correction (exact mean)": (dict(method="emq", correction_mode="exact"), False),
+    "shared BN + correction (per layer)": (dict(method="emq", per_channel=False), False),
+    "shared BN + correction + recalibration": (dict(method="emq"), True),
+    "shared BN + correction, ReLU at 32 bits": (dict(method="emq", full_precision_activation="relu"), False),
+    "shared BN, no correction, ReLU at 32 bits": (dict(method="emq", bias_correction=False,
+                                                       full_precision_activation="relu"), False),
+}
+
+
+def accuracy_at_all_bits(profile: str, variants: dict, seeds: Sequence[int] = (0,), bits=ALL_BITS) -> pd.DataFrame:
+    """Test accuracy at every bit-width (trained or not) for each variant and seed."""
+    frames = []
+    for seed in seeds:
+        for label, (changes, recalibrate) in variants.items():
+            r = run(profile_config(profile, seed=seed, **changes))
+            frame = r.evaluate(bits, recalibrate=recalibrate)
+            frames.append(frame.assign(variant=label, seed=seed, run=r.path.name))
+    return pd.concat(frames, ignore_index=True)
+
+
+def quant_core_check(profile: str = "cpu", seed: int = 0) -> pd.DataFrame:
+    """EMQ (bits 2,4,8,32) evaluated at 1..8 and 32, with and without weight bias correction,
+    for both 32-bit activations (clamp, our EMQ default; ReLU, SPEC 2.2)."""
+    keys = ["shared BN + correction", "shared BN, no correction", "shared BN + correction, ReLU at 32 bits",
+            "shared BN, no correction, ReLU at 32 bits"]
+    return accuracy_at_all_bits(profile, {k: SHARED_BN_VARIANTS[k] for k in keys}, (seed,))
+
+
+def neighbour_gaps(frame: pd.DataFrame) -> pd.DataFrame:
+    """For each untrained bit-width: its accuracy minus the mean of its trained neighbours'."""
+    rows = []
+    for (variant, seed), group in frame.groupby(["variant", "seed"], sort=False):
+        acc = dict(zip(group.bits, group.accuracy))
+        trained = sorted(group.bits[group.trained])
+        for b in sorted(group.bits[~group.trained]):
+            below = [t for t in trained if t < b]
+            above = [t for t in trained if t > b]
+            if not below or not above:
+                continue
+            neighbours = (acc[below[-1]] + acc[above[0]]) / 2
+            rows.append({"variant": variant, "seed": seed, "bits": b, "accuracy": acc[b],
+                         "neighbours": neighbours, "gap": acc[b] - neighbours})
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------- 01: activation alignment
+
+ALIGNMENT_VARIANTS = {
+    "shared BN + correction": dict(method="emq"),
+    "shared BN, no correction": dict(method="emq", bias_correction=False),
+}
+
+
+def probe_inputs(config: RunConfig, n_batches: int = 10, batch_size: int = 256) -> list[torch.Tensor]:
+    """Fixed augmentation-free test batches (SPEC 3.3: 10 x 256 images)."""
+    _, test = load_run_data(config)
+    n = min(len(test), n_batches * batch_size)
+    return [test.inputs(torch.arange(s, min(s + batch_size, n))) for s in range(0, n, batch_size)]
+
+
+def activation_alignment(profile: str = "cpu", seed: int = 0, bits=(1, 2, 3, 4, 5, 6, 7, 8)) -> pd.DataFrame:
+    """Per-layer gaps between each bit-width's BN-input statistics and the 32-bit child's,
+    with and without weight bias correction (SPEC 3.3)."""
+    frames = []
+    for label, changes in ALIGNMENT_VARIANTS.items():
+        r = run(profile_config(profile, seed=seed, **changes))
+        stats = analysis.bn_input_stats(r.model(), probe_inputs(r.config), [*bits, FULL_PRECISION])
+        frames.append(analysis.alignment_gaps(stats).assign(variant=label, trained=lambda f: f.bits.isin(r.config.bits)))
+    return pd.concat(frames, ignore_index=True)
+
+
+# ---------------------------------------------------------------- 03: gradient angles
+
+def gradient_angle_study(profile: str = "cpu", seed: int = 0, n_batches: int = 8, batch_size: int = 128) -> pd.DataFrame:
+    """Angles between the per-layer gradients of every pair of trained bit-widths, at the end of
+    every epoch of the EMQ run (weights from its snapshots; SPEC 6.3: 8 x 128 training images)."""
+    config = profile_config(profile, seed=seed, method="emq")
+    r = run(config)
+    train, _ = load_run_data(config)
+    n = min(len(train), n_batches * batch_size)
+    probe = [(train.inputs(torch.arange(s, min(s + batch_size, n))), train.targets[s:s + batch_size])
+             for s in range(0, n, batch_size)]
+    frames = []
+    for epoch in range(config.epochs):
+        if config.snapshot_every and (epoch + 1) % config.snapshot_every == 0:
+            angles = analysis.gradient_angles(r.model(epoch=epoch), probe, list(config.bits))
+            frames.append(angles.assign(epoch=epoch))
+    return pd.concat(frames, ignore_index=True)
+
+
+def depth_trend(angles: pd.DataFrame) -> float:
+    """Spearman correlation of layer depth with angle at the last epoch (negative: deeper layers more aligned)."""
+    last = angles[(angles.epoch == angles.epoch.max()) & (angles.layer_index >= 0)]
+    per_layer = last.groupby("layer_index").angle.mean()
+    # Spearman = Pearson on ranks (pandas' own Spearman needs scipy)
+    return float(pd.Series(per_layer.index, dtype=float).rank().corr(per_layer.reset_index(drop=True).rank()))
+
+
+# ---------------------------------------------------------------- 04: training cost
+
+def cost_methods(fraction: float) -> dict:
+    return {"Dedicated": dict(method="dedicated"), "Joint (Any-Precision)": dict(method="joint"),
+            "EMQ": dict(method="emq"),
+            f"EMQ + bit-wise coreset ({fraction:.0%})": dict(method="emq", coreset="emq", fraction=fraction)}
+
+
+def training_cost(profile: str = "cpu", seeds: Sequence[int] = (0, 1), fraction: float = 0.2) -> pd.DataFrame:
+    """Accuracy and cost of Dedicated, joint, EMQ and EMQ + bit-wise coreset, per seed, with the
+    speedup over Dedicated in wall-clock and in forward-pass equivalents (a forward-only pass
+    counts 1/3 of a forward+backward pass)."""
+    rows = []
+    for seed in seeds:
+        for label, changes in cost_methods(fraction).items():
+            rows.append(summarize(run(profile_config(profile, seed=seed, **changes)), method=label, seed=seed))
+    frame = pd.DataFrame(rows)
+    frame["pass_equivalents"] = frame.sample_passes + (frame.teacher_forwards + frame.selection_forwards) / 3
+    dedicated = frame[frame.method == "Dedicated"].set_index("seed")
+    frame["speedup_wall"] = frame.seed.map(dedicated.wall_seconds) / frame.wall_seconds
+    frame["speedup_passes"] = frame.seed.map(dedicated.pass_equivalents) / frame.pass_equivalents
+    # SPEC 5.2: a Dedicated that serves every supported bit-width (1..8, 32) needs 9 models
+    n_trained = len(profile_config(profile).bits)
+    frame["speedup_wall_all_bits"] = frame.speedup_wall * len(ALL_BITS) / n_trained
+    return frame
+
+
+# ---------------------------------------------------------------- 05, 08: coreset comparisons on the multi-bit model
+
+PRUNING_METHODS = ("random", "tdds", "el2n", "acs", "emq")
+
+
+def coreset_config(profile: str, coreset: str, fraction: float, seed: int, **changes) -> RunConfig:
+    """EMQ multi-bit training (shared BN + correction) on per-bit coresets. Every selection rule
+    trains the same way (sequential bit-wise, distillation from the 32-bit child), so that only
+    the selection differs; ACS's DS term uses the full-precision reference run."""
+    return profile_config(profile, **{"method": "emq", "coreset": coreset, "fraction": fraction, "seed": seed,
+                                      "distillation": "fp-child", **changes})
+
+
+def pruning_study(profile: str = "cpu", rates: Sequence[float] = (0.3, 0.5, 0.7, 0.8, 0.9),
+                  methods: Sequence[str] = PRUNING_METHODS, seeds: Sequence[int] = (0,),
+                  extra_seed_rates: Sequence[float] = (0.8,)) -> pd.DataFrame:
+    """Average accuracy over the trained bit-widths at each pruning rate, per selection rule.
+    The rates in ``extra_seed_rates`` are also run with seed 1 (the headline comparison)."""
+    rows = []
+    for rate in rates:
+        for seed in sorted({*seeds, *((1,) if rate in extra_seed_rates else ())}):
+            for method in methods:
+                r = run(coreset_config(profile, method, round(1 - rate, 6), seed))
+                rows.append(summarize(r, method=method, pruning_rate=rate, seed=seed))
+    for seed in sorted({*seeds, *((1,) if extra_seed_rates else ())}):
+        full = run(profile_config(profile, method="emq", seed=seed))
+        rows.append(summarize(full, method="full data", pruning_rate=0.0, seed=seed))
+    return pd.DataFrame(rows)
+
+
+EXTRACTION_VARIANTS = {
+    "bit-wise, dynamic (EMQ)": dict(),
+    "bit-wise, static": dict(static=True),
+    "batch extraction, dynamic": dict(coreset_training="batch", distillation=None),
+    "batch extraction, static": dict(coreset_training="batch", distillation=None, static=True),
+    "bit-wise, dynamic, ascending bit order": dict(bit_order="ascending"),
+    "bit-wise, dynamic, GraNd score": dict(emq_score="grand"),
+    "bit-wise, dynamic, from the FP reference": dict(init_from_reference=True),
+    "bit-wise, random subsets": dict(coreset="random"),
+}
+
+
+def extraction_study(profile: str = "cpu", fraction: float = 0.2, seeds: Sequence[int] = (0,)) -> pd.DataFrame:
+    """Bit-wise vs batch score extraction, static vs dynamic subsets, and EMQ-score variants."""
+    rows = []
+    for seed in seeds:
+        for label, changes in EXTRACTION_VARIANTS.items():
+            changes = {"coreset": "emq", **changes}
+            config = coreset_config(profile, changes.pop("coreset"), fraction, seed, **changes)
+            rows.append(summarize(run(config), variant=label, seed=seed, fraction=fraction))
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------- 06, 07: ACS (single bit-width QAT)
+
+def acs_config(profile: str, coreset: str = "none", fraction: float = 1.0, seed: int = 0, **changes) -> RunConfig:
+    """The ACS setting (SPEC 7, 10): one bit-width (W2/A32) with LSQ, started from the
+    full-precision reference run and distilled from it (KD only, no label term)."""
+    return profile_config(profile, method="dedicated", bits=(2,), activation_bits=FULL_PRECISION,
+                          weight_quantizer="lsq", init_from_reference=True, distillation="reference",
+                          label_loss_weight=0.0, coreset=coreset, fraction=fraction, seed=seed, **changes)
+
+
+def acs_fraction_study(profile: str = "cpu", fractions: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5),
+                       methods: Sequence[str] = ("acs", "random"), seeds: Sequence[int] = (0,),
+                       label_noise: float = 0.0) -> pd.DataFrame:
+    """Accuracy of the W2/A32 model at each data fraction for each selection rule, and on full data."""
+    rows = []
+    for seed in seeds:
+        for fraction in fractions:
+            for method in methods:
+                r = run(acs_config(profile, method, fraction, seed, label_noise=label_noise))
+                rows.append(summarize(r, method=method, fraction=fraction, seed=seed, label_noise=label_noise))
+        r = run(acs_config(profile, seed=seed, label_noise=label_noise))
+        rows.append(summarize(r, method="full data", fraction=1.0, seed=seed, label_noise=label_noise))
+    return pd.DataFrame(rows)
+
+
+def acs_schedule_study(profile: str = "cpu", fraction: float = 0.1, seeds: Sequence[int] = (0,)) -> pd.DataFrame:
+    """ACS's beta(t) ablation (SPEC 7.2) at one data fraction."""
+    from .coreset import BETA_SCHEDULES
+
+    rows = [summarize(run(acs_config(profile, "acs", fraction, seed, acs_schedule=s)), schedule=s, fraction=fraction,
+                      seed=seed)
+            for seed in seeds for s in BETA_SCHEDULES]
+    return pd.DataFrame(rows)
+
+
+def acs_interval_study(profile: str = "cpu", fraction: float = 0.1, intervals: Sequence[int] = (1, 2, 3),
+                       seeds: Sequence[int] = (0,)) -> pd.DataFrame:
+    """ACS's reselection-interval ablation (SPEC 7.3, ACS Tab. 3), plus a single selection (static)."""
+    rows = []
+    for seed in seeds:
+        for interval in intervals:
+            r = run(acs_config(profile, "acs", fraction, seed, reselect_every=interval))
+            rows.append(summarize(r, interval=str(interval), fraction=fraction, seed=seed))
+        r = run(acs_config(profile, "acs", fraction, seed, static=True))
+        rows.append(summarize(r, interval="once", fraction=fraction, seed=seed))
+    return pd.DataFrame(rows)
+
+
+def label_noise_study(profile: str = "cpu", fractions: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5),
+                      noise: float = 0.1, seeds: Sequence[int] = (0,)) -> pd.DataFrame:
+    """ACS vs EL2N vs random under symmetric label noise (SPEC 9); records the wrong labels kept."""
+    return acs_fraction_study(profile, fractions, ("acs", "el2n", "random"), seeds, label_noise=noise)
+
+
+def reference_cost(config: RunConfig) -> dict:
+    """Training seconds of the full-precision reference run ``config`` uses (0 when none)."""
+    if not config.needs_reference:
+        return {"reference_seconds": 0.0}
+    return {"reference_seconds": run(reference_config(config)).cost()["train_seconds"]}
+
+
+def mean_std(frame: pd.DataFrame, by: Sequence[str], value: str = "avg_accuracy") -> pd.DataFrame:
+    """Mean, standard deviation (ddof 1; NaN for one seed) and count of ``value`` per group."""
+    grouped = frame.groupby(list(by), sort=False)[value]
+    return grouped.agg(mean="mean", std="std", n="count").reset_index()
+
+
