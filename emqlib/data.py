@@ -126,8 +126,7 @@ def batches(dataset: ImageDataset, indices: Tensor, batch_size: int, generator: 
 
 def load_dataset(name: str, train: bool) -> ImageDataset:
     """Load the train or test split of data set ``name``."""
-    if name not in DATASETS:
-        raise ValueError(f"unknown data set {name!r}; choose one of {DATASETS}")
+    require_dataset(name, train)
     if name == "fashion-mnist":
         return _load_fashion_mnist(train)
     if name == "synthetic":
@@ -145,18 +144,55 @@ def fashion_mnist_dirs() -> list[Path]:
             paths.data_dir() / "FashionMNIST" / "raw"]
 
 
-def _load_fashion_mnist(train: bool) -> ImageDataset:
+def _fashion_mnist_folder(train: bool) -> Path | None:
+    """The first folder that holds the Fashion-MNIST split, or None."""
     images_name, labels_name = _FASHION_FILES[train]
-    for folder in fashion_mnist_dirs():
-        if (folder / images_name).exists() and (folder / labels_name).exists():
-            break
-    else:
-        if not paths.downloads_allowed():
-            searched = ", ".join(str(d) for d in fashion_mnist_dirs())
-            raise DatasetMissingError(
-                f"Fashion-MNIST not found (looked in {searched}). Install it with "
+    return next((folder for folder in fashion_mnist_dirs()
+                 if (folder / images_name).exists() and (folder / labels_name).exists()), None)
+
+
+def _cifar_folder(name: str, train: bool):
+    """(torchvision class, folder, file list) of a CIFAR split."""
+    import torchvision
+
+    cls = torchvision.datasets.CIFAR10 if name == "cifar10" else torchvision.datasets.CIFAR100
+    return cls, paths.data_dir() / cls.base_folder, cls.train_list if train else cls.test_list
+
+
+def _missing_message(name: str, splits: tuple[bool, ...]) -> str | None:
+    """Why data set ``name`` cannot be loaded here and how to get it, or None when it can."""
+    if name == "synthetic" or paths.downloads_allowed():
+        return None
+    if name == "fashion-mnist":
+        if all(_fashion_mnist_folder(train) is not None for train in splits):
+            return None
+        searched = ", ".join(str(d) for d in fashion_mnist_dirs())
+        return (f"Fashion-MNIST not found (looked in {searched}). Install it with "
                 "`sudo apt-get install -y dataset-fashion-mnist` (Debian/Ubuntu), or put the idx .gz files in "
                 "$EMQ_DATA_DIR/fashion-mnist, or set EMQ_DOWNLOAD=1 to let torchvision download it.")
+    for train in splits:
+        _, folder, files = _cifar_folder(name, train)
+        if not all((folder / f).exists() for f, _ in files):
+            return (f"{name} not found in {folder}. On a machine with internet run "
+                    f"`EMQ_DOWNLOAD=1 python -m emqlib download {name}` (or set EMQ_DATA_DIR to where it is).")
+    return None
+
+
+def require_dataset(name: str, train: bool | None = None) -> None:
+    """Raise DatasetMissingError, naming the install command, when the split (both when ``train``
+    is None) of ``name`` is not on this machine and downloads are not allowed. Only looks for files."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown data set {name!r}; choose one of {DATASETS}")
+    message = _missing_message(name, (True, False) if train is None else (train,))
+    if message:
+        raise DatasetMissingError(message)
+
+
+def _load_fashion_mnist(train: bool) -> ImageDataset:
+    images_name, labels_name = _FASHION_FILES[train]
+    require_dataset("fashion-mnist", train)
+    folder = _fashion_mnist_folder(train)
+    if folder is None:
         import torchvision
 
         torchvision.datasets.FashionMNIST(paths.data_dir(), train=train, download=True)
@@ -187,18 +223,10 @@ def read_idx(path: Path) -> np.ndarray:
 
 
 def _load_cifar(name: str, train: bool) -> ImageDataset:
-    import torchvision
-
-    cls = torchvision.datasets.CIFAR10 if name == "cifar10" else torchvision.datasets.CIFAR100
-    root = paths.data_dir()
-    folder = root / cls.base_folder
-    files = cls.train_list if train else cls.test_list
+    require_dataset(name, train)
+    cls, folder, files = _cifar_folder(name, train)
     if not all((folder / f).exists() for f, _ in files):
-        if not paths.downloads_allowed():
-            raise DatasetMissingError(
-                f"{name} not found in {folder}. On a machine with internet run "
-                f"`EMQ_DOWNLOAD=1 python -m emqlib download {name}` (or set EMQ_DATA_DIR to where it is).")
-        cls(root, train=train, download=True)  # downloads and checks the archive's md5
+        cls(paths.data_dir(), train=train, download=True)  # downloads and checks the archive's md5
     images, labels = [], []
     for filename, _ in files:
         try:

@@ -34,6 +34,7 @@ def summarize(run_: Run, **labels) -> dict:
     cost = run_.cost()
     row.update(cost)
     row["wall_seconds"] = cost["train_seconds"] + cost["selection_seconds"]
+    row["subset_size"] = int(final.subset_size.sum())
     row["subset_flipped"] = int(final.subset_flipped.sum())
     row.update(reference_cost(run_.config))
     row["run"] = run_.path.name

@@ -24,6 +24,7 @@ from . import paths
 from .bits import FULL_PRECISION, parse_bits
 from .config import SCHEMA_VERSION, RunConfig, config_hash, reference_config
 from .coreset.sampling import Reference
+from .data import require_dataset
 from .inference import accuracy_at_bits
 from .storage import CorruptFileError, file_lock, load_json, load_torch, save_csv, save_json, save_torch, sha256
 from .train import Runtime, Trainer, build_run_model, learner_bits, load_run_data
@@ -158,6 +159,8 @@ def get_run(config: RunConfig, runtime: Runtime = Runtime(), root: Path | None =
     that folder holds another configuration's run.
     """
     path = Path(path) if path is not None else run_path(config, root)
+    if not is_done(path):
+        require_dataset(config.dataset)  # before anything is written
     lock = path.parent / ".locks" / f"{path.name}.lock"
     with file_lock(lock):
         _check_compatible(path, config)

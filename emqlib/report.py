@@ -1,0 +1,75 @@
+"""Generated README sections: the claims table, the run time and the benchmark summary.
+
+Everything between ``<!-- begin:NAME -->`` and ``<!-- end:NAME -->`` in README.md is rewritten
+from the CSV/JSON files in ``results/``; nothing in those blocks is typed by hand.
+"""
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+
+from . import paths
+from .storage import atomic_write_text, load_json
+
+README = paths.ROOT / "README.md"
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A GitHub markdown table (pipes in cells escaped)."""
+    def cell(value) -> str:
+        return str(value).replace("|", "\\|").replace("\n", " ") if pd.notna(value) else ""
+
+    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def claims_section() -> str:
+    claims = pd.read_csv(paths.results_dir() / "claims.csv", keep_default_na=False)
+    counts = claims.status.value_counts()
+    summary = ", ".join(f"{counts[s]} {s}" for s in ("reproduced", "partial", "not reproduced", "not run")
+                        if s in counts)
+    shown = claims[["claim_id", "claim", "paper_value", "our_value", "status"]]
+    return f"{len(claims)} claims: {summary}. Criteria and settings: `results/claims.csv`.\n\n{markdown_table(shown)}"
+
+
+def timing_section(profile: str) -> str:
+    record = paths.results_dir() / f"reproduce_{profile}.json"
+    if not record.exists():
+        return f"(no `make reproduce PROFILE={profile}` record yet)"
+    timing = load_json(record)
+    rows = pd.DataFrame([{"notebook": k, "seconds": f"{v:.0f}"} for k, v in timing["notebooks"].items()])
+    cache = ("from an empty run cache" if timing.get("finished_runs_at_start") == 0 else
+             f"reusing {timing.get('finished_runs_at_start')} runs already in the cache")
+    return (f"`make reproduce PROFILE={profile}` took **{timing['total_seconds'] / 60:.1f} minutes** "
+            f"on this machine ({timing.get('machine', 'unknown machine')}), {cache}.\n\n"
+            f"{markdown_table(rows)}")
+
+
+def bench_section() -> str:
+    bench = paths.results_dir() / "bench.csv"
+    if not bench.exists():
+        return "(run `make bench`)"
+    frame = pd.read_csv(bench)
+    frame["value"] = frame.value.map(lambda v: f"{v:.3g}")
+    return markdown_table(frame[["metric", "value", "unit", "setting"]])
+
+
+def replace_block(text: str, name: str, body: str) -> str:
+    pattern = re.compile(rf"(<!-- begin:{name} -->\n).*?(<!-- end:{name} -->)", re.S)
+    if not pattern.search(text):
+        raise ValueError(f"README.md has no <!-- begin:{name} --> ... <!-- end:{name} --> block")
+    return pattern.sub(lambda m: m.group(1) + body.rstrip() + "\n" + m.group(2), text)
+
+
+def update(profile: str = "cpu") -> None:
+    """Rewrite the generated blocks of README.md from ``results/`` (only the cpu profile's results
+    are what README shows; other profiles leave README alone)."""
+    if profile != "cpu":
+        return
+    text = README.read_text()
+    text = replace_block(text, "claims", claims_section())
+    text = replace_block(text, "timing", timing_section(profile))
+    text = replace_block(text, "bench", bench_section())
+    atomic_write_text(README, text)

@@ -1,0 +1,325 @@
+"""``make reproduce``: execute every notebook, in numeric order, for one profile.
+
+    python -m emqlib.reproduce --profile {smoke,cpu,paper} [--only NN ...] [--output-dir DIR]
+
+Each source notebook ``notebooks/NN_name.ipynb`` is executed with papermill (``profile``
+injected after its ``parameters`` cell) into ``results/notebooks/NN_name.ipynb``; the source
+notebooks are never written. The trained runs live in the run cache, so a run interrupted and
+started again redoes no finished training. The wall-clock time of each notebook and the total
+are recorded in ``results/reproduce_<profile>.json`` (README quotes it); at the end
+``emqlib.report.update(profile)`` regenerates the report, when that module exists.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import contextlib
+import datetime as dt
+import importlib
+import importlib.util
+import numbers
+import os
+import platform
+import re
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+from . import paths
+from .config import PROFILES
+from .storage import load_json, save_json
+
+KERNEL = "emqlib"  # registered in .venv by `make setup`
+NOTEBOOK_NAME = re.compile(r"^(\d{2})_[\w-]+\.ipynb$")  # NN_name.ipynb: run in numeric order
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]  # no kernel log lines (e.g. the TCP warning) in the terminal
+KERNEL_ENVIRONMENT = {"EMQ_PROGRESS": "0"}  # per-epoch progress bars are noise in executed notebooks
+START_TIMEOUT = 180  # seconds for a kernel to start (slow on a loaded 2-core machine)
+_TYPES = {"int": int, "float": float, "str": str, "bool": bool, "list": list, "dict": dict, "tuple": tuple}
+_CHOICES = re.compile(r"^\s*[\w.-]+(\s*\|\s*[\w.-]+)+\s*$")  # an inline comment such as "smoke | cpu | paper"
+
+
+class KernelMissingError(RuntimeError):
+    """The Jupyter kernel the notebooks run on is not installed."""
+
+
+class NotebookFailedError(RuntimeError):
+    """A notebook raised an error; its executed copy shows the traceback."""
+
+
+# ---------------------------------------------------------------- which notebooks
+
+def notebooks(only: Sequence[str | int] | None = None, folder: Path | None = None) -> list[Path]:
+    """The source notebooks ``NN_name.ipynb`` in numeric order; ``only`` keeps those whose number
+    (``2``, ``"02"``) or name (``"02_shared_bn"``) is listed."""
+    folder = Path(folder) if folder is not None else paths.NOTEBOOKS
+    found = sorted(p for p in folder.glob("*.ipynb") if NOTEBOOK_NAME.match(p.name))
+    if only is None:
+        return found
+    chosen = []
+    for key in only:
+        text = str(key).strip()
+        if text.isdigit():
+            matches = [p for p in found if int(NOTEBOOK_NAME.match(p.name).group(1)) == int(text)]
+        else:
+            matches = [p for p in found if p.name in (text, f"{text}.ipynb")]
+        if not matches:
+            raise ValueError(f"no notebook {text!r} in {folder}; choose from {[p.name for p in found]}")
+        chosen.extend(m for m in matches if m not in chosen)
+    return sorted(chosen)
+
+
+# ---------------------------------------------------------------- checks before running anything
+
+def _expected_type(spec: dict) -> type | None:
+    """The type a parameter must have: its annotation, else the type of its default (None: any)."""
+    annotated = spec.get("inferred_type_name")
+    if annotated and annotated != "None":
+        return _TYPES.get(annotated)  # an annotation we cannot check (Optional[...], ...) accepts anything
+    try:
+        default = ast.literal_eval(spec["default"])
+    except (ValueError, SyntaxError, TypeError):
+        return None  # a default that is an expression: nothing to check against
+    return None if default is None else type(default)
+
+
+def _conform(value, expected: type):
+    """``value`` as ``expected`` (int for float, any integral for int), or raise TypeError."""
+    if expected is bool:
+        if isinstance(value, bool):
+            return value
+    elif expected is int:
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+            return int(value)
+    elif expected is float:
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+            return float(value)
+    elif isinstance(value, expected):
+        return value
+    raise TypeError
+
+
+def check_parameters(notebook_path: str | os.PathLike, parameters: dict) -> dict:
+    """Check ``parameters`` against the notebook's ``parameters`` cell before running it.
+
+    Every name must be declared there, and every value must have the type of the declared default
+    (an int is accepted for a float; a bool is never an int); where the inline comment lists the
+    choices (``profile = "cpu"  # smoke | cpu | paper``) the value must be one of them. Raises a
+    one-line ValueError naming the notebook, the parameter and the expected type; returns the
+    parameters with numbers converted to the declared type.
+    """
+    import papermill
+
+    notebook_path = Path(notebook_path)
+    declared = papermill.inspect_notebook(str(notebook_path))
+    checked = {}
+    for name, value in parameters.items():
+        if name not in declared:
+            known = ", ".join(sorted(declared)) or "none: it has no cell tagged 'parameters'"
+            raise ValueError(f"{notebook_path.name}: unknown parameter {name!r} (its parameters: {known})")
+        spec = declared[name]
+        expected = _expected_type(spec)
+        if expected is not None:
+            try:
+                value = _conform(value, expected)
+            except TypeError:
+                raise ValueError(f"{notebook_path.name}: parameter {name!r} must be of type {expected.__name__} "
+                                 f"(default {spec['default']}), got {value!r} of type {type(value).__name__}") from None
+        help_text = spec.get("help") or ""
+        if isinstance(value, str) and _CHOICES.match(help_text):
+            choices = [c.strip() for c in help_text.split("|")]
+            if value not in choices:
+                raise ValueError(f"{notebook_path.name}: parameter {name!r} must be one of {choices}, got {value!r}")
+        checked[name] = value
+    return checked
+
+
+def check_kernel(name: str = KERNEL) -> None:
+    """Raise KernelMissingError (saying to run ``make setup``) when Jupyter kernel ``name`` is missing."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        KernelSpecManager().get_kernel_spec(name)
+    except NoSuchKernel:
+        raise KernelMissingError(f"the Jupyter kernel {name!r} is not installed; run `make setup` "
+                                 "(it registers the kernel in .venv)") from None
+
+
+@contextlib.contextmanager
+def _environment(values: dict) -> Iterator[None]:
+    """Set environment variables for the kernels started inside the block; restore them after."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+# ---------------------------------------------------------------- running
+
+def execute(notebook: Path, output: Path, parameters: dict, progress_bar: bool = False) -> float:
+    """Execute ``notebook`` into ``output`` with papermill; returns the wall-clock seconds."""
+    import papermill
+
+    start = time.perf_counter()
+    papermill.execute_notebook(str(notebook), str(output), parameters=parameters, kernel_name=KERNEL,
+                               progress_bar=progress_bar, cwd=str(notebook.parent), start_timeout=START_TIMEOUT,
+                               extra_arguments=KERNEL_ARGUMENTS)
+    return time.perf_counter() - start
+
+
+def record_path(profile: str) -> Path:
+    """Where the timings of ``make reproduce`` for ``profile`` are recorded."""
+    return paths.results_dir() / f"reproduce_{profile}.json"
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository when inside it (the record is committed), else absolute."""
+    try:
+        return str(path.resolve().relative_to(paths.ROOT))
+    except ValueError:
+        return str(path.resolve())
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _finished_runs() -> int:
+    """How many finished runs the run cache holds (0: this reproduction starts from an empty cache)."""
+    return sum(1 for _ in paths.runs_dir().glob("*/done.json")) if paths.runs_dir().exists() else 0
+
+
+def _machine() -> str:
+    threads = os.environ.get("OMP_NUM_THREADS")
+    return (f"{os.cpu_count()} CPUs, {platform.platform(terse=True)}, Python {platform.python_version()}"
+            + (f", OMP_NUM_THREADS={threads}" if threads else ""))
+
+
+def _new_record(profile: str, selected: list[Path], only) -> dict:
+    """The timing record. ``notebooks``: seconds per notebook; ``notebook_status``: ok, failed or
+    interrupted; ``total_seconds``: their sum; ``wall_seconds``: the last invocation, start to end;
+    ``finished_runs_at_start``: runs already in the cache (0: timed from an empty cache). With
+    ``only``, the timings of the notebooks not run now are kept from the previous record."""
+    seconds, status = {}, {}
+    path = record_path(profile)
+    if only is not None and path.exists():
+        with contextlib.suppress(Exception):  # an unreadable or older record is simply replaced
+            old = load_json(path)
+            seconds = {k: float(v) for k, v in old.get("notebooks", {}).items()}
+            status = {k: str(v) for k, v in old.get("notebook_status", {}).items() if k in seconds}
+    for p in selected:
+        seconds.pop(p.name, None)
+        status.pop(p.name, None)
+    return {"profile": profile, "started": _now(), "finished": None, "status": "running",
+            "notebooks": seconds, "notebook_status": status, "total_seconds": None, "wall_seconds": None,
+            "complete": False, "finished_runs_at_start": _finished_runs(),
+            "command": f"python -m emqlib.reproduce --profile {profile}" + (f" --only {' '.join(map(str, only))}"
+                                                                            if only is not None else ""),
+            "executed_notebooks": None, "machine": _machine()}
+
+
+def _save_record(record: dict, all_notebooks: list[Path]) -> None:
+    record["total_seconds"] = round(sum(record["notebooks"].values()), 1)
+    record["complete"] = all(record["notebook_status"].get(p.name) == "ok" for p in all_notebooks)
+    save_json(record_path(record["profile"]), record)
+
+
+def update_report(profile: str) -> bool:
+    """Call ``emqlib.report.update(profile)`` if that module exists; returns whether it did."""
+    if importlib.util.find_spec("emqlib.report") is None:
+        return False
+    importlib.import_module("emqlib.report").update(profile)
+    return True
+
+
+def reproduce(profile: str = "cpu", only: Sequence[str | int] | None = None, output_dir: str | os.PathLike | None = None,
+              progress_bar: bool = False, echo: Callable[..., None] = print) -> dict:
+    """Execute the notebooks (all, or ``only`` those) for ``profile``; returns the timing record.
+
+    Checks the kernel and every notebook's parameters before running anything; prints one line
+    per notebook; raises NotebookFailedError naming the executed copy when a notebook fails.
+    """
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {list(PROFILES)}")
+    check_kernel(KERNEL)
+    all_notebooks = notebooks()
+    selected = notebooks(only)
+    if not selected:
+        raise ValueError(f"no notebooks NN_name.ipynb found in {paths.NOTEBOOKS}")
+    output_dir = Path(output_dir) if output_dir is not None else paths.executed_notebooks_dir()
+    if output_dir.resolve() == paths.NOTEBOOKS.resolve():
+        raise ValueError(f"--output-dir {output_dir} is the source notebook folder; source notebooks are never overwritten")
+    parameters = {p: check_parameters(p, {"profile": profile}) for p in selected}
+    output_dir.mkdir(parents=True, exist_ok=True)
+
+    record = _new_record(profile, selected, only)
+    record["executed_notebooks"] = _shown(output_dir)
+    _save_record(record, all_notebooks)
+    start = time.perf_counter()
+    width = max(len(p.name) for p in selected)
+    with _environment(KERNEL_ENVIRONMENT):
+        for i, notebook in enumerate(selected, 1):
+            output = output_dir / notebook.name
+            echo(f"[{i:>{len(str(len(selected)))}}/{len(selected)}] {notebook.name:<{width}} ", end="", flush=True)
+            t0 = time.perf_counter()
+            status = "failed"
+            try:
+                execute(notebook, output, parameters[notebook], progress_bar)
+                status = "ok"
+            except KeyboardInterrupt:
+                status = "interrupted"
+                raise
+            except Exception as error:
+                cause = f"{getattr(error, 'ename', type(error).__name__)}: {getattr(error, 'evalue', error)}"
+                raise NotebookFailedError(f"{notebook.name} failed with {cause.strip().splitlines()[0]}; "
+                                          f"the traceback is in {output}") from error
+            finally:
+                seconds = time.perf_counter() - t0
+                echo(f"{seconds:7.1f} s" + ("" if status == "ok" else f"  {status.upper()}"), flush=True)
+                record["notebooks"][notebook.name] = round(seconds, 1)
+                record["notebook_status"][notebook.name] = status
+                if status != "ok":
+                    record.update(status=status, finished=_now(), wall_seconds=round(time.perf_counter() - start, 1))
+                _save_record(record, all_notebooks)
+    record.update(status="ok", finished=_now(), wall_seconds=round(time.perf_counter() - start, 1))
+    _save_record(record, all_notebooks)
+    if update_report(profile):
+        echo("report updated (emqlib.report)", flush=True)
+    echo(f"done: {len(selected)} notebook(s) in {record['wall_seconds']:.0f} s; timings in {record_path(profile)}",
+         flush=True)
+    return record
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m emqlib.reproduce", description=__doc__.split("\n\n")[0])
+    p.add_argument("--profile", default="cpu", choices=list(PROFILES),
+                   help="smoke: seconds (tests); cpu: Fashion-MNIST on 2 CPU cores; paper: CIFAR-10 on a GPU")
+    p.add_argument("--only", nargs="+", metavar="NN", help="run only these notebooks (numbers such as 02, or names)")
+    p.add_argument("--output-dir", type=Path, default=None,
+                   help="where the executed notebooks go (default: results/notebooks/)")
+    p.add_argument("--cell-progress", action="store_true", help="show papermill's per-cell progress bar")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        reproduce(args.profile, args.only, args.output_dir, progress_bar=args.cell_progress)
+    except (ValueError, KernelMissingError, NotebookFailedError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted: run the same command again; finished runs are reused from the run cache",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

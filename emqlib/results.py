@@ -1,0 +1,60 @@
+"""Result tables: the CSVs the notebooks write into ``results/`` and the figures and README read.
+
+``save_result(frame, "shared_bn.csv")`` writes atomically into :func:`emqlib.paths.results_dir`;
+``load_result("shared_bn.csv")`` reads it back, and when it is missing says which notebook
+writes it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from . import paths
+from .storage import save_csv
+
+# every result file and the notebook (in notebooks/) that writes it
+PRODUCERS = {
+    "quickstart_eval.csv": "00_quickstart.ipynb",
+    "activation_alignment.csv": "01_activation_alignment.ipynb",
+    "shared_bn.csv": "02_shared_bn.ipynb",
+    "shared_bn_gaps.csv": "02_shared_bn.ipynb",
+    "quant_core_check.csv": "02_shared_bn.ipynb",
+    "gradient_angles.csv": "03_gradient_angles.ipynb",
+    "training_cost.csv": "04_training_cost.ipynb",
+    "pruning.csv": "05_pruning_tdds.ipynb",
+    "acs_fractions.csv": "06_acs.ipynb",
+    "acs_schedule.csv": "06_acs.ipynb",
+    "acs_interval.csv": "06_acs.ipynb",
+    "label_noise.csv": "07_label_noise.ipynb",
+    "score_extraction.csv": "08_score_extraction.ipynb",
+}
+
+
+def _filename(name: str) -> str:
+    if not name or Path(name).name != name:
+        raise ValueError(f"a result name is a plain file name such as 'shared_bn.csv', got {name!r}")
+    return name if name.endswith(".csv") else f"{name}.csv"
+
+
+def result_path(name: str) -> Path:
+    """Where result ``name`` lives: ``results_dir()/<name>`` (``.csv`` added when missing)."""
+    return paths.results_dir() / _filename(name)
+
+
+def save_result(frame: pd.DataFrame, name: str) -> Path:
+    """Write ``frame`` (without its index) to ``results_dir()/<name>`` atomically; returns the path."""
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"save_result needs a pandas DataFrame, got {type(frame).__name__}")
+    return save_csv(frame, result_path(name))
+
+
+def load_result(name: str) -> pd.DataFrame:
+    """Read result ``name`` from ``results_dir()``; a missing file names the notebook that writes it."""
+    path = result_path(name)
+    if not path.exists():
+        producer = PRODUCERS.get(path.name)
+        how = (f"run notebooks/{producer} (or `make reproduce`)" if producer
+               else "run the notebook that saves it (or `make reproduce`)")
+        raise FileNotFoundError(f"result {path.name} not found in {path.parent}; {how}")
+    return pd.read_csv(path)

@@ -1,0 +1,124 @@
+"""The benchmark (`make bench`): the smoke version end to end, and its pure helpers against hand counts."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from emqlib import bench
+
+# metric names of each of the issue's six measurement families
+FAMILIES = {
+    "1 quantization overhead": ["quant_step_ratio", "step_time"],
+    "2 bias correction overhead": ["bias_correction_ratio"],
+    "3 method cost": ["method_wallclock", "method_sample_passes", "method_avg_accuracy", "speedup_wallclock",
+                      "speedup_passes", "ideal_pass_ratio"],
+    "4 selection overhead": ["selection_share"],
+    "5 efficiency": ["step_gflops", "matmul_gflops", "efficiency"],
+    "6 scaling": ["epoch_time", "scaling_slope", "scaling_r2"],
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One intra-op thread, as in the other training tests: on a shared 2-core machine two
+    threads stall whenever another process holds a core, and the smoke bench needs no speed."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def smoke(one_thread, tmp_path_factory) -> tuple[pd.DataFrame, object]:
+    """`python -m emqlib.bench --profile smoke` into a temporary folder with its own run cache."""
+    root = tmp_path_factory.mktemp("bench")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EMQ_RUNS_DIR", str(root / "runs"))
+        assert bench.main(["--profile", "smoke", "--out-csv", str(root / "bench.csv"),
+                           "--out-png", str(root / "bench.png")]) == 0
+    return pd.read_csv(root / "bench.csv"), root
+
+
+def test_smoke_bench_writes_every_family(smoke):
+    table, root = smoke
+    assert list(table.columns) == ["metric", "value", "unit", "setting"]
+    for family, metrics in FAMILIES.items():
+        for metric in metrics:
+            values = table.loc[table.metric == metric, "value"]
+            assert len(values) > 0, f"family {family}: no {metric} row"
+            assert values.map(math.isfinite).all(), f"family {family}: {metric} not finite"
+    assert (table.loc[table.unit == "x", "value"] > 0).all()
+    assert table.setting.notna().all()
+    assert (root / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_smoke_bench_methods_come_from_the_run_cache(smoke):
+    table, root = smoke
+    cached = {p.name for p in (root / "runs").iterdir() if not p.name.startswith(".")}
+    hashes = {bench.config_hash(c) for c in bench.method_configs("smoke").values()}
+    assert hashes <= cached
+    walls = table[table.metric == "method_wallclock"]
+    assert len(walls) == 4
+    assert all(any(h in s for h in hashes) for s in walls.setting)
+    assert table.loc[table.metric == "method_avg_accuracy", "value"].between(0, 100).all()
+
+
+# ---------------------------------------------------------------- helpers
+
+def test_flops_of_a_linear_layer_match_the_hand_count():
+    layer, x = nn.Linear(64, 32, bias=False), torch.randn(8, 64)
+    forward = 2 * 8 * 64 * 32
+    assert bench.count_flops(lambda: layer(x)) == forward
+    # backward of a layer whose input needs no gradient: the weight gradient only, one more matmul
+    assert bench.count_flops(lambda: layer(x).sum().backward()) == 2 * forward
+
+
+def test_flops_of_a_conv_layer_match_the_hand_count():
+    conv, x = nn.Conv2d(3, 4, 3, padding=1, bias=False), torch.randn(2, 3, 8, 8)
+    assert bench.count_flops(lambda: conv(x)) == 2 * (2 * 4 * 8 * 8) * (3 * 3 * 3)
+
+
+def test_linear_fit():
+    slope, intercept, r2 = bench.linear_fit([1, 2, 3, 4], [3, 5, 7, 9])
+    assert (slope, intercept, r2) == pytest.approx((2.0, 1.0, 1.0))
+    assert bench.linear_fit([1, 2, 3, 4], [1, 3, 2, 4])[2] < 1
+
+
+def test_cost_weighting_and_the_ideal_ratio_of_spec_5_2():
+    cost = {"sample_passes": 300, "teacher_forwards": 60, "selection_forwards": 30}
+    assert bench.weighted_passes(cost) == pytest.approx(330)
+    assert bench.ideal_pass_ratio(9, 4, 0.2) == pytest.approx(11.25)
+    assert bench.ideal_pass_ratio(5, 5, 0.2) == pytest.approx(5.0)
+
+
+def test_method_rows_divide_dedicated_by_each_method():
+    def summary(wall, passes, accuracy, selection=0.0):
+        return {"wallclock": wall, "train_seconds": wall - selection, "selection_seconds": selection,
+                "sample_passes": passes, "teacher_forwards": 0, "selection_forwards": 0, "weighted": passes,
+                "accuracy": accuracy, "source": "from run cache test"}
+    summaries = {"dedicated": summary(80.0, 400, 90.0), "joint": summary(40.0, 400, 89.0),
+                 "emq": summary(40.0, 400, 89.5), "emq+coreset": summary(10.0, 80, 88.0, selection=1.0)}
+    config = bench.method_configs("smoke")["emq+coreset"]
+    rows = pd.DataFrame(bench.method_rows(summaries, config))
+    pick = lambda metric, text: rows[(rows.metric == metric) & rows.setting.str.contains(text, regex=False)].value.item()  # noqa: E731
+    assert pick("speedup_wallclock", "over emq+coreset") == pytest.approx(8.0)
+    assert pick("speedup_passes", "over emq+coreset") == pytest.approx(5.0)
+    assert pick("accuracy_gap", "minus emq+coreset") == pytest.approx(2.0)
+    assert rows[rows.metric == "selection_share"].value.item() == pytest.approx(10.0)
+
+
+def test_time_interleaved_times_every_variant_and_restores_threads():
+    calls = []
+    torch.set_num_threads(threads := 2)
+    variants = [bench.Variant("a", lambda: calls.append(("a", torch.get_num_threads())), threads=1),
+                bench.Variant("b", lambda: calls.append(("b", torch.get_num_threads())))]
+    times = bench.time_interleaved(variants, reps=3, warmup=1)
+    assert {k: len(v) for k, v in times.items()} == {"a": 3, "b": 3}
+    assert all(t >= 0 for v in times.values() for t in v)
+    assert ("a", 1) in calls and ("b", threads) in calls and ("b", 1) not in calls
+    assert torch.get_num_threads() == threads
+    torch.set_num_threads(1)
