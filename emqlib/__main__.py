@@ -69,7 +69,8 @@ def _train(args: argparse.Namespace) -> None:
     from .train import Runtime
 
     config = build_config(args)
-    runtime = Runtime(threads=args.threads, progress=not args.no_progress)
+    runtime = Runtime(threads=args.threads, progress=not args.no_progress, channels_last=not args.no_channels_last,
+                      compile=args.compile)
     out = Path(args.out) if args.out else None
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         from .distributed import train_distributed
@@ -111,6 +112,8 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--out", help="run folder (default: runs/<config-hash>)")
     train.add_argument("--threads", type=int)
     train.add_argument("--no-progress", action="store_true")
+    train.add_argument("--no-channels-last", action="store_true", help="NCHW tensors instead of the faster NHWC")
+    train.add_argument("--compile", action="store_true", help="torch.compile the model (faster steps, slow start)")
     train.set_defaults(func=_train)
     evaluate = sub.add_parser("eval", help="test accuracy of a finished run at any bit-widths")
     evaluate.add_argument("run", help="run folder or hash")

@@ -1,7 +1,9 @@
 """Benchmarks of training cost and efficiency: ``python -m emqlib.bench --profile cpu`` (``make bench``).
 
-Every figure is a ratio measured in one process on one machine, the median of repetitions:
-absolute times on a shared machine are noisy, ratios of interleaved measurements much less.
+Every figure is a ratio measured in one process on one machine, from repetitions of the
+variants taken in turns. Each variant's time is the best of its repetitions (the timeit
+convention): on a shared 2-core machine a 2-thread step is either undisturbed or stalled for
+as long as another process holds a core, and the stalls, not the code, set the median.
 
 1. quantization overhead: a training step at each bit-width over the full-precision step;
 2. bias-correction overhead: the step with EMQ's correction over the same step without;
@@ -19,7 +21,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import io
-import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -62,7 +63,6 @@ class BenchSettings:
     """How much each micro-benchmark repeats (per profile)."""
 
     reps: int  # timed repetitions per variant (items 1, 2, 5 and the speed options)
-    inner: int  # steps in a row per timed sample
     warmup: int  # untimed steps per variant first
     scaling_sizes: tuple[int, ...]  # data set sizes of the scaling epochs (item 6)
     scaling_bits_samples: int  # data set size of the epochs with 1..k bit-widths
@@ -72,11 +72,11 @@ class BenchSettings:
 
 
 SETTINGS = {
-    "smoke": BenchSettings(reps=5, inner=1, warmup=2, scaling_sizes=(64, 128, 256), scaling_bits_samples=64, scaling_reps=2,
+    "smoke": BenchSettings(reps=5, warmup=2, scaling_sizes=(64, 128, 256), scaling_bits_samples=64, scaling_reps=2,
                            try_compile=False),
-    "cpu": BenchSettings(reps=20, inner=3, warmup=5, scaling_sizes=(1000, 2000, 4000), scaling_bits_samples=1000,
+    "cpu": BenchSettings(reps=30, warmup=5, scaling_sizes=(1000, 2000, 4000), scaling_bits_samples=1000,
                          scaling_reps=5, try_compile=True),
-    "paper": BenchSettings(reps=20, inner=3, warmup=5, scaling_sizes=(1000, 2000, 4000), scaling_bits_samples=1000,
+    "paper": BenchSettings(reps=30, warmup=5, scaling_sizes=(1000, 2000, 4000), scaling_bits_samples=1000,
                            scaling_reps=5, try_compile=True),
 }
 
@@ -134,13 +134,12 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_interleaved(variants: Sequence[Variant], reps: int, warmup: int, inner: int = 1,
+def time_interleaved(variants: Sequence[Variant], reps: int, warmup: int,
                      device: torch.device = torch.device("cpu")) -> dict[str, list[float]]:
-    """Seconds per step of each variant, ``reps`` samples each (a sample: ``inner`` steps in a row).
+    """Seconds of each variant's step, ``reps`` times each.
 
     Variants take turns within a repetition (in a rotating order), so that a slow spell of a
-    shared machine hits all of them alike; sample r of every variant comes from repetition r,
-    which :func:`median_ratio` pairs.
+    shared machine hits all of them alike.
     """
     default_threads = torch.get_num_threads()
     times: dict[str, list[float]] = {v.name: [] for v in variants}
@@ -156,24 +155,17 @@ def time_interleaved(variants: Sequence[Variant], reps: int, warmup: int, inner:
                 torch.set_num_threads(v.threads or default_threads)
                 _sync(device)
                 start = time.perf_counter()
-                for _ in range(inner):
-                    v.step()
+                v.step()
                 _sync(device)
-                times[v.name].append((time.perf_counter() - start) / inner)
+                times[v.name].append(time.perf_counter() - start)
     finally:
         torch.set_num_threads(default_threads)
     return times
 
 
-def medians(times: dict[str, list[float]]) -> dict[str, float]:
-    return {name: statistics.median(t) for name, t in times.items()}
-
-
-def median_ratio(times: dict[str, list[float]], numerator: str, denominator: str) -> float:
-    """Median over repetitions of time(numerator) / time(denominator) within the same repetition:
-    a 2-thread step on a shared 2-core machine is bimodal (fast, or stalled while another
-    process holds a core), and pairing cancels most of what the two variants share."""
-    return statistics.median(a / b for a, b in zip(times[numerator], times[denominator]))
+def best(times: dict[str, list[float]]) -> dict[str, float]:
+    """Each variant's fastest repetition: other processes only ever add time."""
+    return {name: min(t) for name, t in times.items()}
 
 
 # ---------------------------------------------------------------- the micro-benchmark workload
@@ -274,22 +266,20 @@ def measure_steps(work: Workload, settings: BenchSettings) -> tuple[list[dict], 
     a, b_ = torch.randn(n, n, device=work.device), torch.randn(n, n, device=work.device)
     variants.append(Variant("matmul", lambda: torch.mm(a, b_)))
 
-    log(f"timing {len(variants)} step variants x {settings.reps} x {settings.inner} ({work.describe()})")
-    times = time_interleaved(variants, settings.reps, settings.warmup, settings.inner, work.device)
-    t = medians(times)
-    setting = f"{work.describe()}, {settings.inner} steps per sample, median of {settings.reps}"
-    paired = f"{setting}, ratios paired within a repetition"
+    log(f"timing {len(variants)} step variants x {settings.reps} ({work.describe()})")
+    t = best(time_interleaved(variants, settings.reps, settings.warmup, work.device))
+    setting = f"{work.describe()}, best of {settings.reps} interleaved"
     steps = [v.name for v in variants[:-1]]
-    over_fp = {name: median_ratio(times, name, "fp") for name in steps}
+    over_fp = {name: t[name] / t["fp"] for name in steps}
     rows = [row("step_time", t[name] * 1e3, "ms", f"{_label(name)}; {setting}") for name in steps]
     rows += [row("quant_step_ratio", over_fp[name], "x",
-                 f"{_label(name)} over the plain full-precision step (target <= {STEP_RATIO_TARGET}); {paired}")
+                 f"{_label(name)} over the plain full-precision step (target <= {STEP_RATIO_TARGET}); {setting}")
              for name in steps[1:]]
-    rows += [row("quant_step_ratio_vs_path32", median_ratio(times, name, "32"), "x",
-                 f"{_label(name)} over the same model's 32-bit path; {paired}") for name in steps[2:]]
-    rows += [row("bias_correction_ratio", median_ratio(times, f"{b}+bc", f"{b}"), "x",
-                 f"{b}-bit step with bias correction over without; {paired}") for b in quantized_bits(work.config)]
-    rows += efficiency_rows(times, flops, n, paired, lowest=f"{min(quantized_bits(work.config))}+bc")
+    rows += [row("quant_step_ratio_vs_path32", t[name] / t["32"], "x",
+                 f"{_label(name)} over the same model's 32-bit path; {setting}") for name in steps[2:]]
+    rows += [row("bias_correction_ratio", t[f"{b}+bc"] / t[f"{b}"], "x",
+                 f"{b}-bit step with bias correction over without; {setting}") for b in quantized_bits(work.config)]
+    rows += efficiency_rows(t, flops, n, setting, lowest=f"{min(quantized_bits(work.config))}+bc")
     return rows, over_fp
 
 
@@ -303,19 +293,16 @@ def _label(name: str) -> str:
     return f"{bits}-bit step, bias correction {'on' if correction else 'off'}"
 
 
-def efficiency_rows(times: dict[str, list[float]], flops: dict[str, int], n: int, setting: str,
-                    lowest: str) -> list[dict]:
+def efficiency_rows(t: dict[str, float], flops: dict[str, int], n: int, setting: str, lowest: str) -> list[dict]:
     """Item 5: achieved GFLOP/s of the FP and the lowest-bit step over the matmul rate."""
-    t, matmul_flops = medians(times), 2 * n**3
-    rows = [row("matmul_gflops", matmul_flops / t["matmul"] / 1e9, "GFLOP/s", f"torch.mm {n}x{n} fp32, 2n^3 FLOPs; "
-                                                                              f"{setting}")]
+    matmul = 2 * n**3 / t["matmul"] / 1e9
+    rows = [row("matmul_gflops", matmul, "GFLOP/s", f"torch.mm {n}x{n} fp32, 2n^3 FLOPs; {setting}")]
     for name in ("fp", lowest):
+        achieved = flops[name] / t[name] / 1e9
         what = f"{_label(name)}; FLOPs of forward + backward matmuls/convs (FlopCounterMode, optimizer not counted)"
-        # achieved / matmul rate = (flops / t_step) / (2n^3 / t_mm), paired within each repetition
-        efficiency = 100 * flops[name] / matmul_flops * median_ratio(times, "matmul", name)
         rows += [row("step_gflop", flops[name] / 1e9, "GFLOP", what),
-                 row("step_gflops", flops[name] / t[name] / 1e9, "GFLOP/s", f"{what}; {setting}"),
-                 row("efficiency", efficiency, "% of matmul rate", f"{_label(name)}; {setting}")]
+                 row("step_gflops", achieved, "GFLOP/s", f"{what}; {setting}"),
+                 row("efficiency", 100 * achieved / matmul, "% of matmul rate", f"{_label(name)}; {setting}")]
     return rows
 
 
@@ -332,21 +319,19 @@ def measure_speed_options(work: Workload, settings: BenchSettings) -> list[dict]
     cl_model = work.model(work.emq_spec(), bits).to(memory_format=torch.channels_last)
     variants.append(Variant("channels_last", training_step(cl_model, work.optimizer(cl_model),
                                                            x.contiguous(memory_format=torch.channels_last), y)))
-    setting = (f"{bits}-bit EMQ step; {work.describe()}, {settings.inner} steps per sample, median of {settings.reps}"
-               " paired ratios")
+    setting = f"{bits}-bit EMQ step; {work.describe()}, best of {settings.reps} interleaved"
     rows = []
     if settings.try_compile:
         compiled_rows, compiled = _compiled_variant(work, bits, x, y, setting)
         rows += compiled_rows
         variants += compiled
-    log(f"timing speed options {[v.name for v in variants]} x {settings.reps} x {settings.inner}")
-    times = time_interleaved(variants, settings.reps, settings.warmup, settings.inner, work.device)
-    rows.append(row("speed_option_ratio", median_ratio(times, "threads=1", "threads=2"), "x",
-                    f"1 thread over 2 threads; {setting}"))
-    rows.append(row("speed_option_ratio", median_ratio(times, "channels_last", "eager"), "x",
+    log(f"timing speed options {[v.name for v in variants]} x {settings.reps}")
+    t = best(time_interleaved(variants, settings.reps, settings.warmup, work.device))
+    rows.append(row("speed_option_ratio", t["threads=1"] / t["threads=2"], "x", f"1 thread over 2 threads; {setting}"))
+    rows.append(row("speed_option_ratio", t["channels_last"] / t["eager"], "x",
                     f"channels-last over contiguous; {setting}"))
-    if "compiled" in times:
-        rows.append(row("speed_option_ratio", median_ratio(times, "compiled", "eager"), "x",
+    if "compiled" in t:
+        rows.append(row("speed_option_ratio", t["compiled"] / t["eager"], "x",
                         f"torch.compile (mode default) over eager; {setting}"))
     return rows
 
@@ -364,7 +349,8 @@ def _compiled_variant(work: Workload, bits: int, x: Tensor, y: Tensor,
         log(f"torch.compile failed: {type(error).__name__}: {error}")
         return [row("compile_works", 0, "bool", f"torch.compile failed ({type(error).__name__}); {setting}")], []
     seconds = time.perf_counter() - start
-    note = "each bit-width is a new graph: set_bits changes module attributes that dynamo guards on"
+    note = ("from inductor's on-disk cache when this machine compiled the step before; each bit-width is a new graph "
+            "(set_bits changes module attributes that dynamo guards on)")
     return ([row("compile_works", 1, "bool", f"torch.compile (mode default); {setting}"),
              row("compile_seconds", seconds, "s", f"first compiled step (forward + backward graphs); {note}; {setting}")],
             [Variant("compiled", step)])
@@ -403,8 +389,8 @@ def measure_scaling(work: Workload, settings: BenchSettings) -> tuple[list[dict]
     variants = [Variant(f"n={n}", epoch_runner(work, dataset, n, (lowest,))) for n in sizes]
     variants += [Variant(f"k={len(bs)}", epoch_runner(work, dataset, n_bits, bs)) for bs in bit_sets]
     log(f"timing scaling epochs {[v.name for v in variants]} x {settings.scaling_reps}")
-    t = medians(time_interleaved(variants, settings.scaling_reps, warmup=1, device=work.device))
-    where = f"{work.describe()}, whole epochs, median of {settings.scaling_reps}"
+    t = best(time_interleaved(variants, settings.scaling_reps, warmup=1, device=work.device))
+    where = f"{work.describe()}, whole epochs, best of {settings.scaling_reps} interleaved"
     rows = []
     for n in sizes:
         rows.append(row("epoch_time", t[f"n={n}"], "s", f"N={n} samples, 1 bit-width ({lowest}-bit EMQ); {where}"))
@@ -550,7 +536,7 @@ def plot(over_fp: dict[str, float], config: RunConfig, summaries: dict[str, dict
 def _scaling_panel(ax, x: list, y: list, fit: tuple[float, float, float], xlabel: str, title: str) -> None:
     slope, intercept, r2 = fit
     line = np.linspace(0, max(x), 50)
-    ax.plot(x, y, "o", label="measured (median)")
+    ax.plot(x, y, "o", label="measured (best of repetitions)")
     ax.plot(line, slope * line + intercept, "--", label=f"linear fit, R$^2$={r2:.4f}")
     ax.set(xlabel=xlabel, ylabel="time per epoch (s)", title=title, xlim=(0, None), ylim=(0, None))
     ax.legend(fontsize=8)

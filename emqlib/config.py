@@ -270,8 +270,8 @@ PROFILES = {
     "smoke": dict(dataset="synthetic", model="resnet8", width=0.5, epochs=2, batch_size=32, reference_epochs=3,
                   reselect_every=1, snapshot_every=1),
     # Fashion-MNIST on 2 CPU cores: the whole `make reproduce` in under 45 minutes
-    "cpu": dict(dataset="fashion-mnist", model="resnet8", width=1.0, train_per_class=1000, epochs=6,
-                batch_size=128, reference_epochs=5, reselect_every=2, eval_every=3, snapshot_every=1),
+    "cpu": dict(dataset="fashion-mnist", model="resnet8", width=1.0, train_per_class=800, epochs=6,
+                batch_size=128, reference_epochs=5, reselect_every=2, eval_every=6, snapshot_every=1),
     # the paper's CIFAR-10 recipe (SPEC 10), for a GPU
     "paper": dict(dataset="cifar10", model="resnet20", width=5.0, bits=(1, 2, 4, 8, 32), epochs=200, batch_size=128,
                   optimizer="adam", lr=1e-3, lr_schedule="multistep", milestones=(100, 150, 180), augment=True,

@@ -5,6 +5,7 @@ subsets are drawn on rank 0 and broadcast; only rank 0 writes files.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -24,13 +25,13 @@ def train_distributed(config: RunConfig, runtime: Runtime, path: Path | None = N
     # the reference run is trained before the process group exists, as a plain single-process run
     # (it records a trajectory, which DDP cannot): the run cache's lock lets one process train it
     # while the others wait for it and then reuse it
-    reference = None if is_done(path) else reference_of(config, Runtime(runtime.threads, runtime.progress))
+    reference = None if is_done(path) else reference_of(config, runtime)
     dist.init_process_group("nccl" if use_cuda else "gloo")
     try:
         rank = dist.get_rank()
         if use_cuda:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-            runtime = Runtime(runtime.threads, runtime.progress, f"cuda:{torch.cuda.current_device()}")
+            runtime = dataclasses.replace(runtime, device=f"cuda:{torch.cuda.current_device()}")
         if rank == 0:
             _check_compatible(path, config)
         dist.barrier()

@@ -49,9 +49,12 @@ SHARED_BN_VARIANTS = {
     "switchable BN + recalibration": (dict(method="joint"), True),
     "shared BN, no correction": (dict(method="emq", bias_correction=False), False),
     "shared BN + correction": (dict(method="emq"), False),
+    "shared BN + correction + recalibration": (dict(method="emq"), True),
+}
+# forms of the correction and of the 32-bit activation, run with the first seed only
+SHARED_BN_ABLATIONS = {
     "shared BN + correction (exact mean)": (dict(method="emq", correction_mode="exact"), False),
     "shared BN + correction (per layer)": (dict(method="emq", per_channel=False), False),
-    "shared BN + correction + recalibration": (dict(method="emq"), True),
     "shared BN + correction, ReLU at 32 bits": (dict(method="emq", full_precision_activation="relu"), False),
     "shared BN, no correction, ReLU at 32 bits": (dict(method="emq", bias_correction=False,
                                                        full_precision_activation="relu"), False),
@@ -69,12 +72,19 @@ def accuracy_at_all_bits(profile: str, variants: dict, seeds: Sequence[int] = (0
     return pd.concat(frames, ignore_index=True)
 
 
+def shared_bn_study(profile: str = "cpu", seeds: Sequence[int] = (0, 1)) -> pd.DataFrame:
+    """Accuracy at every bit-width: the main variants for every seed, the ablations for the first."""
+    return pd.concat([accuracy_at_all_bits(profile, SHARED_BN_VARIANTS, seeds),
+                      accuracy_at_all_bits(profile, SHARED_BN_ABLATIONS, seeds[:1])], ignore_index=True)
+
+
 def quant_core_check(profile: str = "cpu", seed: int = 0) -> pd.DataFrame:
     """EMQ (bits 2,4,8,32) evaluated at 1..8 and 32, with and without weight bias correction,
     for both 32-bit activations (clamp, our EMQ default; ReLU, SPEC 2.2)."""
     keys = ["shared BN + correction", "shared BN, no correction", "shared BN + correction, ReLU at 32 bits",
             "shared BN, no correction, ReLU at 32 bits"]
-    return accuracy_at_all_bits(profile, {k: SHARED_BN_VARIANTS[k] for k in keys}, (seed,))
+    variants = {**SHARED_BN_VARIANTS, **SHARED_BN_ABLATIONS}
+    return accuracy_at_all_bits(profile, {k: variants[k] for k in keys}, (seed,))
 
 
 def neighbour_gaps(frame: pd.DataFrame) -> pd.DataFrame:

@@ -51,7 +51,7 @@ class Run:
 
     def model(self, bits: int | None = None, epoch: int | None = None) -> nn.Module:
         """The trained model that runs ``bits`` (Dedicated: that bit-width's own model), in eval
-        mode; with ``epoch``, its weights at the end of that epoch (needs ``snapshot_every``)."""
+        mode and channels-last memory format; with ``epoch``, its weights at the end of that epoch (needs ``snapshot_every``)."""
         groups = learner_bits(self.config)
         index = 0 if len(groups) == 1 else [g[0] for g in groups].index(bits)
         if epoch is None:
@@ -63,7 +63,8 @@ class Run:
             state = load_torch(snapshot)[index]
         model = build_run_model(self.config, groups[index])
         model.load_state_dict(state)
-        return model.eval()
+        # the memory format training uses by default, so evaluation repeats its numbers exactly
+        return model.to(memory_format=torch.channels_last).eval()
 
     def trajectory(self) -> torch.Tensor:
         """Training softmax outputs [epochs, N, C] (runs with ``record_trajectory``)."""

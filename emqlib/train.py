@@ -50,6 +50,8 @@ class Runtime:
     threads: int | None = None  # torch intra-op threads (None: leave torch's default)
     progress: bool = field(default_factory=lambda: os.environ.get("EMQ_PROGRESS", "1") != "0")  # tqdm bar per epoch
     device: str = "auto"  # "auto": CUDA when available (the paper profile), else CPU
+    channels_last: bool = True  # NHWC tensors: 11-14% faster training steps on CPU (make bench)
+    compile: bool = False  # torch.compile the model: ~1.8x faster steps, but ~20-45 s to compile per bit-width
 
     def torch_device(self) -> torch.device:
         if self.device == "auto":
@@ -65,10 +67,13 @@ class Learner:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     bits: tuple[int, ...]
-    module: nn.Module = field(init=False)  # the model without a DistributedDataParallel wrapper
+    module: nn.Module = field(init=False)  # the model without DistributedDataParallel / torch.compile wrappers
 
     def __post_init__(self) -> None:
-        self.module = self.model.module if isinstance(self.model, nn.parallel.DistributedDataParallel) else self.model
+        module = self.model
+        while isinstance(module, nn.parallel.DistributedDataParallel) or hasattr(module, "_orig_mod"):
+            module = module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module._orig_mod
+        self.module = module
 
 
 # ---------------------------------------------------------------- building blocks
@@ -121,19 +126,22 @@ def _scheduler(config: RunConfig, optimizer: torch.optim.Optimizer) -> torch.opt
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: 1.0)
 
 
-def build_learners(config: RunConfig, reference: Reference | None, device: torch.device) -> list[Learner]:
+def build_learners(config: RunConfig, reference: Reference | None, runtime: Runtime) -> list[Learner]:
     learners = []
     for i, bits in enumerate(learner_bits(config)):
         torch.manual_seed(derive_seed(config.seed, "init", i))
         model = build_run_model(config, bits)
         if config.init_from_reference:
             load_reference_weights(model, reference.model)
-        model = model.to(device)
+        model = model.to(runtime.torch_device(),
+                         memory_format=torch.channels_last if runtime.channels_last else torch.contiguous_format)
         if _distributed():
             # switchable BN copies and LSQ steps of other bit-widths sit out the steps of one bit-width
             unused = config.training_loop != "joint" and (config.bn_mode == "switchable" or config.weight_quantizer == "lsq")
             model = nn.parallel.DistributedDataParallel(model, find_unused_parameters=unused or config.training_loop == "batch")
         optimizer = _optimizer(config, model)
+        if runtime.compile:
+            model = torch.compile(model)
         learners.append(Learner(model, optimizer, _scheduler(config, optimizer), bits))
     return learners
 
@@ -213,7 +221,7 @@ class Trainer:
         if reference is not None:
             reference.model.to(self.device)
         self.train_set, self.test_set = load_run_data(config)
-        self.learners = build_learners(config, reference, self.device)
+        self.learners = build_learners(config, reference, runtime)
         self.sampler = CoresetSampler(config, self.train_set, reference)
         self.subsets: dict[tuple[int, int], Tensor] = {}
         self.metrics: list[dict] = []
@@ -360,7 +368,8 @@ class Trainer:
     def _batches(self, indices: Tensor, data_generator: torch.Generator):
         for x, y, idx in batches(self.train_set, indices, self.config.batch_size, data_generator,
                                  augment=self.config.augment):
-            yield _shard(x).to(self.device), _shard(y).to(self.device), _shard(idx)
+            memory_format = torch.channels_last if self.runtime.channels_last else torch.contiguous_format
+            yield _shard(x).to(self.device, memory_format=memory_format), _shard(y).to(self.device), _shard(idx)
 
     def _record(self, epoch: int, idx: Tensor, logits: Tensor) -> None:
         """Training-pass softmax outputs by sample index (the trajectory TDDS and forgetting use)."""
