@@ -36,7 +36,7 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from . import paths
+from . import paths, report
 from .bits import FULL_PRECISION, SUPPORTED_BITS, set_bits
 from .config import PROFILES, RunConfig, config_hash, profile_config
 from .data import DATASET_SHAPES, ImageDataset, batches
@@ -580,6 +580,8 @@ def main(argv: list[str] | None = None) -> int:
                       args.out_png or paths.figures_dir() / "bench.png")
     with pd.option_context("display.max_rows", None, "display.max_colwidth", 60, "display.width", 200):
         print(table[["metric", "value", "unit", "setting"]].to_string(index=False))
+    if args.out_csv is None:
+        report.update(args.profile)
     return 0
 
 

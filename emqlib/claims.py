@@ -41,12 +41,12 @@ def _grade(value: float, reproduced: Callable[[float], bool], partial: Callable[
     return "reproduced" if reproduced(value) else "partial" if partial(value) else "not reproduced"
 
 
-def _pm(values: pd.Series) -> str:
-    """'mean ± std (n seeds)' or just the value for one seed."""
+def _pm(values: pd.Series, unit: str = "") -> str:
+    """'mean ± std unit (n seeds)', or the value and unit for one seed."""
     values = values.dropna()
     if len(values) > 1:
-        return f"{values.mean():.2f} ± {values.std():.2f} ({len(values)} seeds)"
-    return f"{values.mean():.2f}"
+        return f"{values.mean():.2f} ± {values.std():.2f}{unit} ({len(values)} seeds)"
+    return f"{values.mean():.2f}{unit}"
 
 
 # ---------------------------------------------------------------- EMQ claims
@@ -63,7 +63,7 @@ def _cost_claims() -> list[dict]:
     return [
         dict(claim_id="E1", claim="average accuracy with bit-wise coreset (vs 93.46 without: -0.49)",
              source="EMQ Results, CIFAR-10", paper_value="92.97% (0.49 below EMQ without coreset)",
-             our_value=f"{_pm(by[coreset].avg_accuracy)}%; {_pm(drop)} points below EMQ on full data",
+             our_value=f"{_pm(by[coreset].avg_accuracy, '%')}; {_pm(drop, ' points')} below EMQ on full data",
              status=_grade(drop.mean(), lambda d: d <= 1.0, lambda d: d <= 3.0),
              criterion="the coreset's accuracy drop vs full-data EMQ: <= 1.0 point reproduced, <= 3.0 partial",
              notebook="04_training_cost"),
@@ -73,8 +73,8 @@ def _cost_claims() -> list[dict]:
              notebook="04_training_cost"),
         dict(claim_id="E3", claim="speed-up of EMQ + bit-wise coreset over Dedicated", source="EMQ abstract/Results, CIFAR-10",
              paper_value="7.88x",
-             our_value=(f"{_pm(speed)}x wall-clock vs Dedicated on the trained bit-widths; "
-                        f"{_pm(speed_all)}x vs a Dedicated of all 9 supported bit-widths (estimated)"),
+             our_value=(f"{_pm(speed, 'x')} wall-clock vs Dedicated on the trained bit-widths; "
+                        f"{_pm(speed_all, 'x')} vs a Dedicated of all 9 supported bit-widths (estimated)"),
              status=("reproduced" if speed.mean() >= 0.9 * 7.88 else
                      "partial" if speed_all.mean() >= 0.9 * 7.88 else "not reproduced"),
              criterion=("measured wall-clock speedup >= 7.1x (90% of 7.88) reproduced; only the 9-model "
@@ -82,13 +82,13 @@ def _cost_claims() -> list[dict]:
              notebook="04_training_cost"),
         dict(claim_id="E4", claim="average accuracy of EMQ without coreset (Dedicated 93.08, derived)",
              source="EMQ Results, CIFAR-10; Any-Precision README", paper_value="93.46% (+0.38 vs Dedicated)",
-             our_value=f"{_pm(emq.avg_accuracy)}%; {_pm(gap)} points vs Dedicated",
+             our_value=f"{_pm(emq.avg_accuracy, '%')}; {_pm(gap, ' points')} vs Dedicated",
              status=_grade(gap.mean(), lambda g: g >= -1.0, lambda g: g >= -2.0),
              criterion="EMQ minus Dedicated average accuracy: >= -1.0 point reproduced, >= -2.0 partial",
              notebook="04_training_cost"),
         dict(claim_id="P1", claim="joint training (recursive distillation) matches Dedicated",
              source="Any-Precision README (SPEC 11.3)", paper_value="93.50% vs 93.08% (+0.42)",
-             our_value=f"{_pm(joint_gap)} points vs Dedicated",
+             our_value=f"{_pm(joint_gap, ' points')} vs Dedicated",
              status=_grade(joint_gap.mean(), lambda g: g >= -1.0, lambda g: g >= -2.0),
              criterion="joint minus Dedicated average accuracy: >= -1.0 point reproduced, >= -2.0 partial",
              notebook="04_training_cost"),
@@ -114,7 +114,7 @@ def _tdds_claim() -> dict:
     diff = at80["emq"] - at80["tdds"]
     return dict(claim_id="E9", claim="bit-wise coreset beats TDDS at 80% pruning (average accuracy)",
                 source="EMQ comparative results, CIFAR-10", paper_value="+4.43 points",
-                our_value=f"{_pm(diff)} points (EMQ {_pm(at80['emq'])}, TDDS {_pm(at80['tdds'])})",
+                our_value=f"{_pm(diff, ' points')} (EMQ {_pm(at80['emq'], '%')}, TDDS {_pm(at80['tdds'], '%')})",
                 status=_grade(diff.mean(), lambda d: d >= 4.43 / 2, lambda d: d > 0),
                 criterion="EMQ minus TDDS: >= 2.2 points (half the paper's) reproduced, > 0 partial",
                 notebook="05_pruning_tdds")

@@ -214,6 +214,17 @@ def pruning_study(profile: str = "cpu", rates: Sequence[float] = (0.3, 0.5, 0.7,
     return pd.DataFrame(rows)
 
 
+def coreset_check(pruning: pd.DataFrame, rate: float = 0.8, methods: Sequence[str] = ("emq", "random", "tdds")
+                  ) -> pd.DataFrame:
+    """The rows of ``pruning_study`` at one pruning rate for EMQ's bit-wise coreset and its two
+    main comparisons: accuracy per bit-width, their average, per-sample passes, seconds."""
+    rows = pruning[(pruning.pruning_rate.sub(rate).abs() < 1e-9) & pruning.method.isin(methods)]
+    accuracy = [c for c in pruning.columns if c.startswith("acc_")]
+    columns = ["method", "pruning_rate", "seed", *accuracy, "avg_accuracy", "sample_passes", "teacher_forwards",
+               "selection_forwards", "train_seconds", "selection_seconds", "run"]
+    return rows[columns].reset_index(drop=True)
+
+
 EXTRACTION_VARIANTS = {
     "bit-wise, dynamic (EMQ)": dict(),
     "bit-wise, static": dict(static=True),

@@ -23,11 +23,13 @@ PRODUCERS = {
     "gradient_angles.csv": "03_gradient_angles.ipynb",
     "training_cost.csv": "04_training_cost.ipynb",
     "pruning.csv": "05_pruning_tdds.ipynb",
+    "coreset_check.csv": "05_pruning_tdds.ipynb",
     "acs_fractions.csv": "06_acs.ipynb",
     "acs_schedule.csv": "06_acs.ipynb",
     "acs_interval.csv": "06_acs.ipynb",
     "label_noise.csv": "07_label_noise.ipynb",
     "score_extraction.csv": "08_score_extraction.ipynb",
+    "claims.csv": "09_claims.ipynb",
 }
 
 

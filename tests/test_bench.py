@@ -22,16 +22,6 @@ FAMILIES = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread, as in the other training tests: on a shared 2-core machine two
-    threads stall whenever another process holds a core, and the smoke bench needs no speed."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def smoke(one_thread, tmp_path_factory) -> tuple[pd.DataFrame, object]:
     """`python -m emqlib.bench --profile smoke` into a temporary folder with its own run cache."""

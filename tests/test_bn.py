@@ -13,15 +13,6 @@ from emqlib.quant import QuantSpec
 TRAINED = (2, 4, 8, 32)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: these tiny models run faster so on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def resnet8(bn_mode: str, trained=TRAINED, seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
     return build_model("resnet8", num_classes=4, in_channels=1, image_size=16, trained_bits=trained,

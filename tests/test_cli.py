@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
 
 from emqlib.__main__ import build_config, main, parser
 from emqlib.config import config_hash, profile_config
@@ -17,14 +16,6 @@ from emqlib.runs import load_run
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = profile_config("smoke", method="emq", bits=(2, 32))
 TRAIN_ARGS = ["train", "--profile", "smoke", "--method", "emq", "--bits", "2,32", "--no-progress"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(autouse=True)

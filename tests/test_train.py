@@ -29,16 +29,6 @@ N_CLASSES = 4
 BITS = (32, 4, 2)  # descending, as RunConfig stores them
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread, as the subprocesses below (OMP_NUM_THREADS=1): tiny models run
-    faster so on a shared 2-core machine, and in-process and subprocess runs compute alike."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def train(root: Path, **overrides):
     return get_run(profile_config("smoke", **overrides), Runtime(progress=False), root=root)
 
