@@ -42,7 +42,7 @@ from .config import PROFILES, RunConfig, config_hash, profile_config
 from .data import DATASET_SHAPES, ImageDataset, batches
 from .models import build_model
 from .quant import QuantSpec
-from .runs import Run, get_run
+from .runs import FORWARD_PASS_WEIGHT, Run, get_run
 from .storage import atomic_write_bytes, save_csv
 from .train import Runtime, soft_cross_entropy
 
@@ -50,8 +50,6 @@ COLUMNS = ["metric", "value", "unit", "setting"]
 # the four runs of item 3, with the configurations the notebooks use (so the run cache serves both)
 METHOD_RUNS = {"dedicated": dict(method="dedicated"), "joint": dict(method="joint"), "emq": dict(method="emq"),
                "emq+coreset": dict(method="emq", coreset="emq", fraction=0.2)}
-# a forward pass without backward costs about a third of a forward + backward pass
-FORWARD_WEIGHT = 1 / 3
 STEP_RATIO_TARGET = 1.25
 SELECTION_SHARE_TARGET = 10.0  # percent
 SPEEDUP_TARGET = 8.0
@@ -105,11 +103,6 @@ def count_flops(fn: Callable[[], object]) -> int:
     with FlopCounterMode(display=False) as counter:
         fn()
     return counter.get_total_flops()
-
-
-def weighted_passes(cost: dict) -> float:
-    """Sample passes with teacher and selection forwards counted at FORWARD_WEIGHT each."""
-    return cost["sample_passes"] + FORWARD_WEIGHT * (cost["teacher_forwards"] + cost["selection_forwards"])
 
 
 def ideal_pass_ratio(dedicated_bits: int, trained_bits: int, fraction: float) -> float:
@@ -422,7 +415,7 @@ def method_summary(run: Run) -> dict:
     """Wall-clock, passes and average final test accuracy of one cached run."""
     cost = run.cost()
     trained = datetime.fromtimestamp((run.path / "done.json").stat().st_mtime).isoformat(timespec="minutes")
-    return {**cost, "wallclock": cost["train_seconds"] + cost["selection_seconds"], "weighted": weighted_passes(cost),
+    return {**cost, "wallclock": cost["wall_seconds"], "weighted": cost["pass_equivalents"],
             "accuracy": float(run.final_metrics().test_accuracy.mean()),
             "source": f"from run cache {config_hash(run.config)} (timed when trained, {trained})"}
 
@@ -431,7 +424,7 @@ def method_rows(summaries: dict[str, dict], config: RunConfig) -> list[dict]:
     """Items 3 and 4 from the runs' summaries; ``config`` is the EMQ + coreset configuration."""
     dedicated = summaries["dedicated"]
     bits = ",".join(map(str, config.bits))
-    weighting = f"sample passes + {FORWARD_WEIGHT:.3g} x (teacher + selection forwards)"
+    weighting = f"sample passes + {FORWARD_PASS_WEIGHT:.3g} x (teacher + selection forwards)"
     rows = []
     for name, s in summaries.items():
         src = f"{name}; {s['source']}"
@@ -462,8 +455,8 @@ def method_rows(summaries: dict[str, dict], config: RunConfig) -> list[dict]:
              row("selection_share", 100 * coreset["selection_seconds"] / total, "%",
                  f"selection seconds / (train + selection) of emq+coreset (target <= {SELECTION_SHARE_TARGET:g}); "
                  f"{coreset['source']}"),
-             row("selection_share_passes", 100 * FORWARD_WEIGHT * coreset["selection_forwards"] / coreset["weighted"],
-                 "%", f"selection forwards x {FORWARD_WEIGHT:.3g} / weighted passes of emq+coreset; "
+             row("selection_share_passes",
+                 100 * FORWARD_PASS_WEIGHT * coreset["selection_forwards"] / coreset["weighted"], "%", f"selection forwards x {FORWARD_PASS_WEIGHT:.3g} / weighted passes of emq+coreset; "
                       f"{coreset['source']}")]
     return rows
 

@@ -30,6 +30,14 @@ from .storage import CorruptFileError, file_lock, load_json, load_torch, save_cs
 from .train import Runtime, Trainer, build_run_model, learner_bits, load_run_data
 
 
+FORWARD_PASS_WEIGHT = 1 / 3  # a forward-only pass (teacher, scoring) costs about a third of a forward+backward
+
+
+def pass_equivalents(cost: dict) -> float:
+    """Hardware-independent cost: sample passes plus forward-only passes at FORWARD_PASS_WEIGHT."""
+    return cost["sample_passes"] + FORWARD_PASS_WEIGHT * (cost["teacher_forwards"] + cost["selection_forwards"])
+
+
 class IncompatibleRunError(RuntimeError):
     """A run folder holds a run of another configuration (or of an older code schema)."""
 
@@ -76,12 +84,16 @@ class Run:
         return m[m.epoch == m.epoch.max()].reset_index(drop=True)
 
     def cost(self) -> dict:
-        """Totals over the run: seconds of training and of selection, and per-sample passes."""
+        """Totals over the run: seconds of training and of selection (and their sum, the wall-clock
+        cost), per-sample passes, and their pass equivalents."""
         m = self.metrics
         per_epoch = m.groupby("epoch")[["train_seconds", "selection_seconds", "eval_seconds"]].first().sum()
-        return {"train_seconds": float(per_epoch.train_seconds), "selection_seconds": float(per_epoch.selection_seconds),
+        cost = {"train_seconds": float(per_epoch.train_seconds), "selection_seconds": float(per_epoch.selection_seconds),
                 "sample_passes": int(m.sample_passes.sum()), "teacher_forwards": int(m.teacher_forwards.sum()),
                 "selection_forwards": int(m.selection_forwards.sum())}
+        cost["wall_seconds"] = cost["train_seconds"] + cost["selection_seconds"]
+        cost["pass_equivalents"] = pass_equivalents(cost)
+        return cost
 
     def evaluate(self, bits="1-8,32", recalibrate: bool = False) -> pd.DataFrame:
         """Test accuracy at each of ``bits`` (trained or not), cached in the run folder.

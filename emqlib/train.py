@@ -53,6 +53,10 @@ class Runtime:
     channels_last: bool = True  # NHWC tensors: 11-14% faster training steps on CPU (make bench)
     compile: bool = False  # torch.compile the model: ~1.8x faster steps, but ~20-45 s to compile per bit-width
 
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
     def torch_device(self) -> torch.device:
         if self.device == "auto":
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -133,8 +137,7 @@ def build_learners(config: RunConfig, reference: Reference | None, runtime: Runt
         model = build_run_model(config, bits)
         if config.init_from_reference:
             load_reference_weights(model, reference.model)
-        model = model.to(runtime.torch_device(),
-                         memory_format=torch.channels_last if runtime.channels_last else torch.contiguous_format)
+        model = model.to(runtime.torch_device(), memory_format=runtime.memory_format)
         if _distributed():
             # switchable BN copies and LSQ steps of other bit-widths sit out the steps of one bit-width
             unused = config.training_loop != "joint" and (config.bn_mode == "switchable" or config.weight_quantizer == "lsq")
@@ -310,9 +313,9 @@ class Trainer:
 
         start = time.perf_counter()
         rows = []
+        evaluate = (epoch + 1) % c.eval_every == 0 or epoch == c.epochs - 1
         for i, learner in enumerate(self.learners):
             for b in learner.bits:
-                evaluate = (epoch + 1) % c.eval_every == 0 or epoch == c.epochs - 1
                 evaluation = (accuracy(learner.module, self.test_set, b, c.activation_bits) if evaluate
                               else {"accuracy": math.nan, "loss": math.nan})
                 subset = self._indices(i, b)
@@ -368,8 +371,8 @@ class Trainer:
     def _batches(self, indices: Tensor, data_generator: torch.Generator):
         for x, y, idx in batches(self.train_set, indices, self.config.batch_size, data_generator,
                                  augment=self.config.augment):
-            memory_format = torch.channels_last if self.runtime.channels_last else torch.contiguous_format
-            yield _shard(x).to(self.device, memory_format=memory_format), _shard(y).to(self.device), _shard(idx)
+            yield (_shard(x).to(self.device, memory_format=self.runtime.memory_format), _shard(y).to(self.device),
+                   _shard(idx))
 
     def _record(self, epoch: int, idx: Tensor, logits: Tensor) -> None:
         """Training-pass softmax outputs by sample index (the trajectory TDDS and forgetting use)."""
