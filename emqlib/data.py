@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from . import paths
-from .coreset.select import check_fraction
+from .coreset.select import class_budgets
 
 DATASETS = ("fashion-mnist", "cifar10", "cifar100", "synthetic")
 # (classes, channels, image size): what a model needs to know before the data is loaded
@@ -262,16 +262,15 @@ def balanced_subset(targets: Tensor, n_per_class: int | None = None, fraction: f
     or ``round(fraction * n_c)`` of class c. The same arguments always give the same subset."""
     if (n_per_class is None) == (fraction is None):
         raise ValueError("give exactly one of n_per_class and fraction")
-    if fraction is not None:
-        fraction = check_fraction(fraction)
-    elif not isinstance(n_per_class, int) or n_per_class < 1:
+    if fraction is None and (not isinstance(n_per_class, int) or n_per_class < 1):
         raise ValueError(f"n_per_class must be a positive integer, got {n_per_class!r}")
+    budgets = class_budgets(targets, fraction) if fraction is not None else None
     generator = torch.Generator().manual_seed(seed)
     keep = []
     for c in torch.unique(targets).tolist():
         members = torch.nonzero(targets == c).flatten()
         members = members[torch.randperm(len(members), generator=generator)]
-        budget = n_per_class if fraction is None else max(1, round(fraction * len(members)))
+        budget = n_per_class if budgets is None else budgets[c]
         if budget > len(members):
             raise ValueError(f"class {c} has {len(members)} samples, fewer than n_per_class={budget}")
         keep.append(members[:budget])

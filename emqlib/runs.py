@@ -72,7 +72,7 @@ class Run:
         model = build_run_model(self.config, groups[index])
         model.load_state_dict(state)
         # the memory format training uses by default, so evaluation repeats its numbers exactly
-        return model.to(memory_format=torch.channels_last).eval()
+        return model.to(memory_format=Runtime().memory_format).eval()
 
     def trajectory(self) -> torch.Tensor:
         """Training softmax outputs [epochs, N, C] (runs with ``record_trajectory``)."""
