@@ -19,7 +19,6 @@ Writes ``results/bench.csv`` (metric, value, unit, setting) and ``figures/bench.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import io
 import sys
 import time
@@ -38,13 +37,14 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from . import paths, report
 from .bits import FULL_PRECISION, SUPPORTED_BITS, set_bits
+from .build import Runtime
 from .config import PROFILES, RunConfig, config_hash, profile_config
+from .cost import FORWARD_PASS_WEIGHT, ideal_pass_ratio, speedups
 from .data import DATASET_SHAPES, ImageDataset, batches
-from .models import build_model
-from .quant import QuantSpec
-from .runs import FORWARD_PASS_WEIGHT, Run, get_run
+from .distill import joint_step
+from .models import model_for
+from .runs import Run, get_run
 from .storage import atomic_write_bytes, save_csv
-from .train import Runtime, soft_cross_entropy
 
 COLUMNS = ["metric", "value", "unit", "setting"]
 # the four runs of item 3, with the configurations the notebooks use (so the run cache serves both)
@@ -103,12 +103,6 @@ def count_flops(fn: Callable[[], object]) -> int:
     with FlopCounterMode(display=False) as counter:
         fn()
     return counter.get_total_flops()
-
-
-def ideal_pass_ratio(dedicated_bits: int, trained_bits: int, fraction: float) -> float:
-    """SPEC 5.2: Dedicated trains ``dedicated_bits`` models on all data; the method
-    ``trained_bits`` bit-widths on a ``fraction`` of it each."""
-    return dedicated_bits / (trained_bits * fraction)
 
 
 # ---------------------------------------------------------------- timing
@@ -181,21 +175,18 @@ class Workload:
         where = f"{threads or torch.get_num_threads()} threads" if self.device.type == "cpu" else str(self.device)
         return f"{c.model} width {c.width:g}, {ch}x{h}x{w} input, batch {c.batch_size}, {where}"
 
-    def emq_spec(self, bias_correction: bool = True) -> QuantSpec:
-        return dataclasses.replace(self.config.quant_spec(), bias_correction=bias_correction)
+    def emq(self, bias_correction: bool = True) -> RunConfig:
+        return self.config.replace(bias_correction=bias_correction)
 
-    def plain_spec(self) -> QuantSpec:
+    def plain(self) -> RunConfig:
         """A plain full-precision network: untransformed weights and ReLU (no quantizer at all)."""
-        return dataclasses.replace(self.config.quant_spec(), bias_correction=False, full_precision_weight="plain",
+        return self.config.replace(bias_correction=False, full_precision_weight="plain",
                                    full_precision_activation="relu")
 
-    def model(self, spec: QuantSpec, bits: int) -> nn.Module:
-        """A fresh model (same initial weights every time) running at ``bits``."""
-        num_classes = DATASET_SHAPES[self.config.dataset][0]
+    def model(self, config: RunConfig, bits: int) -> nn.Module:
+        """A fresh model of ``config`` (same initial weights every time) running at ``bits``."""
         torch.manual_seed(0)
-        model = build_model(self.config.model, num_classes=num_classes, in_channels=self.shape[0],
-                            image_size=self.shape[1], trained_bits=self.config.bits, bn_mode="shared", spec=spec,
-                            width=self.config.width)
+        model = model_for(config)
         set_bits(model, bits)
         return model.to(self.device).train()
 
@@ -218,20 +209,6 @@ def training_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: Tensor,
     return step
 
 
-def joint_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: Tensor, y: Tensor,
-               bits: Sequence[int]) -> None:
-    """One step of the joint loop (SPEC 5.1) over ``bits`` (descending): recursive distillation."""
-    optimizer.zero_grad(set_to_none=True)
-    losses, teacher = [], None
-    for b in bits:
-        set_bits(model, b)
-        logits = model(x)
-        losses.append(F.cross_entropy(logits, y) if teacher is None else soft_cross_entropy(logits, teacher))
-        teacher = F.softmax(logits.detach(), dim=1)
-    torch.stack(losses).sum().backward()
-    optimizer.step()
-
-
 def quantized_bits(config: RunConfig) -> list[int]:
     return [b for b in config.bits if b != FULL_PRECISION]
 
@@ -244,17 +221,17 @@ def measure_steps(work: Workload, settings: BenchSettings) -> tuple[list[dict], 
     x, y = work.batch()
     variants, flops = [], {}
 
-    def add(name: str, spec: QuantSpec, bits: int) -> None:
-        model = work.model(spec, bits)
+    def add(name: str, config: RunConfig, bits: int) -> None:
+        model = work.model(config, bits)
         step = training_step(model, work.optimizer(model), x, y)
         flops[name] = count_flops(step)
         variants.append(Variant(name, step))
 
-    add("fp", work.plain_spec(), FULL_PRECISION)
-    add("32", work.emq_spec(), FULL_PRECISION)
+    add("fp", work.plain(), FULL_PRECISION)
+    add("32", work.emq(), FULL_PRECISION)
     for b in quantized_bits(work.config):
-        add(f"{b}+bc", work.emq_spec(True), b)
-        add(f"{b}", work.emq_spec(False), b)
+        add(f"{b}+bc", work.emq(True), b)
+        add(f"{b}", work.emq(False), b)
     n = settings.matmul_n
     a, b_ = torch.randn(n, n, device=work.device), torch.randn(n, n, device=work.device)
     variants.append(Variant("matmul", lambda: torch.mm(a, b_)))
@@ -306,10 +283,10 @@ def measure_speed_options(work: Workload, settings: BenchSettings) -> list[dict]
     (bias correction on), interleaved; ratios < 1 are faster than the eager default."""
     bits = min(quantized_bits(work.config))
     x, y = work.batch()
-    eager = work.model(work.emq_spec(), bits)
+    eager = work.model(work.emq(), bits)
     base = training_step(eager, work.optimizer(eager), x, y)
     variants = [Variant("eager", base), Variant("threads=1", base, threads=1), Variant("threads=2", base, threads=2)]
-    cl_model = work.model(work.emq_spec(), bits).to(memory_format=torch.channels_last)
+    cl_model = work.model(work.emq(), bits).to(memory_format=torch.channels_last)
     variants.append(Variant("channels_last", training_step(cl_model, work.optimizer(cl_model),
                                                            x.contiguous(memory_format=torch.channels_last), y)))
     setting = f"{bits}-bit EMQ step; {work.describe()}, best of {settings.reps} interleaved"
@@ -332,7 +309,7 @@ def measure_speed_options(work: Workload, settings: BenchSettings) -> list[dict]
 def _compiled_variant(work: Workload, bits: int, x: Tensor, y: Tensor,
                       setting: str) -> tuple[list[dict], list[Variant]]:
     """Compile the model, time the first step (compilation included) and report whether it works."""
-    model = work.model(work.emq_spec(), bits)
+    model = work.model(work.emq(), bits)
     step = training_step(torch.compile(model), work.optimizer(model), x, y)
     log("compiling the training step with torch.compile (about a minute on 2 CPU cores)")
     start = time.perf_counter()
@@ -362,13 +339,16 @@ def random_dataset(work: Workload, n: int) -> ImageDataset:
 def epoch_runner(work: Workload, dataset: ImageDataset, n: int, bits: Sequence[int]) -> Callable[[], None]:
     """An epoch over the first ``n`` samples (shuffled batches, the library's data path) with the
     joint step over ``bits``; one model and optimizer per runner."""
-    model = work.model(work.emq_spec(), bits[0])
+    model = work.model(work.emq(), bits[0])
     optimizer = work.optimizer(model)
     g = torch.Generator().manual_seed(2)
 
     def epoch() -> None:
         for x, y, _ in batches(dataset, torch.arange(n), work.config.batch_size, g):
-            joint_step(model, optimizer, x.to(work.device), y.to(work.device), bits)
+            # the trainer's joint step (emqlib.distill), then backward and one optimizer step, as the trainer does
+            optimizer.zero_grad(set_to_none=True)
+            joint_step(model, x.to(work.device), y.to(work.device), bits).total.backward()
+            optimizer.step()
     return epoch
 
 
@@ -415,7 +395,7 @@ def method_summary(run: Run) -> dict:
     """Wall-clock, passes and average final test accuracy of one cached run."""
     cost = run.cost()
     trained = datetime.fromtimestamp((run.path / "done.json").stat().st_mtime).isoformat(timespec="minutes")
-    return {**cost, "wallclock": cost["wall_seconds"], "weighted": cost["pass_equivalents"],
+    return {**cost,
             "accuracy": float(run.final_metrics().test_accuracy.mean()),
             "source": f"from run cache {config_hash(run.config)} (timed when trained, {trained})"}
 
@@ -428,15 +408,16 @@ def method_rows(summaries: dict[str, dict], config: RunConfig) -> list[dict]:
     rows = []
     for name, s in summaries.items():
         src = f"{name}; {s['source']}"
-        rows += [row("method_wallclock", s["wallclock"], "s", f"train + selection seconds; {src}"),
+        rows += [row("method_wallclock", s["wall_seconds"], "s", f"train + selection seconds; {src}"),
                  row("method_sample_passes", s["sample_passes"], "passes", f"forward+backward sample passes; {src}"),
-                 row("method_weighted_passes", s["weighted"], "passes", f"{weighting}; {src}"),
+                 row("method_weighted_passes", s["pass_equivalents"], "passes", f"{weighting}; {src}"),
                  row("method_avg_accuracy", s["accuracy"], "%", f"mean final test accuracy over bits {bits}; {src}")]
         if name == "dedicated":
             continue
-        rows += [row("speedup_wallclock", dedicated["wallclock"] / s["wallclock"], "x",
+        speedup = speedups(dedicated, s)
+        rows += [row("speedup_wallclock", speedup["speedup_wall"], "x",
                      f"Dedicated ({len(config.bits)} models) over {name}, wall-clock; {src}"),
-                 row("speedup_passes", dedicated["weighted"] / s["weighted"], "x",
+                 row("speedup_passes", speedup["speedup_passes"], "x",
                      f"Dedicated over {name}, {weighting}; {src}"),
                  row("accuracy_gap", dedicated["accuracy"] - s["accuracy"], "points",
                      f"Dedicated minus {name} average accuracy (target <= {ACCURACY_GAP_TARGET}); {src}")]
@@ -446,17 +427,17 @@ def method_rows(summaries: dict[str, dict], config: RunConfig) -> list[dict]:
                  f"S={config.fraction:g})"),
              row("ideal_pass_ratio", ideal_pass_ratio(k, k, config.fraction), "x",
                  f"derived (SPEC 5.2): Dedicated over the {k} trained bit-widths / ({k} trained x S={config.fraction:g})"),
-             row("speedup_wallclock_derived", dedicated["wallclock"] * supported / k / coreset["wallclock"], "x",
+             row("speedup_wallclock_derived", dedicated["wall_seconds"] * supported / k / coreset["wall_seconds"], "x",
                  f"derived: measured Dedicated wall-clock scaled to {supported} models (x{supported}/{k}, equal cost "
                  f"per model) over emq+coreset (target >= {SPEEDUP_TARGET}, paper 7.88)")]
-    total = coreset["wallclock"]
+    total = coreset["wall_seconds"]
     rows += [row("selection_seconds", coreset["selection_seconds"], "s", f"scoring + selection; emq+coreset; "
                                                                          f"{coreset['source']}"),
              row("selection_share", 100 * coreset["selection_seconds"] / total, "%",
                  f"selection seconds / (train + selection) of emq+coreset (target <= {SELECTION_SHARE_TARGET:g}); "
                  f"{coreset['source']}"),
              row("selection_share_passes",
-                 100 * FORWARD_PASS_WEIGHT * coreset["selection_forwards"] / coreset["weighted"], "%", f"selection forwards x {FORWARD_PASS_WEIGHT:.3g} / weighted passes of emq+coreset; "
+                 100 * FORWARD_PASS_WEIGHT * coreset["selection_forwards"] / coreset["pass_equivalents"], "%", f"selection forwards x {FORWARD_PASS_WEIGHT:.3g} / weighted passes of emq+coreset; "
                       f"{coreset['source']}")]
     return rows
 
@@ -467,7 +448,7 @@ def disturbance_rows(summaries: dict[str, dict], seconds_per_pass_now: float, wh
     2-thread run many times over. About 1 for a run timed on a quiet machine."""
     rows = []
     for name, s in summaries.items():
-        per_pass = s["wallclock"] / s["weighted"]
+        per_pass = s["wall_seconds"] / s["pass_equivalents"]
         rows += [row("method_time_per_pass", per_pass * 1e3, "ms", f"wall-clock / weighted passes; {name}; "
                                                                     f"{s['source']}"),
                  row("run_slowdown", per_pass / seconds_per_pass_now, "x",
@@ -508,10 +489,10 @@ def plot(over_fp: dict[str, float], config: RunConfig, summaries: dict[str, dict
     a.legend(fontsize=8)
 
     names = list(summaries)
-    walls = [summaries[n]["wallclock"] for n in names]
+    walls = [summaries[n]["wall_seconds"] for n in names]
     bars = b.bar(names, walls, color=["gray", "tab:blue", "tab:orange", "tab:green"][:len(names)])
     for bar, n in zip(bars, names):
-        speedup = summaries["dedicated"]["wallclock"] / summaries[n]["wallclock"]
+        speedup = summaries["dedicated"]["wall_seconds"] / summaries[n]["wall_seconds"]
         b.annotate(f"{speedup:.2f}x\nacc {summaries[n]['accuracy']:.1f}%", (bar.get_x() + bar.get_width() / 2,
                    bar.get_height()), ha="center", va="bottom", fontsize=9)
     b.set_ylim(0, max(walls) * 1.3)

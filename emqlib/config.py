@@ -18,13 +18,13 @@ from .bn import BN_MODES
 from .correction import CORRECTION_MODES
 from .coreset import BETA_SCHEDULES, check_fraction
 from .data import DATASETS, check_noise_rate
+from .distill import DISTILLATION, default_distillation
 from .quant import FULL_PRECISION_ACTIVATIONS, FULL_PRECISION_WEIGHTS, WEIGHT_QUANTIZERS, QuantSpec
 
 SCHEMA_VERSION = 1  # bump when a change to the code makes old cached runs invalid
 METHODS = ("dedicated", "joint", "emq")
 CORESETS = ("none", "random", "acs", "emq", "el2n", "forgetting", "tdds", "kcenter", "moderate")
 CORESET_TRAINING = ("sequential", "batch")
-DISTILLATION = ("none", "recursive", "fp-child", "reference")
 EMQ_SCORES = ("el2n", "grand")
 BIT_ORDERS = ("descending", "ascending")
 OPTIMIZERS = ("adam", "sgd")
@@ -171,18 +171,9 @@ class RunConfig:
             set_("full_precision_activation", "clamp" if self.method == "emq" else "relu")
         _choice("full_precision_activation", self.full_precision_activation, FULL_PRECISION_ACTIVATIONS)
         if self.distillation is None:
-            set_("distillation", self._default_distillation())
+            set_("distillation", default_distillation(self.method, self.coreset, self.coreset_training))
         _choice("distillation", self.distillation, DISTILLATION)
         self._check_distillation()
-
-    def _default_distillation(self) -> str:
-        if self.coreset == "acs":
-            return "reference"
-        if self.method == "dedicated":
-            return "none"
-        if self.coreset == "none" or self.coreset_training == "batch":
-            return "recursive"
-        return "fp-child"
 
     def _check_distillation(self) -> None:
         loop = self.training_loop

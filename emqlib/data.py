@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from . import paths
-from .coreset.select import class_budgets
+from .budgets import class_budgets
 
 DATASETS = ("fashion-mnist", "cifar10", "cifar100", "synthetic")
 # (classes, channels, image size): what a model needs to know before the data is loaded

@@ -13,11 +13,10 @@ import torch
 
 from . import analysis
 from .bits import FULL_PRECISION, SUPPORTED_BITS
+from .build import Runtime, load_run_data
 from .config import RunConfig, profile_config, reference_config
+from .cost import speedups
 from .runs import Run, get_run
-from .train import Runtime, load_run_data
-
-ALL_BITS = SUPPORTED_BITS  # 1..8 and 32
 
 
 def run(config: RunConfig) -> Run:
@@ -59,7 +58,7 @@ SHARED_BN_ABLATIONS = {
 }
 
 
-def accuracy_at_all_bits(profile: str, variants: dict, seeds: Sequence[int] = (0,), bits=ALL_BITS) -> pd.DataFrame:
+def accuracy_at_all_bits(profile: str, variants: dict, seeds: Sequence[int] = (0,), bits=SUPPORTED_BITS) -> pd.DataFrame:
     """Test accuracy at every bit-width (trained or not) for each variant and seed."""
     frames = []
     for seed in seeds:
@@ -173,11 +172,11 @@ def training_cost(profile: str = "cpu", seeds: Sequence[int] = (0, 1), fraction:
             rows.append(summarize(run(profile_config(profile, seed=seed, **changes)), method=label, seed=seed))
     frame = pd.DataFrame(rows)
     dedicated = frame[frame.method == "Dedicated"].set_index("seed")
-    frame["speedup_wall"] = frame.seed.map(dedicated.wall_seconds) / frame.wall_seconds
-    frame["speedup_passes"] = frame.seed.map(dedicated.pass_equivalents) / frame.pass_equivalents
+    ratios = pd.DataFrame([speedups(dedicated.loc[row.seed], row) for _, row in frame.iterrows()], index=frame.index)
+    frame[["speedup_wall", "speedup_passes"]] = ratios[["speedup_wall", "speedup_passes"]]
     # SPEC 5.2: a Dedicated that serves every supported bit-width (1..8, 32) needs 9 models
     n_trained = len(profile_config(profile).bits)
-    frame["speedup_wall_all_bits"] = frame.speedup_wall * len(ALL_BITS) / n_trained
+    frame["speedup_wall_all_bits"] = frame.speedup_wall * len(SUPPORTED_BITS) / n_trained
     return frame
 
 

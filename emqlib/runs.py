@@ -27,15 +27,11 @@ from .coreset.sampling import Reference
 from .data import require_dataset
 from .inference import accuracy_at_bits
 from .storage import CorruptFileError, file_lock, load_json, load_torch, save_csv, save_json, save_torch, sha256
-from .train import Runtime, Trainer, build_run_model, learner_bits, load_run_data
-
-
-FORWARD_PASS_WEIGHT = 1 / 3  # a forward-only pass (teacher, scoring) costs about a third of a forward+backward
-
-
-def pass_equivalents(cost: dict) -> float:
-    """Hardware-independent cost: sample passes plus forward-only passes at FORWARD_PASS_WEIGHT."""
-    return cost["sample_passes"] + FORWARD_PASS_WEIGHT * (cost["teacher_forwards"] + cost["selection_forwards"])
+from .build import Runtime, learner_bits, load_run_data
+from .checkpoint import snapshot_path
+from .cost import run_cost
+from .models import model_for
+from .train import Trainer
 
 
 class IncompatibleRunError(RuntimeError):
@@ -65,11 +61,11 @@ class Run:
         if epoch is None:
             state = self._final[index]
         else:
-            snapshot = self.path / "snapshots" / f"epoch-{epoch:04d}.pt"
+            snapshot = snapshot_path(self.path, epoch)
             if not snapshot.exists():
                 raise FileNotFoundError(f"no snapshot of epoch {epoch} in {self.path}; set snapshot_every in the config")
             state = load_torch(snapshot)[index]
-        model = build_run_model(self.config, groups[index])
+        model = model_for(self.config, groups[index])
         model.load_state_dict(state)
         # the memory format training uses by default, so evaluation repeats its numbers exactly
         return model.to(memory_format=Runtime().memory_format).eval()
@@ -84,16 +80,8 @@ class Run:
         return m[m.epoch == m.epoch.max()].reset_index(drop=True)
 
     def cost(self) -> dict:
-        """Totals over the run: seconds of training and of selection (and their sum, the wall-clock
-        cost), per-sample passes, and their pass equivalents."""
-        m = self.metrics
-        per_epoch = m.groupby("epoch")[["train_seconds", "selection_seconds", "eval_seconds"]].first().sum()
-        cost = {"train_seconds": float(per_epoch.train_seconds), "selection_seconds": float(per_epoch.selection_seconds),
-                "sample_passes": int(m.sample_passes.sum()), "teacher_forwards": int(m.teacher_forwards.sum()),
-                "selection_forwards": int(m.selection_forwards.sum())}
-        cost["wall_seconds"] = cost["train_seconds"] + cost["selection_seconds"]
-        cost["pass_equivalents"] = pass_equivalents(cost)
-        return cost
+        """The run's cost totals (:func:`emqlib.cost.run_cost`)."""
+        return run_cost(self.metrics)
 
     def evaluate(self, bits="1-8,32", recalibrate: bool = False) -> pd.DataFrame:
         """Test accuracy at each of ``bits`` (trained or not), cached in the run folder.
@@ -123,7 +111,7 @@ def run_path(config: RunConfig, root: Path | None = None) -> Path:
     return (root or paths.runs_dir()) / config_hash(config)
 
 
-def _check_compatible(path: Path, config: RunConfig) -> None:
+def check_compatible(path: Path, config: RunConfig) -> None:
     stored_file = path / "config.json"
     if not stored_file.exists():
         if any(path.glob("checkpoint*")):
@@ -176,7 +164,7 @@ def get_run(config: RunConfig, runtime: Runtime = Runtime(), root: Path | None =
         require_dataset(config.dataset)  # before anything is written
     lock = path.parent / ".locks" / f"{path.name}.lock"
     with file_lock(lock):
-        _check_compatible(path, config)
+        check_compatible(path, config)
         if is_done(path):
             return Run(path, config)
         reference = reference_of(config, runtime, root)

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from emqlib import bench
-from emqlib.runs import pass_equivalents
+from emqlib.cost import ideal_pass_ratio, pass_equivalents
 
 # metric names of each of the six measurement families
 FAMILIES = {
@@ -79,17 +79,16 @@ def test_linear_fit():
     assert bench.linear_fit([1, 2, 3, 4], [1, 3, 2, 4])[2] < 1
 
 
-def test_cost_weighting_and_the_ideal_ratio_of_spec_5_2():
-    cost = {"sample_passes": 300, "teacher_forwards": 60, "selection_forwards": 30}
-    assert pass_equivalents(cost) == pytest.approx(330)
-    assert bench.ideal_pass_ratio(9, 4, 0.2) == pytest.approx(11.25)
-    assert bench.ideal_pass_ratio(5, 5, 0.2) == pytest.approx(5.0)
+def test_cost_weighting_and_the_ideal_pass_ratio():
+    assert pass_equivalents(sample_passes=300, teacher_forwards=60, selection_forwards=30) == pytest.approx(330)
+    assert ideal_pass_ratio(9, 4, 0.2) == pytest.approx(11.25)
+    assert ideal_pass_ratio(5, 5, 0.2) == pytest.approx(5.0)
 
 
 def test_method_rows_divide_dedicated_by_each_method():
     def summary(wall, passes, accuracy, selection=0.0):
-        return {"wallclock": wall, "train_seconds": wall - selection, "selection_seconds": selection,
-                "sample_passes": passes, "teacher_forwards": 0, "selection_forwards": 0, "weighted": passes,
+        return {"wall_seconds": wall, "train_seconds": wall - selection, "selection_seconds": selection,
+                "sample_passes": passes, "teacher_forwards": 0, "selection_forwards": 0, "pass_equivalents": passes,
                 "accuracy": accuracy, "source": "from run cache test"}
     summaries = {"dedicated": summary(80.0, 400, 90.0), "joint": summary(40.0, 400, 89.0),
                  "emq": summary(40.0, 400, 89.5), "emq+coreset": summary(10.0, 80, 88.0, selection=1.0)}

@@ -7,7 +7,7 @@ import torch
 from emqlib.config import profile_config
 from emqlib.coreset.sampling import CoresetSampler, Reference
 from emqlib.data import synthetic_dataset
-from emqlib.train import build_run_model
+from emqlib.models import model_for
 
 TRAIN = synthetic_dataset(train=True)
 N = len(TRAIN)
@@ -20,7 +20,7 @@ def config(coreset: str, **changes):
 
 def model(seed: int = 0, bits=(2, 32)):
     torch.manual_seed(seed)
-    return build_run_model(config("emq"), bits).eval()
+    return model_for(config("emq"), bits).eval()
 
 
 def reference(seed: int = 1) -> Reference:

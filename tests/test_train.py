@@ -210,10 +210,10 @@ def test_evaluate_with_recalibration(method_runs) -> None:
 # ---------------------------------------------------------------- failures
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch) -> None:
-    import emqlib.train as train_module
+    import emqlib.distill as distill
 
     calls = {"n": 0}
-    soft_cross_entropy = train_module.soft_cross_entropy
+    soft_cross_entropy = distill.soft_cross_entropy
     batches_per_epoch = N_TRAIN // 32
 
     def poisoned(logits, teacher):
@@ -221,7 +221,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monk
         loss = soft_cross_entropy(logits, teacher)
         return loss * float("nan") if calls["n"] > batches_per_epoch else loss  # NaN from epoch 1 on
 
-    monkeypatch.setattr(train_module, "soft_cross_entropy", poisoned)
+    monkeypatch.setattr(distill, "soft_cross_entropy", poisoned)
     config = profile_config("smoke", method="emq", bits=(2, 32), epochs=3)
     with pytest.raises(NonFiniteLossError, match=r"epoch 1\b") as error:
         get_run(config, Runtime(progress=False), root=tmp_path)

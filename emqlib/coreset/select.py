@@ -5,35 +5,15 @@ integer), at least 1 for every present class.
 """
 
 import math
-from numbers import Real
 
 import torch
 from torch import Tensor
 
-
-def check_fraction(fraction) -> float:
-    """Validate a kept fraction S = 1 - pruning rate; return it as a float in (0, 1]."""
-    if isinstance(fraction, bool) or not isinstance(fraction, Real) or not 0 < fraction <= 1:
-        raise ValueError(f"fraction must be in (0, 1], got {fraction!r}; e.g. 0.2 keeps 20% of the samples")
-    return float(fraction)
-
-
-def _budget(n: int, fraction: float) -> int:
-    return max(1, round(fraction * n))
-
-
-def _check_labels(labels: Tensor, n: int | None = None) -> None:
-    if labels.dim() != 1 or (n is not None and labels.shape[0] != n):
-        expected = "[N]" if n is None else f"[{n}]"
-        raise ValueError(f"labels must have shape {expected}, got {tuple(labels.shape)}")
-
-
-def class_budgets(labels: Tensor, fraction) -> dict[int, int]:
-    """Number of samples to keep per present class: max(1, round(fraction * n_c))."""
-    fraction = check_fraction(fraction)
-    _check_labels(labels)
-    classes, counts = torch.unique(labels, return_counts=True)
-    return {int(c): _budget(int(n), fraction) for c, n in zip(classes, counts)}
+# budgets and checks shared with class-balanced data subsets (emqlib.budgets); the private
+# names are the ones this module's rules use
+from ..budgets import budget as _budget
+from ..budgets import check_fraction, class_budgets  # noqa: F401 (part of emqlib.coreset's API)
+from ..budgets import check_labels as _check_labels
 
 
 def _groups(n: int, labels: Tensor | None, class_balanced: bool) -> list[Tensor]:

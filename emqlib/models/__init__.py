@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from ..data import DATASET_SHAPES
 from ..quant import QuantSpec
 from .mobilenet import mobilenetv2
 from .resnet import resnet8, resnet18, resnet20
@@ -27,3 +28,12 @@ def build_model(name: str, *, num_classes: int, in_channels: int, image_size: in
     if name == "vit":
         kwargs["image_size"] = image_size
     return MODELS[name](width=width, **kwargs)
+
+
+def model_for(config, bits: Sequence[int] | None = None) -> nn.Module:
+    """The model of run configuration ``config`` (a RunConfig) that trains ``bits`` (default: all
+    of ``config.bits``), shaped for its data set, freshly initialised from torch's global seed."""
+    num_classes, in_channels, image_size = DATASET_SHAPES[config.dataset]
+    return build_model(config.model, num_classes=num_classes, in_channels=in_channels, image_size=image_size,
+                       trained_bits=config.bits if bits is None else bits, bn_mode=config.bn_mode,
+                       spec=config.quant_spec(), width=config.width)

@@ -1,0 +1,82 @@
+"""Training cost (docs/method.md §9): what an epoch counts, what a run totals, and speed-ups.
+
+Two measures, both per run: wall-clock seconds of training plus coreset selection (evaluation
+excluded), and hardware-independent *pass equivalents*: per-sample forward+backward passes plus
+forward-only passes (distillation teachers, selection scoring) at :data:`FORWARD_PASS_WEIGHT`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+FORWARD_PASS_WEIGHT = 1 / 3  # a forward-only pass (teacher, scoring) costs about a third of a forward+backward
+
+
+def pass_equivalents(sample_passes: float, teacher_forwards: float, selection_forwards: float) -> float:
+    """Sample passes plus forward-only passes at FORWARD_PASS_WEIGHT."""
+    return sample_passes + FORWARD_PASS_WEIGHT * (teacher_forwards + selection_forwards)
+
+
+@dataclass
+class BitCost:
+    """One bit-width's work in one epoch."""
+
+    sample_passes: int = 0  # training forward+backward passes, one per sample and step
+    teacher_forwards: int = 0  # forward-only passes of a distillation teacher
+    selection_forwards: int = 0  # forward-only passes scoring samples for the coreset
+    loss_sum: float = 0.0  # training loss summed over samples (mean loss x batch rows, per step)
+
+    def add_step(self, rows: int, mean_loss: float, teacher_rows: int = 0) -> None:
+        """Count one training step of ``rows`` samples whose mean loss was ``mean_loss``."""
+        self.sample_passes += rows
+        self.teacher_forwards += teacher_rows
+        self.loss_sum += mean_loss * rows
+
+
+@dataclass
+class EpochCost:
+    """The per-bit-width cost record of one epoch (of one loop, or of the whole epoch)."""
+
+    bits: dict[int, BitCost] = field(default_factory=dict)
+
+    def __getitem__(self, b: int) -> BitCost:
+        return self.bits.setdefault(b, BitCost())
+
+    def merge(self, other: EpochCost) -> EpochCost:
+        """The sum of two records (e.g. selection and training, or two learners)."""
+        merged = EpochCost()
+        for record in (self, other):
+            for b, c in record.bits.items():
+                m = merged[b]
+                m.sample_passes += c.sample_passes
+                m.teacher_forwards += c.teacher_forwards
+                m.selection_forwards += c.selection_forwards
+                m.loss_sum += c.loss_sum
+        return merged
+
+
+def run_cost(metrics: pd.DataFrame) -> dict:
+    """Totals of a run's metrics table: seconds of training and of selection, their sum (the
+    wall-clock cost), per-sample passes, forward-only passes and the pass equivalents."""
+    per_epoch = metrics.groupby("epoch")[["train_seconds", "selection_seconds"]].first().sum()
+    cost = {"train_seconds": float(per_epoch.train_seconds), "selection_seconds": float(per_epoch.selection_seconds),
+            "sample_passes": int(metrics.sample_passes.sum()), "teacher_forwards": int(metrics.teacher_forwards.sum()),
+            "selection_forwards": int(metrics.selection_forwards.sum())}
+    cost["wall_seconds"] = cost["train_seconds"] + cost["selection_seconds"]
+    cost["pass_equivalents"] = pass_equivalents(cost["sample_passes"], cost["teacher_forwards"],
+                                                cost["selection_forwards"])
+    return cost
+
+
+def speedups(baseline: dict, cost: dict) -> dict:
+    """How many times cheaper ``cost`` is than ``baseline`` (both from :func:`run_cost`), in
+    wall-clock and in pass equivalents."""
+    return {"speedup_wall": baseline["wall_seconds"] / cost["wall_seconds"],
+            "speedup_passes": baseline["pass_equivalents"] / cost["pass_equivalents"]}
+
+
+def ideal_pass_ratio(dedicated_models: int, trained_bits: int, fraction: float) -> float:
+    """Dedicated trains ``dedicated_models`` models on all data; a multi-bit method trains
+    ``trained_bits`` bit-widths on a ``fraction`` of it each (EMQ, training cost)."""
+    return dedicated_models / (trained_bits * fraction)
