@@ -1,4 +1,4 @@
-"""Measurements on trained models: BatchNorm input statistics and gradient angles (SPEC 3.3, 6.3)."""
+"""Measurements on trained models: BatchNorm input statistics and gradient angles (docs/method.md §3.3, §6.5)."""
 from __future__ import annotations
 
 import copy
@@ -62,7 +62,7 @@ def bn_input_stats(model: nn.Module, inputs: Sequence[Tensor], bits: Iterable[in
 
 
 def alignment_gaps(stats: pd.DataFrame, reference_bits: int = FULL_PRECISION) -> pd.DataFrame:
-    """SPEC 3.3: per layer and bit-width, the gaps to the full-precision child's statistics.
+    """docs/method.md §3.3: per layer and bit-width, the gaps to the full-precision child's statistics.
 
     mean_gap = mean_c |mu_b,c - mu_32,c| / mean_c sigma_32,c and
     var_log_ratio = mean_c |log(sigma^2_b,c / sigma^2_32,c)|.
@@ -86,7 +86,7 @@ def quantized_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 def layer_gradients(model: nn.Module, batches: Sequence[tuple[Tensor, Tensor]], bits: int) -> dict[str, Tensor]:
     """Cross-entropy gradient of every quantized layer's latent weight at ``bits``, summed over
-    the probe ``batches`` (SPEC 6.3). BatchNorm runs in train mode on a copy of the model, so
+    the probe ``batches`` (docs/method.md §6.5). BatchNorm runs in train mode on a copy of the model, so
     the caller's running statistics are untouched."""
     probe = copy.deepcopy(model).train()
     probe.zero_grad(set_to_none=True)

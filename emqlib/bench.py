@@ -8,7 +8,7 @@ as long as another process holds a core, and the stalls, not the code, set the m
 1. quantization overhead: a training step at each bit-width over the full-precision step;
 2. bias-correction overhead: the step with EMQ's correction over the same step without;
 3. method cost: Dedicated, joint, EMQ and EMQ + bit-wise coreset from the run cache
-   (wall-clock and sample passes, speed-up over Dedicated, average accuracy; SPEC 5.2);
+   (wall-clock and sample passes, speed-up over Dedicated, average accuracy; docs/method.md §9);
 4. selection overhead: share of EMQ + coreset wall-clock spent scoring and selecting;
 5. efficiency: achieved GFLOP/s of a training step over this machine's fp32 matmul rate;
 6. scaling: time per epoch as the data set and the number of bit-widths grow, with a linear fit;
@@ -423,10 +423,10 @@ def method_rows(summaries: dict[str, dict], config: RunConfig) -> list[dict]:
                      f"Dedicated minus {name} average accuracy (target <= {ACCURACY_GAP_TARGET}); {src}")]
     k, supported, coreset = len(config.bits), len(SUPPORTED_BITS), summaries["emq+coreset"]
     rows += [row("ideal_pass_ratio", ideal_pass_ratio(supported, k, config.fraction), "x",
-                 f"derived (SPEC 5.2): Dedicated over all {supported} supported bit-widths / ({k} trained x "
+                 f"derived (docs/method.md §9): Dedicated over all {supported} supported bit-widths / ({k} trained x "
                  f"S={config.fraction:g})"),
              row("ideal_pass_ratio", ideal_pass_ratio(k, k, config.fraction), "x",
-                 f"derived (SPEC 5.2): Dedicated over the {k} trained bit-widths / ({k} trained x S={config.fraction:g})"),
+                 f"derived (docs/method.md §9): Dedicated over the {k} trained bit-widths / ({k} trained x S={config.fraction:g})"),
              row("speedup_wallclock_derived", dedicated["wall_seconds"] * supported / k / coreset["wall_seconds"], "x",
                  f"derived: measured Dedicated wall-clock scaled to {supported} models (x{supported}/{k}, equal cost "
                  f"per model) over emq+coreset (target >= {SPEEDUP_TARGET}, paper 7.88)")]

@@ -1,7 +1,7 @@
 """Bit-widths: validation and the switch that sets the precision of a whole model.
 
 A bit-width ``b`` sets the weight and activation precision of every quantized layer
-(SPEC 1). ``32`` is the full-precision path. Layers that take part in switching derive
+(docs/method.md §1). ``32`` is the full-precision path. Layers that take part in switching derive
 from :class:`BitWidthModule`; :func:`set_bits` touches those layers and nothing else.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""BatchNorm across bit-widths (SPEC 4): shared, switchable, and recalibration.
+"""BatchNorm across bit-widths (docs/method.md §4): shared, switchable, and recalibration.
 
 * ``shared`` (EMQ): one BatchNorm serves every bit-width.
 * ``switchable`` (Any-Precision): one BatchNorm per trained bit-width. An untrained bit-width
@@ -60,7 +60,7 @@ def batch_norms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
 @torch.no_grad()
 def recalibrate_bn(model: nn.Module, bits: int, batches: Iterable, n_batches: int = 20,
                    activation_bits: int | None = None) -> nn.Module:
-    """Re-estimate BatchNorm running statistics at ``bits`` (SPEC 4.3), in place.
+    """Re-estimate BatchNorm running statistics at ``bits`` (docs/method.md §4.3), in place.
 
     In switchable mode an untrained bit-width first gets its own copy of the nearest trained
     BatchNorm, so the trained ones are left as they were. Every BatchNorm that runs at ``bits``

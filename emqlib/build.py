@@ -74,7 +74,7 @@ def learner_bits(config: RunConfig) -> list[tuple[int, ...]]:
 
 
 def optimizer_for(config: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
-    """LSQ step sizes at lr/10 and no weight decay; weight decay on conv weights only (docs/method.md §8)."""
+    """LSQ step sizes at lr/10 and no weight decay; weight decay on conv weights only (docs/method.md §2.4)."""
     steps, conv_weights, rest = [], [], []
     for name, p in model.named_parameters():
         (steps if ".steps." in name else conv_weights if p.dim() == 4 else rest).append(p)

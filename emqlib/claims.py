@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from .config import profile_config
+from .config import describe_profile
 from .experiments import depth_trend, mean_std
 from .results import load_result
 
@@ -25,14 +25,6 @@ SETTING_NOTES = {
     "06_acs": "; ACS setting: one bit-width, W2/A32 with LSQ, initialised from and distilled by the FP reference run",
     "07_label_noise": "; ACS setting (W2/A32, LSQ) with 10% symmetric label noise",
 }
-
-
-def describe_profile(profile: str) -> str:
-    """A one-line description of what a profile trains."""
-    c = profile_config(profile)
-    size = f"{c.train_per_class}/class" if c.train_per_class else "full train set"
-    return (f"{profile} profile: {c.dataset}, {c.model} x{c.width:g}, bits {'/'.join(map(str, c.bits))}, "
-            f"{size}, {c.epochs} epochs")
 
 
 def _grade(value: float, reproduced: Callable[[float], bool], partial: Callable[[float], bool]) -> str:

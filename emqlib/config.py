@@ -82,9 +82,9 @@ class RunConfig:
     fraction: float = 1.0  # kept fraction S = 1 - pruning rate
     reselect_every: int = 10  # R: epochs between reselections
     static: bool = False  # select once at the start instead of every R epochs
-    coreset_training: str = "sequential"  # sequential bit-wise, or batch score extraction (SPEC 6.2)
-    emq_score: str = "el2n"  # EMQ's per-bit importance score (SPEC 6.2)
-    acs_schedule: str = "cosine"  # beta(t) of ACS (SPEC 7.2)
+    coreset_training: str = "sequential"  # sequential bit-wise, or batch score extraction (docs/method.md §6.3, §6.4)
+    emq_score: str = "el2n"  # EMQ's per-bit importance score (docs/method.md §6.1)
+    acs_schedule: str = "cosine"  # beta(t) of ACS (docs/method.md §7.2)
     bit_order: str = "descending"  # order of bit-widths within a sequential epoch
     distillation: str | None = None  # None: recursive (joint loop), fp-child (sequential), reference (acs), none (dedicated)
     label_loss_weight: float = 1.0  # weight of the cross-entropy with labels next to distillation
@@ -263,10 +263,21 @@ PROFILES = {
     # Fashion-MNIST on 2 CPU cores: the whole `make reproduce` in under 45 minutes
     "cpu": dict(dataset="fashion-mnist", model="resnet8", width=1.0, train_per_class=800, epochs=6,
                 batch_size=128, reference_epochs=5, reselect_every=2, eval_every=6, snapshot_every=1),
-    # the paper's CIFAR-10 recipe (SPEC 10), for a GPU
+    # the CIFAR-10 recipe of Any-Precision (docs/method.md §11), for a GPU
     "paper": dict(dataset="cifar10", model="resnet20", width=5.0, bits=(1, 2, 4, 8, 32), epochs=200, batch_size=128,
                   optimizer="adam", lr=1e-3, lr_schedule="multistep", milestones=(100, 150, 180), augment=True,
                   reference_epochs=5, reselect_every=10, snapshot_every=20),
+}
+
+
+# what each profile is for, and how far its numbers can be compared with the papers'
+PROFILE_PURPOSES = {
+    "smoke": "Synthetic 16x16 images, seconds per run: for tests; its numbers show that the code runs, not "
+             "what the method does.",
+    "cpu": "Fashion-MNIST on 2 CPU cores (the whole `make reproduce` in under 45 minutes). Its numbers are not "
+           "comparable in absolute value with the papers' CIFAR numbers; what carries over is the comparison "
+           "between methods.",
+    "paper": "The CIFAR-10 recipe of Any-Precision (docs/method.md §11), for a GPU: the papers' setting.",
 }
 
 
@@ -275,3 +286,13 @@ def profile_config(profile: str, **overrides) -> RunConfig:
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose one of {list(PROFILES)}")
     return RunConfig(**{**PROFILES[profile], **overrides})
+
+
+def describe_profile(profile: str, purpose: bool = False) -> str:
+    """A one-line description of what a profile trains; with ``purpose``, followed by what the
+    profile is for and how its numbers compare with the papers' (the notebooks print this)."""
+    c = profile_config(profile)
+    size = f"{c.train_per_class}/class" if c.train_per_class else "full train set"
+    line = (f"{profile} profile: {c.dataset}, {c.model} x{c.width:g}, bits {'/'.join(map(str, c.bits))}, "
+            f"{size}, {c.epochs} epochs")
+    return f"{line}\n{PROFILE_PURPOSES[profile]}" if purpose else line

@@ -5,7 +5,7 @@
   downloader when ``EMQ_DOWNLOAD=1``.
 * ``cifar10`` / ``cifar100``: torchvision's on-disk format under ``$EMQ_DATA_DIR``, downloaded by
   torchvision when ``EMQ_DOWNLOAD=1``; augmentation is random crop 32 with padding 4 and a
-  horizontal flip (SPEC 10).
+  horizontal flip (docs/method.md §11).
 * ``synthetic``: a tiny deterministic data set (class prototypes plus noise) for tests.
 
 Nothing is downloaded unless the user allows it; a missing data set raises

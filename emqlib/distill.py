@@ -1,4 +1,4 @@
-"""Distillation between the bit-widths of one multi-bit model (docs/method.md §4).
+"""Distillation between the bit-widths of one multi-bit model (docs/method.md §5).
 
 Joint training (Any-Precision, and EMQ without coreset) runs every bit-width on each batch in
 descending order: the highest bit-width learns from the labels, every lower one from the

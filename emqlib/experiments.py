@@ -11,11 +11,12 @@ from collections.abc import Sequence
 import pandas as pd
 import torch
 
-from . import analysis
+from . import analysis, labels
 from .bits import FULL_PRECISION, SUPPORTED_BITS
 from .build import Runtime, load_run_data
 from .config import RunConfig, profile_config, reference_config
 from .cost import speedups
+from .results import mean_std  # noqa: F401 (the notebooks call experiments.mean_std)
 from .runs import Run, get_run
 
 
@@ -77,7 +78,7 @@ def shared_bn_study(profile: str = "cpu", seeds: Sequence[int] = (0, 1)) -> pd.D
 
 def quant_core_check(profile: str = "cpu", seed: int = 0) -> pd.DataFrame:
     """EMQ (bits 2,4,8,32) evaluated at 1..8 and 32, with and without weight bias correction,
-    for both 32-bit activations (clamp, our EMQ default; ReLU, SPEC 2.2)."""
+    for both 32-bit activations (clamp, our EMQ default; ReLU, docs/method.md §2.2)."""
     keys = ["shared BN + correction", "shared BN, no correction", "shared BN + correction, ReLU at 32 bits",
             "shared BN, no correction, ReLU at 32 bits"]
     variants = {**SHARED_BN_VARIANTS, **SHARED_BN_ABLATIONS}
@@ -110,7 +111,7 @@ ALIGNMENT_VARIANTS = {
 
 
 def probe_inputs(config: RunConfig, n_batches: int = 10, batch_size: int = 256) -> list[torch.Tensor]:
-    """Fixed augmentation-free test batches (SPEC 3.3: 10 x 256 images)."""
+    """Fixed augmentation-free test batches (docs/method.md §3.3: 10 x 256 images)."""
     _, test = load_run_data(config)
     n = min(len(test), n_batches * batch_size)
     return [test.inputs(torch.arange(s, min(s + batch_size, n))) for s in range(0, n, batch_size)]
@@ -118,7 +119,7 @@ def probe_inputs(config: RunConfig, n_batches: int = 10, batch_size: int = 256) 
 
 def activation_alignment(profile: str = "cpu", seed: int = 0, bits=(1, 2, 3, 4, 5, 6, 7, 8)) -> pd.DataFrame:
     """Per-layer gaps between each bit-width's BN-input statistics and the 32-bit child's,
-    with and without weight bias correction (SPEC 3.3)."""
+    with and without weight bias correction (docs/method.md §3.3)."""
     frames = []
     for label, changes in ALIGNMENT_VARIANTS.items():
         r = run(profile_config(profile, seed=seed, **changes))
@@ -131,7 +132,7 @@ def activation_alignment(profile: str = "cpu", seed: int = 0, bits=(1, 2, 3, 4, 
 
 def gradient_angle_study(profile: str = "cpu", seed: int = 0, n_batches: int = 8, batch_size: int = 128) -> pd.DataFrame:
     """Angles between the per-layer gradients of every pair of trained bit-widths, at the end of
-    every epoch of the EMQ run (weights from its snapshots; SPEC 6.3: 8 x 128 training images)."""
+    every epoch of the EMQ run (weights from its snapshots; docs/method.md §6.5: 8 x 128 training images)."""
     config = profile_config(profile, seed=seed, method="emq")
     r = run(config)
     train, _ = load_run_data(config)
@@ -157,9 +158,8 @@ def depth_trend(angles: pd.DataFrame) -> float:
 # ---------------------------------------------------------------- 04: training cost
 
 def cost_methods(fraction: float) -> dict:
-    return {"Dedicated": dict(method="dedicated"), "Joint (Any-Precision)": dict(method="joint"),
-            "EMQ": dict(method="emq"),
-            f"EMQ + bit-wise coreset ({fraction:.0%})": dict(method="emq", coreset="emq", fraction=fraction)}
+    return {labels.DEDICATED: dict(method="dedicated"), labels.JOINT: dict(method="joint"), labels.EMQ: dict(method="emq"),
+            labels.emq_coreset(fraction): dict(method="emq", coreset="emq", fraction=fraction)}
 
 
 def training_cost(profile: str = "cpu", seeds: Sequence[int] = (0, 1), fraction: float = 0.2) -> pd.DataFrame:
@@ -171,10 +171,10 @@ def training_cost(profile: str = "cpu", seeds: Sequence[int] = (0, 1), fraction:
         for label, changes in cost_methods(fraction).items():
             rows.append(summarize(run(profile_config(profile, seed=seed, **changes)), method=label, seed=seed))
     frame = pd.DataFrame(rows)
-    dedicated = frame[frame.method == "Dedicated"].set_index("seed")
+    dedicated = frame[frame.method == labels.DEDICATED].set_index("seed")
     ratios = pd.DataFrame([speedups(dedicated.loc[row.seed], row) for _, row in frame.iterrows()], index=frame.index)
     frame[["speedup_wall", "speedup_passes"]] = ratios[["speedup_wall", "speedup_passes"]]
-    # SPEC 5.2: a Dedicated that serves every supported bit-width (1..8, 32) needs 9 models
+    # docs/method.md §9: a Dedicated that serves every supported bit-width (1..8, 32) needs 9 models
     n_trained = len(profile_config(profile).bits)
     frame["speedup_wall_all_bits"] = frame.speedup_wall * len(SUPPORTED_BITS) / n_trained
     return frame
@@ -206,7 +206,7 @@ def pruning_study(profile: str = "cpu", rates: Sequence[float] = (0.3, 0.5, 0.7,
                 rows.append(summarize(r, method=method, pruning_rate=rate, seed=seed))
     for seed in sorted({*seeds, *((1,) if extra_seed_rates else ())}):
         full = run(profile_config(profile, method="emq", seed=seed))
-        rows.append(summarize(full, method="full data", pruning_rate=0.0, seed=seed))
+        rows.append(summarize(full, method=labels.FULL_DATA, pruning_rate=0.0, seed=seed))
     return pd.DataFrame(rows)
 
 
@@ -247,7 +247,7 @@ def extraction_study(profile: str = "cpu", fraction: float = 0.2, seeds: Sequenc
 # ---------------------------------------------------------------- 06, 07: ACS (single bit-width QAT)
 
 def acs_config(profile: str, coreset: str = "none", fraction: float = 1.0, seed: int = 0, **changes) -> RunConfig:
-    """The ACS setting (SPEC 7, 10): one bit-width (W2/A32) with LSQ, started from the
+    """The ACS setting (docs/method.md §7, §11): one bit-width (W2/A32) with LSQ, started from the
     full-precision reference run and distilled from it (KD only, no label term)."""
     return profile_config(profile, method="dedicated", bits=(2,), activation_bits=FULL_PRECISION,
                           weight_quantizer="lsq", init_from_reference=True, distillation="reference",
@@ -265,12 +265,12 @@ def acs_fraction_study(profile: str = "cpu", fractions: Sequence[float] = (0.1, 
                 r = run(acs_config(profile, method, fraction, seed, label_noise=label_noise))
                 rows.append(summarize(r, method=method, fraction=fraction, seed=seed, label_noise=label_noise))
         r = run(acs_config(profile, seed=seed, label_noise=label_noise))
-        rows.append(summarize(r, method="full data", fraction=1.0, seed=seed, label_noise=label_noise))
+        rows.append(summarize(r, method=labels.FULL_DATA, fraction=1.0, seed=seed, label_noise=label_noise))
     return pd.DataFrame(rows)
 
 
 def acs_schedule_study(profile: str = "cpu", fraction: float = 0.1, seeds: Sequence[int] = (0,)) -> pd.DataFrame:
-    """ACS's beta(t) ablation (SPEC 7.2) at one data fraction."""
+    """ACS's beta(t) ablation (docs/method.md §7.2) at one data fraction."""
     from .coreset import BETA_SCHEDULES
 
     rows = [summarize(run(acs_config(profile, "acs", fraction, seed, acs_schedule=s)), schedule=s, fraction=fraction,
@@ -281,7 +281,7 @@ def acs_schedule_study(profile: str = "cpu", fraction: float = 0.1, seeds: Seque
 
 def acs_interval_study(profile: str = "cpu", fraction: float = 0.1, intervals: Sequence[int] = (1, 2, 3),
                        seeds: Sequence[int] = (0,)) -> pd.DataFrame:
-    """ACS's reselection-interval ablation (SPEC 7.3, ACS Tab. 3), plus a single selection (static)."""
+    """ACS's reselection-interval ablation (docs/method.md §7.3, ACS Tab. 3), plus a single selection (static)."""
     rows = []
     for seed in seeds:
         for interval in intervals:
@@ -294,7 +294,7 @@ def acs_interval_study(profile: str = "cpu", fraction: float = 0.1, intervals: S
 
 def label_noise_study(profile: str = "cpu", fractions: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5),
                       noise: float = 0.1, seeds: Sequence[int] = (0,)) -> pd.DataFrame:
-    """ACS vs EL2N vs random under symmetric label noise (SPEC 9); records the wrong labels kept."""
+    """ACS vs EL2N vs random under symmetric label noise (docs/method.md §10); records the wrong labels kept."""
     return acs_fraction_study(profile, fractions, ("acs", "el2n", "random"), seeds, label_noise=noise)
 
 
@@ -303,11 +303,3 @@ def reference_cost(config: RunConfig) -> dict:
     if not config.needs_reference:
         return {"reference_seconds": 0.0}
     return {"reference_seconds": run(reference_config(config)).cost()["train_seconds"]}
-
-
-def mean_std(frame: pd.DataFrame, by: Sequence[str], value: str = "avg_accuracy") -> pd.DataFrame:
-    """Mean, standard deviation (ddof 1; NaN for one seed) and count of ``value`` per group."""
-    grouped = frame.groupby(list(by), sort=False)[value]
-    return grouped.agg(mean="mean", std="std", n="count").reset_index()
-
-

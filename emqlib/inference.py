@@ -48,7 +48,7 @@ def accuracy_at_bits(model: nn.Module, test: ImageDataset, bits: Iterable[int], 
                      recalibrate_on: ImageDataset | None = None, n_batches: int = 20,
                      batch_size: int = 128) -> list[dict]:
     """Accuracy at each bit-width; with ``recalibrate_on`` BatchNorm statistics are first
-    re-estimated at that bit-width (SPEC 4.3) on a copy of the model, from ``n_batches``
+    re-estimated at that bit-width (docs/method.md §4.3) on a copy of the model, from ``n_batches``
     augmentation-free batches of ``recalibrate_on`` (a fixed, seeded draw)."""
     rows = []
     for b in bits:

@@ -26,12 +26,13 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from . import paths
+from . import labels, paths
+from .results import mean_std
 from .storage import atomic_write_bytes
 
 DPI = 120  # about 1400 px across for the wide figures: sharp at README width
 BIT_ORDER = (1, 2, 3, 4, 5, 6, 7, 8, 32)  # the categorical bit-width axis (32 = full precision)
-GRADIENT_ANGLE_BOUND = 28.0  # degrees: the paper's bound on angles between bit-widths' gradients (SPEC 11, E10)
+GRADIENT_ANGLE_BOUND = 28.0  # degrees: the paper's bound on angles between bit-widths' gradients (EMQ, technical details; claim E10)
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")  # distinguishes lines that coincide
 HIGHLIGHT = "#d62728"  # the method or variant the notebook is about
 BASELINE = "#7f7f7f"  # full-data and other reference lines
@@ -77,11 +78,8 @@ def _finish(fig: Figure, png_path: PathLike | None, name: str) -> Figure:
 
 
 def _agg(frame: pd.DataFrame, by: Sequence[str] | str, value: str) -> pd.DataFrame:
-    """Mean, standard deviation (0 for one seed) and count of ``value`` per group, groups in order of appearance."""
-    grouped = frame.groupby(by, sort=False)[value]
-    out = grouped.agg(mean="mean", std="std", n="count").reset_index()
-    out["std"] = out["std"].fillna(0.0)
-    return out
+    """:func:`emqlib.results.mean_std` with no error bar (std 0) where a group has one seed."""
+    return mean_std(frame, by, value).fillna({"std": 0.0})
 
 
 def _seeds_note(frame: pd.DataFrame, by: Sequence[str] | None = None) -> str:
@@ -120,7 +118,7 @@ def _shade_untrained(ax: Axes, frame: pd.DataFrame) -> None:
             ax.axvspan(x - 0.45, x + 0.45, color="0.9", zorder=0, lw=0)
 
 
-def _full_data_line(ax: Axes, full: pd.DataFrame, value: str = "avg_accuracy", label: str = "full data") -> None:
+def _full_data_line(ax: Axes, full: pd.DataFrame, value: str = "avg_accuracy", label: str = labels.FULL_DATA) -> None:
     """A horizontal line at the full-data mean, with a ± std band when there are several seeds."""
     if full.empty:
         return
@@ -186,7 +184,7 @@ def plot_bit_accuracy(csv_path: PathLike, png_path: PathLike | None = None) -> F
 # ---------------------------------------------------------------- 01: activation alignment
 
 def plot_activation_alignment(csv_path: PathLike, png_path: PathLike | None = None) -> Figure:
-    """Per-layer gaps between the BN-input statistics at b bits and at 32 bits (SPEC 3.3), one line
+    """Per-layer gaps between the BN-input statistics at b bits and at 32 bits (docs/method.md §3.3), one line
     per bit-width; columns: one panel per variant (with / without weight bias correction).
     CSV: ``bits, layer_index, mean_gap, var_log_ratio, variant, trained``."""
     frame = _read(csv_path, ["bits", "layer_index", "mean_gap", "var_log_ratio", "variant", "trained"])
@@ -318,8 +316,8 @@ def plot_training_cost(csv_path: PathLike, png_path: PathLike | None = None) -> 
     mean = frame.groupby("method", sort=False).mean(numeric_only=True).reindex(methods)
     std = frame.groupby("method", sort=False).std(numeric_only=True).reindex(methods).fillna(0.0)
     y = np.arange(len(methods))[::-1]
-    dedicated = [m.lower().startswith("dedicated") for m in methods]
-    colors = [BASELINE if d else (HIGHLIGHT if "coreset" in m.lower() else "#1f77b4") for m, d in zip(methods, dedicated)]
+    dedicated = [m == labels.DEDICATED for m in methods]
+    colors = [BASELINE if d else (HIGHLIGHT if labels.is_emq_coreset(m) else "#1f77b4") for m, d in zip(methods, dedicated)]
     reference = mean["reference_seconds"] if "reference_seconds" in mean else pd.Series(0.0, index=methods)
     with _style():
         fig, (ax_t, ax_p) = plt.subplots(1, 2, figsize=(14, 0.75 * len(methods) + 2.6), sharey=True,
@@ -367,8 +365,8 @@ def plot_pruning(csv_path: PathLike, png_path: PathLike | None = None) -> Figure
     (error bars where several seeds), full data as a horizontal line.
     CSV: ``method, pruning_rate, seed, avg_accuracy`` (``method == "full data"`` at rate 0)."""
     frame = _read(csv_path, ["method", "pruning_rate", "seed", "avg_accuracy"])
-    full = frame[frame.method == "full data"]
-    pruned = frame[frame.method != "full data"]
+    full = frame[frame.method == labels.FULL_DATA]
+    pruned = frame[frame.method != labels.FULL_DATA]
     stats = _agg(pruned, ["method", "pruning_rate"], "avg_accuracy")
     with _style():
         fig, ax = plt.subplots(figsize=(9, 5.4), layout="constrained")
@@ -395,8 +393,8 @@ def plot_pruning(csv_path: PathLike, png_path: PathLike | None = None) -> Figure
 # ---------------------------------------------------------------- 06: ACS
 
 def _accuracy_vs_fraction(ax: Axes, frame: pd.DataFrame, value: str = "avg_accuracy") -> None:
-    full = frame[frame.method == "full data"]
-    stats = _agg(frame[frame.method != "full data"], ["method", "fraction"], value)
+    full = frame[frame.method == labels.FULL_DATA]
+    stats = _agg(frame[frame.method != labels.FULL_DATA], ["method", "fraction"], value)
     _full_data_line(ax, full, value)
     for method in dict.fromkeys(stats.method):
         part = stats[stats.method == method].sort_values("fraction")
@@ -448,7 +446,7 @@ def plot_label_noise(csv_path: PathLike, png_path: PathLike | None = None) -> Fi
     if "subset_size" in frame.columns:
         size, estimated = frame.subset_size.astype(float), False
     else:
-        full = frame[frame.method == "full data"]
+        full = frame[frame.method == labels.FULL_DATA]
         n_train = full.subset_flipped.mean() / noise if noise > 0 and not full.empty else np.nan
         size, estimated = (frame.fraction * n_train).round(), True
     frame = frame.assign(wrong_share=100 * frame.subset_flipped / size)
@@ -459,7 +457,7 @@ def plot_label_noise(csv_path: PathLike, png_path: PathLike | None = None) -> Fi
         ax_a.set_title(f"(a) accuracy with {noise:.0%} wrong labels ({_seeds_note(frame)})")
         ax_a.legend(loc="best")
 
-        stats = _agg(frame[frame.method != "full data"], ["method", "fraction"], "wrong_share")
+        stats = _agg(frame[frame.method != labels.FULL_DATA], ["method", "fraction"], "wrong_share")
         for method in dict.fromkeys(stats.method):
             part = stats[stats.method == method].sort_values("fraction")
             ax_w.errorbar(100 * part.fraction, part["mean"], yerr=part["std"].where(part.n > 1, np.nan), marker="o",

@@ -87,7 +87,7 @@ class Run:
         """Test accuracy at each of ``bits`` (trained or not), cached in the run folder.
 
         Dedicated runs have one model per trained bit-width and are evaluated at those only.
-        ``recalibrate`` re-estimates BatchNorm statistics at each bit-width first (SPEC 4.3).
+        ``recalibrate`` re-estimates BatchNorm statistics at each bit-width first (docs/method.md §4.3).
         """
         bits = parse_bits(bits)
         if self.config.method == "dedicated":

@@ -1,4 +1,4 @@
-"""Multi-bit training: one code path for Dedicated, joint (Any-Precision) and EMQ (docs/method.md §4-§6).
+"""Multi-bit training: one code path for Dedicated, joint (Any-Precision) and EMQ (docs/method.md §5-§6).
 
 Each epoch every learner (see :mod:`emqlib.build`) goes through one of three loops, each a
 function that returns the epoch's cost record (:class:`emqlib.cost.EpochCost`):

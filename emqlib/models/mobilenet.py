@@ -1,4 +1,4 @@
-"""MobileNetV2 for 32x32 inputs built from the quantized layers (SPEC 2.4).
+"""MobileNetV2 for 32x32 inputs built from the quantized layers (docs/method.md §2.4).
 
 Only the convs inside inverted-residual blocks (1x1 expand, depthwise 3x3, 1x1 project) are
 quantized; the stem conv, the last 1x1 conv (1280 channels) and the classifier stay full

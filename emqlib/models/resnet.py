@@ -1,4 +1,4 @@
-"""Pre-activation ResNets built from the quantized layers (SPEC 2.3).
+"""Pre-activation ResNets built from the quantized layers (docs/method.md §2.3).
 
 Stem conv, the 1x1 shortcut convs (with a plain BatchNorm) and the classifier stay full
 precision. A block is BN -> act -> conv -> BN -> act -> conv with a residual add; the head

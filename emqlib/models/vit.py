@@ -2,9 +2,9 @@
 
 Every Linear inside the transformer blocks (attention qkv and proj, MLP fc1 and fc2) becomes a
 :class:`QLinear`; the patch-embedding conv and the classifier stay full precision, as the stem
-and FC do in the CNNs (SPEC 2.3, 2.4).
+and FC do in the CNNs (docs/method.md §2.3, §2.4).
 
-Only weights are quantized. The activation quantizer of SPEC 2.2 clamps to [0, 1], which fits
+Only weights are quantized. The activation quantizer of docs/method.md §2.2 clamps to [0, 1], which fits
 post-ReLU CNN activations but not transformer activations, which are signed and unbounded.
 There is no BatchNorm: LayerNorm normalises each token by its own statistics, so it does not
 depend on the bit-width, and ``bn_mode`` / ``trained_bits`` are accepted and unused.
