@@ -23,6 +23,29 @@ def load_latest(run_dir: Path) -> tuple[Path, dict] | None:
     return path, load_torch(path, info["sha256"])
 
 
+def learner_state(learner) -> dict:
+    """What resuming a learner (emqlib.build.Learner) needs: model, optimizer and schedule."""
+    return {"model": learner.module.state_dict(), "optimizer": learner.optimizer.state_dict(),
+            "scheduler": learner.scheduler.state_dict()}
+
+
+def resume(run_dir: Path, config: dict, learners: list) -> dict | None:
+    """Load the last checkpoint of ``run_dir`` into ``learners`` and return its state (epoch,
+    subsets, metrics, trajectory), or None when there is none. Raises ValueError when the
+    checkpoint belongs to another configuration (``config``, as RunConfig.to_dict())."""
+    latest = load_latest(run_dir)
+    if latest is None:
+        return None
+    path, state = latest
+    if state["config"] != config:
+        raise ValueError(f"checkpoint {path} belongs to another configuration")
+    for learner, saved in zip(learners, state["learners"]):
+        learner.module.load_state_dict(saved["model"])
+        learner.optimizer.load_state_dict(saved["optimizer"])
+        learner.scheduler.load_state_dict(saved["scheduler"])
+    return state
+
+
 def save(run_dir: Path, epoch: int, state: dict) -> None:
     """Write ``state`` as the checkpoint of ``epoch``, point to it, then drop the previous one."""
     pointer = run_dir / POINTER

@@ -27,11 +27,11 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from . import labels, paths
+from .bits import SUPPORTED_BITS  # the categorical bit-width axis, in order (32 = full precision)
 from .results import mean_std
 from .storage import atomic_write_bytes
 
 DPI = 120  # about 1400 px across for the wide figures: sharp at README width
-BIT_ORDER = (1, 2, 3, 4, 5, 6, 7, 8, 32)  # the categorical bit-width axis (32 = full precision)
 GRADIENT_ANGLE_BOUND = 28.0  # degrees: the paper's bound on angles between bit-widths' gradients (EMQ, technical details; claim E10)
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")  # distinguishes lines that coincide
 HIGHLIGHT = "#d62728"  # the method or variant the notebook is about
@@ -98,12 +98,12 @@ def _seeds_note(frame: pd.DataFrame, by: Sequence[str] | None = None) -> str:
 
 def _bit_positions(bits: pd.Series) -> np.ndarray:
     """Positions of bit-widths on the categorical axis 1, 2, ..., 8, 32."""
-    order = {b: i for i, b in enumerate(BIT_ORDER)}
+    order = {b: i for i, b in enumerate(SUPPORTED_BITS)}
     return np.array([order[int(b)] for b in bits], dtype=float)
 
 
 def _bit_axis(ax: Axes, bits: Sequence[int]) -> None:
-    present = [b for b in BIT_ORDER if b in set(int(b) for b in bits)]
+    present = [b for b in SUPPORTED_BITS if b in set(int(b) for b in bits)]
     ax.set_xticks(_bit_positions(pd.Series(present)))
     ax.set_xticklabels(["32\n(FP)" if b == 32 else str(b) for b in present])
     ax.set_xlabel("bit-width b (weights and activations)")
@@ -159,7 +159,7 @@ def plot_bit_accuracy(csv_path: PathLike, png_path: PathLike | None = None) -> F
     the others (never trained, no fine-tuning) hollow. CSV: ``bits, accuracy, trained``."""
     frame = _read(csv_path, ["bits", "accuracy", "trained"])
     per_bit = frame.groupby("bits", sort=True).agg(accuracy=("accuracy", "mean"), trained=("trained", "any"))
-    per_bit = per_bit.reindex([b for b in BIT_ORDER if b in per_bit.index]).reset_index()
+    per_bit = per_bit.reindex([b for b in SUPPORTED_BITS if b in per_bit.index]).reset_index()
     x = _bit_positions(per_bit.bits)
     with _style():
         fig, ax = plt.subplots(figsize=(7.5, 4.2), layout="constrained")

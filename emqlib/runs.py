@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from . import paths
-from .bits import FULL_PRECISION, parse_bits
+from .bits import FULL_PRECISION, SUPPORTED_BITS, parse_bits
 from .config import SCHEMA_VERSION, RunConfig, config_hash, reference_config
 from .coreset.sampling import Reference
 from .data import require_dataset
@@ -83,7 +83,7 @@ class Run:
         """The run's cost totals (:func:`emqlib.cost.run_cost`)."""
         return run_cost(self.metrics)
 
-    def evaluate(self, bits="1-8,32", recalibrate: bool = False) -> pd.DataFrame:
+    def evaluate(self, bits=SUPPORTED_BITS, recalibrate: bool = False) -> pd.DataFrame:
         """Test accuracy at each of ``bits`` (trained or not), cached in the run folder.
 
         Dedicated runs have one model per trained bit-width and are evaluated at those only.

@@ -125,8 +125,7 @@ def joint_epoch(ctx: EpochContext, learner: Learner, subsets: dict[int, Tensor])
 def batch_epoch(ctx: EpochContext, learner: Learner, subsets: dict[int, Tensor]) -> EpochCost:
     """Batches of the union of the bit-widths' coresets; each bit-width trains on its rows,
     distilling from the next-higher bit-width where that one saw the row (else labels)."""
-    members = membership(subsets, len(ctx.train_set))
-    union = torch.nonzero(torch.stack(list(members.values())).any(0)).flatten()
+    members, union = membership(subsets, len(ctx.train_set))
     cost = EpochCost()
     for x, y, idx in ctx.batches(union):
         step = coreset_joint_step(learner.model, x, y, {b: members[b][idx] for b in learner.bits},
@@ -140,18 +139,18 @@ def batch_epoch(ctx: EpochContext, learner: Learner, subsets: dict[int, Tensor])
 LOOPS = {"joint": joint_epoch, "sequential": sequential_epoch, "batch": batch_epoch}
 
 
-def membership(subsets: dict[int, Tensor], n: int) -> dict[int, Tensor]:
-    """Boolean masks over the training set, one per bit-width's subset."""
+def membership(subsets: dict[int, Tensor], n: int) -> tuple[dict[int, Tensor], Tensor]:
+    """Boolean masks over the training set, one per bit-width's subset, and their union's indices."""
     masks = {b: torch.zeros(n, dtype=torch.bool) for b in subsets}
     for b, indices in subsets.items():
         masks[b][indices] = True
-    return masks
+    return masks, torch.nonzero(torch.stack(list(masks.values())).any(0)).flatten()
 
 
 def steps_per_epoch(loop: str, subsets: dict[int, Tensor], n: int, batch_size: int) -> int:
     """Optimizer steps of one learner in one epoch (for the progress bar)."""
-    sizes = ([int(torch.stack(list(membership(subsets, n).values())).any(0).sum())] if loop == "batch" else
-             [len(next(iter(subsets.values())))] if loop == "joint" else [len(s) for s in subsets.values()])
+    sizes = {"batch": lambda: [len(membership(subsets, n)[1])], "joint": lambda: [len(next(iter(subsets.values())))],
+             "sequential": lambda: [len(s) for s in subsets.values()]}[loop]()
     return sum(math.ceil(size / batch_size) for size in sizes)
 
 
@@ -199,21 +198,31 @@ class Trainer:
 
     def epoch(self, epoch: int) -> list[dict]:
         """Select coresets, train every learner, evaluate; one metrics row per bit-width."""
-        c = self.config
-        torch.manual_seed(derive_seed(c.seed, "epoch", epoch))
-        cost = EpochCost()
-
+        torch.manual_seed(derive_seed(self.config.seed, "epoch", epoch))
         start = time.perf_counter()
+        cost = self._select(epoch)
+        selection_seconds, start = time.perf_counter() - start, time.perf_counter()
+        cost = cost.merge(self._train(epoch))
+        train_seconds, start = time.perf_counter() - start, time.perf_counter()
+        rows = self._evaluate(epoch, cost)
+        seconds = dict(train_seconds=train_seconds, selection_seconds=selection_seconds,
+                       eval_seconds=time.perf_counter() - start)
+        return [{**row, **seconds} for row in rows]
+
+    def _select(self, epoch: int) -> EpochCost:
+        """Draw the coresets due this epoch; rank 0 scores and selects, the other processes receive its subsets."""
+        cost = EpochCost()
         if self.sampler.due(epoch):
             for i, learner in enumerate(self.learners):
                 for b in learner.bits:
-                    # rank 0 scores and selects; the other processes receive its subset
                     chosen = self.sampler.select(epoch, learner.module, b) if rank() == 0 else None
                     self.subsets[(i, b)] = broadcast(chosen.indices if chosen else None)
                     cost[b].selection_forwards += chosen.forwards if chosen else 0
-        selection_seconds = time.perf_counter() - start
+        return cost
 
-        start = time.perf_counter()
+    def _train(self, epoch: int) -> EpochCost:
+        """One epoch of the configuration's loop for every learner, then its learning-rate step."""
+        c, cost = self.config, EpochCost()
         steps = sum(steps_per_epoch(c.training_loop, self.indices(i, l), len(self.train_set), c.batch_size)
                     for i, l in enumerate(self.learners))
         with tqdm(total=steps, desc=f"epoch {epoch + 1}/{c.epochs}", disable=not self.runtime.progress or rank() != 0,
@@ -224,11 +233,13 @@ class Trainer:
                 learner.model.train()
                 cost = cost.merge(LOOPS[c.training_loop](ctx, learner, self.indices(i, learner)))
                 learner.scheduler.step()
-        train_seconds = time.perf_counter() - start
+        return cost
 
-        start = time.perf_counter()
-        rows = []
+    def _evaluate(self, epoch: int, cost: EpochCost) -> list[dict]:
+        """Test accuracy (every ``eval_every`` epochs and after the last) and the epoch's totals over processes."""
+        c = self.config
         evaluate = (epoch + 1) % c.eval_every == 0 or epoch == c.epochs - 1
+        rows = []
         for i, learner in enumerate(self.learners):
             for b, subset in self.indices(i, learner).items():
                 evaluation = (accuracy(learner.module, self.test_set, b, c.activation_bits) if evaluate
@@ -242,37 +253,20 @@ class Trainer:
                              "selection_forwards": int(selection), "subset_size": len(subset),
                              "subset_flipped": int(self.train_set.flipped[subset].sum()),
                              "lr": learner.optimizer.param_groups[0]["lr"]})
-        eval_seconds = time.perf_counter() - start
-        for row in rows:
-            row.update(train_seconds=train_seconds, selection_seconds=selection_seconds, eval_seconds=eval_seconds)
         return rows
 
-    # ---- checkpoints
-
     def _checkpoint(self, epoch: int) -> None:
-        state = {"epoch": epoch, "config": self.config.to_dict(),
-                 "learners": [{"model": l.module.state_dict(), "optimizer": l.optimizer.state_dict(),
-                               "scheduler": l.scheduler.state_dict()} for l in self.learners],
-                 "subsets": self.subsets, "metrics": self.metrics, "trajectory": self.trajectory}
-        checkpoint.save(self.run_dir, epoch, state)
+        checkpoint.save(self.run_dir, epoch, {
+            "epoch": epoch, "config": self.config.to_dict(), "learners": [checkpoint.learner_state(l) for l in self.learners],
+            "subsets": self.subsets, "metrics": self.metrics, "trajectory": self.trajectory})
         if self.config.snapshot_every and (epoch + 1) % self.config.snapshot_every == 0:
             checkpoint.save_snapshot(self.run_dir, epoch, [l.module.state_dict() for l in self.learners])
-        save_csv(metrics_frame(self.metrics), self.run_dir / "metrics.csv")
+        save_csv(pd.DataFrame(self.metrics), self.run_dir / "metrics.csv")
 
     def _resume(self) -> int:
-        latest = checkpoint.load_latest(self.run_dir)
-        if latest is None:
+        """Restore the last checkpoint, if any; returns the first epoch still to train."""
+        state = checkpoint.resume(self.run_dir, self.config.to_dict(), self.learners)
+        if state is None:
             return 0
-        path, state = latest
-        if state["config"] != self.config.to_dict():
-            raise ValueError(f"checkpoint {path} belongs to another configuration")
-        for learner, saved in zip(self.learners, state["learners"]):
-            learner.module.load_state_dict(saved["model"])
-            learner.optimizer.load_state_dict(saved["optimizer"])
-            learner.scheduler.load_state_dict(saved["scheduler"])
         self.subsets, self.metrics, self.trajectory = state["subsets"], state["metrics"], state["trajectory"]
         return state["epoch"] + 1
-
-
-def metrics_frame(rows: list[dict]) -> pd.DataFrame:
-    return pd.DataFrame(rows)

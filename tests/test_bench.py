@@ -10,6 +10,7 @@ from torch import nn
 
 from emqlib import bench
 from emqlib.cost import ideal_pass_ratio, pass_equivalents
+from emqlib.runs import load_run
 
 # metric names of each of the six measurement families
 FAMILIES = {
@@ -34,6 +35,7 @@ def smoke(one_thread, tmp_path_factory) -> tuple[pd.DataFrame, object]:
     return pd.read_csv(root / "bench.csv"), root
 
 
+@pytest.mark.slow
 def test_smoke_bench_writes_every_family(smoke):
     table, root = smoke
     assert list(table.columns) == ["metric", "value", "unit", "setting"]
@@ -42,11 +44,11 @@ def test_smoke_bench_writes_every_family(smoke):
             values = table.loc[table.metric == metric, "value"]
             assert len(values) > 0, f"family {family}: no {metric} row"
             assert values.map(math.isfinite).all(), f"family {family}: {metric} not finite"
-    assert (table.loc[table.unit == "x", "value"] > 0).all()
     assert table.setting.notna().all()
     assert (root / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_smoke_bench_methods_come_from_the_run_cache(smoke):
     table, root = smoke
     cached = {p.name for p in (root / "runs").iterdir() if not p.name.startswith(".")}
@@ -55,7 +57,12 @@ def test_smoke_bench_methods_come_from_the_run_cache(smoke):
     walls = table[table.metric == "method_wallclock"]
     assert len(walls) == 4
     assert all(any(h in s for h in hashes) for s in walls.setting)
-    assert table.loc[table.metric == "method_avg_accuracy", "value"].between(0, 100).all()
+    # each method's average accuracy is its cached run's mean final test accuracy
+    for name, config in bench.method_configs("smoke").items():
+        run = load_run(root / "runs" / bench.config_hash(config))
+        row = table[(table.metric == "method_avg_accuracy") & table.setting.str.startswith("mean final test accuracy over bits")
+                    & table.setting.str.contains(f"; {name}; ", regex=False)]
+        assert row.value.item() == pytest.approx(run.final_metrics().test_accuracy.mean(), abs=1e-9)
 
 
 # ---------------------------------------------------------------- helpers
@@ -108,7 +115,6 @@ def test_time_interleaved_times_every_variant_and_restores_threads():
                 bench.Variant("b", lambda: calls.append(("b", torch.get_num_threads())))]
     times = bench.time_interleaved(variants, reps=3, warmup=1)
     assert {k: len(v) for k, v in times.items()} == {"a": 3, "b": 3}
-    assert all(t >= 0 for v in times.values() for t in v)
     assert ("a", 1) in calls and ("b", threads) in calls and ("b", 1) not in calls
     assert torch.get_num_threads() == threads
     torch.set_num_threads(1)

@@ -63,6 +63,7 @@ def reproduced(tmp_path_factory):
 
 # ---------------------------------------------------------------- the run
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_notebook_writes_its_results_and_figures(reproduced, name):
     csvs, pngs = EXPECTED[name]
@@ -84,6 +85,7 @@ def test_notebook_writes_its_results_and_figures(reproduced, name):
                    for c in nb.cells if c.cell_type == "code" for o in c.outputs), f"{name} shows no figure"
 
 
+@pytest.mark.slow
 def test_every_source_notebook_is_executed_and_left_untouched(reproduced):
     executed = reproduced["EMQ_RESULTS_DIR"] / "notebooks"
     assert [p.name for p in SOURCES] == sorted(p.name for p in executed.glob("*.ipynb"))
@@ -91,6 +93,7 @@ def test_every_source_notebook_is_executed_and_left_untouched(reproduced):
     assert set(EXPECTED) <= {p.name for p in SOURCES}
 
 
+@pytest.mark.slow
 def test_timings_are_recorded_and_one_line_is_printed_per_notebook(reproduced):
     path = reproduced["EMQ_RESULTS_DIR"] / "reproduce_smoke.json"
     record = json.loads(path.read_text())
@@ -106,6 +109,7 @@ def test_timings_are_recorded_and_one_line_is_printed_per_notebook(reproduced):
         assert len(lines) == 1 and re.search(r"\d+\.\d s$", lines[0]), reproduced["lines"]
 
 
+@pytest.mark.slow
 def test_a_second_run_reuses_the_cache_and_keeps_the_other_timings(reproduced):
     runs = sorted(p.name for p in reproduced["EMQ_RUNS_DIR"].iterdir())
     with pytest.MonkeyPatch.context() as mp:
