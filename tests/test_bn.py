@@ -1,4 +1,4 @@
-"""BatchNorm across bit-widths (SPEC 4): shared, switchable, nearest trained bit, recalibration."""
+"""BatchNorm across bit-widths (docs/method.md §4): shared, switchable, nearest trained bit, recalibration."""
 from __future__ import annotations
 
 import pytest

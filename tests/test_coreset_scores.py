@@ -108,7 +108,7 @@ def test_grand_last_layer_matches_autograd():
 
 
 def _c(p_prev, p_next):
-    """Hand formula of SPEC 8 step 1, without the 1e-8 (tests use probabilities far from 0)."""
+    """Hand formula of TDDS's per-epoch change c_e (docs/method.md §8.2), without the 1e-8 (tests use probabilities far from 0)."""
     return sum(abs(b * (math.log(b) - math.log(a))) for a, b in zip(p_prev, p_next))
 
 

@@ -1,4 +1,4 @@
-"""EMQ weight bias correction (SPEC 3.1)."""
+"""EMQ weight bias correction (docs/method.md §3.1)."""
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,4 @@
-"""Quantizers (SPEC 2), bit-width validation and parsing, and the quantized layers."""
+"""Quantizers (docs/method.md §2), bit-width validation and parsing, and the quantized layers."""
 from __future__ import annotations
 
 import math
