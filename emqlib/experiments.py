@@ -15,6 +15,7 @@ from . import analysis
 from .bits import FULL_PRECISION, SUPPORTED_BITS
 from .config import RunConfig, profile_config, reference_config
 from .runs import Run, get_run
+from .stats import depth_trend, mean_std  # noqa: F401  (notebooks call experiments.mean_std / depth_trend)
 from .train import Runtime, load_run_data
 
 ALL_BITS = SUPPORTED_BITS  # 1..8 and 32
@@ -145,14 +146,6 @@ def gradient_angle_study(profile: str = "cpu", seed: int = 0, n_batches: int = 8
             angles = analysis.gradient_angles(r.model(epoch=epoch), probe, list(config.bits))
             frames.append(angles.assign(epoch=epoch))
     return pd.concat(frames, ignore_index=True)
-
-
-def depth_trend(angles: pd.DataFrame) -> float:
-    """Spearman correlation of layer depth with angle at the last epoch (negative: deeper layers more aligned)."""
-    last = angles[(angles.epoch == angles.epoch.max()) & (angles.layer_index >= 0)]
-    per_layer = last.groupby("layer_index").angle.mean()
-    # Spearman = Pearson on ranks (pandas' own Spearman needs scipy)
-    return float(pd.Series(per_layer.index, dtype=float).rank().corr(per_layer.reset_index(drop=True).rank()))
 
 
 # ---------------------------------------------------------------- 04: training cost
@@ -304,11 +297,3 @@ def reference_cost(config: RunConfig) -> dict:
     if not config.needs_reference:
         return {"reference_seconds": 0.0}
     return {"reference_seconds": run(reference_config(config)).cost()["train_seconds"]}
-
-
-def mean_std(frame: pd.DataFrame, by: Sequence[str], value: str = "avg_accuracy") -> pd.DataFrame:
-    """Mean, standard deviation (ddof 1; NaN for one seed) and count of ``value`` per group."""
-    grouped = frame.groupby(list(by), sort=False)[value]
-    return grouped.agg(mean="mean", std="std", n="count").reset_index()
-
-
