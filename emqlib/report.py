@@ -9,7 +9,7 @@ import re
 
 import pandas as pd
 
-from . import paths
+from . import grading, paths
 from .storage import atomic_write_text, load_json
 
 README = paths.ROOT / "README.md"
@@ -25,6 +25,10 @@ def markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def _interval(low, high) -> str:
+    return f"[{float(low):.2f}, {float(high):.2f}]" if low != "" and high != "" else ""
+
+
 def claims_section() -> str:
     path = paths.results_dir() / "claims.csv"
     if not path.exists():
@@ -33,8 +37,16 @@ def claims_section() -> str:
     counts = claims.status.value_counts()
     summary = ", ".join(f"{counts[s]} {s}" for s in ("reproduced", "partial", "not reproduced", "not run")
                         if s in counts)
-    shown = claims[["claim_id", "claim", "paper_value", "our_value", "status"]]
-    return f"{len(claims)} claims: {summary}. Criteria and settings: `results/claims.csv`.\n\n{markdown_table(shown)}"
+    fragile = int((claims.fragile.astype(str) == "True").sum())
+    shown = pd.DataFrame({
+        "claim_id": claims.claim_id, "claim": claims.claim, "paper_value": claims.paper_value,
+        "our_value (per seed)": claims.our_value, "seeds": claims.n_seeds,
+        "95% interval": [_interval(lo, hi) for lo, hi in zip(claims.ci_low, claims.ci_high)],
+        "status": [s if s != "not run" else f"not run: {r}" for s, r in zip(claims.status, claims.reason)],
+        "fragile": claims.fragile.astype(str).map({"True": "yes", "False": "no"}).fillna("")})
+    return (f"{len(claims)} claims: {summary}; {fragile} of the graded statuses are fragile. {grading.RULES} "
+            "The rule and threshold of each row are in the `criterion` column of `results/claims.csv`.\n\n"
+            f"{markdown_table(shown)}")
 
 
 def timing_section(profile: str) -> str:
