@@ -358,7 +358,7 @@ def grade_claim(claim: Claim, setting: str) -> dict:
            f"{_seeds_text(values, claim.unit, sign)})")
     return {**row, "our_value": our + (f"; {measured.detail}" if measured.detail else ""),
             "our_setting": f"{setting}{SETTING_NOTES.get(claim.notebook, '')}", "status": verdict.status,
-            "n_seeds": verdict.n_seeds, "ci_low": verdict.ci_low, "ci_high": verdict.ci_high,
+            "n_seeds": verdict.n_seeds, "ci_low": round(verdict.ci_low, 4), "ci_high": round(verdict.ci_high, 4),
             "fragile": grading.is_fragile(values, *args)}
 
 
