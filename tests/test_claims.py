@@ -197,3 +197,17 @@ def test_readme_blocks_are_replaced_and_a_missing_block_is_an_error():
 def test_markdown_table_escapes_pipes():
     table = report.markdown_table(pd.DataFrame({"a": ["x|y"], "b": [1.5]}))
     assert table.splitlines() == ["| a | b |", "|---|---|", "| x\\|y | 1.5 |"]
+
+
+def test_bench_block_names_the_seed_of_each_cached_run_and_leaves_out_the_9_model_estimate():
+    save_result(pd.DataFrame({"run": ["00000000000000aa", "00000000000000bb"], "seed": [0, 1]}), "training_cost.csv")
+    bench = pd.DataFrame({"metric": ["speedup_wallclock", "speedup_wallclock_derived", "quant_step_ratio"],
+                          "value": [2.5, 5.6, 1.25], "unit": ["x", "x", "x"],
+                          "setting": ["over emq+coreset; from run cache 00000000000000bb (timed when trained)",
+                                      "derived: scaled to 9 models", "8-bit step"]})
+    save_result(bench, "bench.csv")
+    lines = report.bench_section().splitlines()
+    assert lines[0] == "| metric | value | unit | seed | setting |"
+    assert "| quant_step_ratio | 1.25 | x |  | 8-bit step |" in lines
+    assert "| speedup_wallclock | 2.5 | x | 1 | over emq+coreset |" in lines
+    assert not any("derived" in line for line in lines)
