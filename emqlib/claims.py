@@ -93,26 +93,26 @@ def _arm(values: pd.Series, unit: str = "%") -> str:
     return f"{values.mean():.2f}{spread}{unit} ({len(values)} seed{'s' if len(values) != 1 else ''})"
 
 
-def _cost() -> tuple[pd.DataFrame, pd.DataFrame, str | None]:
-    """Average accuracy per seed and method (the coreset run named 'coreset'), the CSV, the coreset's label."""
+def _cost(value: str = "avg_accuracy") -> tuple[pd.DataFrame, str]:
+    """``value`` per seed (rows) and method (columns) from training_cost.csv, the bit-wise coreset run
+    renamed 'coreset', and that run's own label (it names the data fraction)."""
     cost = load_result("training_cost.csv")
-    coreset = next((m for m in cost.method.unique() if m.startswith("EMQ + bit-wise coreset")), None)
-    return _by_seed(cost.replace({"method": {coreset: "coreset"}}), "method"), cost, coreset
+    label = next((m for m in cost.method.unique() if m.startswith("EMQ + bit-wise coreset")), "coreset")
+    return _by_seed(cost.replace({"method": {label: "coreset"}}), "method", value), label
 
 
 def _cost_difference(a: str, b: str) -> Callable[[], Measurement]:
     def metric() -> Measurement:
-        table, _, coreset = _cost()
-        names = {"coreset": coreset or "EMQ + bit-wise coreset"}
-        detail = f"{names.get(a, a)} {_arm(table[a])}, {names.get(b, b)} {_arm(table[b])}"
-        return Measurement(table[a] - table[b], detail)
+        table, label = _cost()
+        name = {"coreset": label}
+        return Measurement(table[a] - table[b],
+                           f"{name.get(a, a)} {_arm(table[a])}, {name.get(b, b)} {_arm(table[b])}")
     return metric
 
 
 def _speedup() -> Measurement:
-    _, cost, coreset = _cost()
-    speed = _by_seed(cost, "method", "speedup_wall")[coreset]
-    return Measurement(speed, f"wall-clock of Dedicated on the trained bit-widths over {coreset}'s")
+    table, label = _cost("speedup_wall")
+    return Measurement(table["coreset"], f"wall-clock of Dedicated on the trained bit-widths over {label}'s")
 
 
 def _pruning_at(rate: float) -> pd.DataFrame:
@@ -348,6 +348,8 @@ def grade_claim(claim: Claim, setting: str) -> dict:
         measured = claim.metric()
     except FileNotFoundError as missing:  # that study has not been run: say which notebook writes it
         return {**row, "reason": str(missing)}
+    except KeyError as arm:  # the study ran without an arm the claim compares
+        return {**row, "reason": f"the results of {claim.notebook} have no {arm}"}
     values = measured.values.dropna()
     args = (claim.direction, claim.threshold, claim.paper_effect)
     verdict = grading.grade(values, *args)

@@ -211,3 +211,11 @@ def test_bench_block_names_the_seed_of_each_cached_run_and_leaves_out_the_9_mode
     assert "| quant_step_ratio | 1.25 | x |  | 8-bit step |" in lines
     assert "| speedup_wallclock | 2.5 | x | 1 | over emq+coreset |" in lines
     assert not any("derived" in line for line in lines)
+
+
+def test_a_study_without_an_arm_is_not_run_and_says_which():
+    write_results()
+    pruning = pd.read_csv(paths.results_dir() / "pruning.csv")
+    save_result(pruning[pruning.method != "tdds"], "pruning.csv")
+    e9 = row(claims.build_claims("smoke"), "E9")
+    assert e9.status == "not run" and e9.reason == "the results of 05_pruning_tdds have no 'tdds'"
