@@ -1,256 +1,363 @@
-"""results/claims.csv: every numeric claim of SPEC section 11, the paper's value beside ours.
+"""results/claims.csv: every claim of the EMQ and ACS papers, the paper's value beside ours.
 
-Each claim has a *criterion*, fixed here before any result is read, that turns our measurement
-into a status: ``reproduced``, ``partial``, ``not reproduced``, or ``not run`` (the setting is
-out of reach of the profile that produced the results, e.g. ImageNet or GPU-hours). At the
-``cpu`` profile absolute accuracies cannot match CIFAR's, so the criteria judge the direction
-and size of each effect, as the claim's wording allows.
+A claim is data (:class:`Claim`): what the paper says, a direction (``beats``, ``above``,
+``below``, ``matches``; see :mod:`emqlib.grading`), a threshold or tolerance, the paper's effect
+size, and a metric that reads the results CSVs and returns one value per seed (a paired
+difference, paired by seed, where the claim compares two arms). Every claim is graded by the one
+rule of :func:`emqlib.grading.grade`; a claim this project cannot run carries the reason. At the
+``cpu`` profile the data set is Fashion-MNIST, so the claims judge the direction and size of each
+effect, never CIFAR's absolute accuracy.
+
+This module reads CSVs only; it does not import the training stack.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from .config import describe_profile
-from .experiments import depth_trend, mean_std
+from . import grading
+from .config import describe_profile  # noqa: F401 (notebook 09 and the README describe the profile)
 from .results import load_result
+from .stats import depth_trend
 
-COLUMNS = ["claim_id", "claim", "source", "paper_value", "our_value", "our_setting", "status", "criterion",
-           "notebook"]
+COLUMNS = ["claim_id", "claim", "source", "paper_value", "our_value", "our_setting", "status", "n_seeds",
+           "ci_low", "ci_high", "fragile", "criterion", "reason", "notebook"]
 NOT_RUN = "not run"
 SETTING_NOTES = {
     "05_pruning_tdds": "; EMQ multi-bit training on per-bit coresets, the selection rule varied",
     "06_acs": "; ACS setting: one bit-width, W2/A32 with LSQ, initialised from and distilled by the FP reference run",
     "07_label_noise": "; ACS setting (W2/A32, LSQ) with 10% symmetric label noise",
 }
+NON_INFERIORITY = 0.5  # points: "at least as good as" holds when A - B > -0.5 (a margin inside seed noise)
 
 
-def _grade(value: float, reproduced: Callable[[float], bool], partial: Callable[[float], bool]) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return NOT_RUN
-    return "reproduced" if reproduced(value) else "partial" if partial(value) else "not reproduced"
+@dataclass(frozen=True)
+class Measurement:
+    """One value per seed (a Series indexed by seed; NaN where a seed lacks an arm) and the context
+    a reader needs beside it (the arms' own values, the value at each fraction ...)."""
+    values: pd.Series
+    detail: str = ""
 
 
-def _pm(values: pd.Series, unit: str = "") -> str:
-    """'mean ± std unit (n seeds)', or the value and unit for one seed."""
+@dataclass(frozen=True)
+class Claim:
+    """One claim of the papers. ``metric`` None means not run, and ``reason`` says why."""
+    claim_id: str
+    claim: str
+    source: str
+    paper_value: str
+    notebook: str = ""
+    metric: Callable[[], Measurement] | None = None
+    measure: str = ""  # what the per-seed value is, in words (e.g. "joint - Dedicated average accuracy")
+    direction: str = "beats"
+    threshold: float = 0.0  # the threshold of above/below, the tolerance of matches
+    paper_effect: float | None = None  # the paper's effect in the claimed direction, or None
+    unit: str = " points"
+    reason: str = ""
+
+    def __post_init__(self):
+        grading.check_direction(self.direction, self.threshold)
+        if (self.metric is None) == (not self.reason):
+            raise ValueError(f"claim {self.claim_id}: give a metric, or no metric and the reason it is not run")
+
+
+# ---------------------------------------------------------------- reading the CSVs
+
+def _by_seed(frame: pd.DataFrame, column, value: str = "avg_accuracy", aggfunc: str = "mean") -> pd.DataFrame:
+    """``value`` with one row per seed and one column per ``column`` value (e.g. per method); rows
+    sharing a seed and column are combined by ``aggfunc``."""
+    seeds = frame["seed"] if "seed" in frame else 0  # a study run on one seed may not record it
+    return frame.assign(seed=seeds).pivot_table(index="seed", columns=column, values=value, aggfunc=aggfunc)
+
+
+def _seeds_text(values: pd.Series, unit: str, sign: str = "+") -> str:
+    return ", ".join(f"seed {s}: {v:{sign}.2f}{unit}" for s, v in values.dropna().items())
+
+
+def _arm(values: pd.Series, unit: str = "%") -> str:
+    """An arm's mean over seeds (and std when there are several)."""
     values = values.dropna()
-    if len(values) > 1:
-        return f"{values.mean():.2f} ± {values.std():.2f}{unit} ({len(values)} seeds)"
-    return f"{values.mean():.2f}{unit}"
+    spread = f" ± {values.std():.2f}" if len(values) > 1 else ""
+    return f"{values.mean():.2f}{spread}{unit} ({len(values)} seed{'s' if len(values) != 1 else ''})"
 
 
-# ---------------------------------------------------------------- EMQ claims
-
-def _cost_claims() -> list[dict]:
+def _cost(value: str = "avg_accuracy") -> tuple[pd.DataFrame, str]:
+    """``value`` per seed (rows) and method (columns) from training_cost.csv, the bit-wise coreset run
+    renamed 'coreset', and that run's own label (it names the data fraction)."""
     cost = load_result("training_cost.csv")
-    by = {m: g for m, g in cost.groupby("method")}
-    coreset = next(m for m in by if m.startswith("EMQ + bit-wise coreset"))
-    emq, dedicated, joint = by["EMQ"], by["Dedicated"], by["Joint (Any-Precision)"]
-    drop = (emq.set_index("seed").avg_accuracy - by[coreset].set_index("seed").avg_accuracy)
-    gap = emq.set_index("seed").avg_accuracy - dedicated.set_index("seed").avg_accuracy
-    joint_gap = joint.set_index("seed").avg_accuracy - dedicated.set_index("seed").avg_accuracy
-    speed, speed_all = by[coreset].speedup_wall, by[coreset].speedup_wall_all_bits
-    return [
-        dict(claim_id="E1", claim="average accuracy with bit-wise coreset (vs 93.46 without: -0.49)",
-             source="EMQ Results, CIFAR-10", paper_value="92.97% (0.49 below EMQ without coreset)",
-             our_value=f"{_pm(by[coreset].avg_accuracy, '%')}; {_pm(drop, ' points')} below EMQ on full data",
-             status=_grade(drop.mean(), lambda d: d <= 1.0, lambda d: d <= 3.0),
-             criterion="the coreset's accuracy drop vs full-data EMQ: <= 1.0 point reproduced, <= 3.0 partial",
-             notebook="04_training_cost"),
-        dict(claim_id="E2", claim="training time with bit-wise coreset", source="EMQ Results, CIFAR-10",
-             paper_value="1.52 GPU-h", our_value=f"{by[coreset].wall_seconds.mean():.0f} s on 2 CPU cores",
-             status=NOT_RUN, criterion="GPU-hours on CIFAR-10 need the paper profile on a GPU",
-             notebook="04_training_cost"),
-        dict(claim_id="E3", claim="speed-up of EMQ + bit-wise coreset over Dedicated", source="EMQ abstract/Results, CIFAR-10",
-             paper_value="7.88x",
-             our_value=(f"{_pm(speed, 'x')} wall-clock vs Dedicated on the trained bit-widths; "
-                        f"{_pm(speed_all, 'x')} vs a Dedicated of all 9 supported bit-widths (estimated)"),
-             status=("reproduced" if speed.mean() >= 0.9 * 7.88 else
-                     "partial" if speed_all.mean() >= 0.9 * 7.88 else "not reproduced"),
-             criterion=("measured wall-clock speedup >= 7.1x (90% of 7.88) reproduced; only the 9-model "
-                        "estimate >= 7.1x partial (SPEC 5.2)"),
-             notebook="04_training_cost"),
-        dict(claim_id="E4", claim="average accuracy of EMQ without coreset (Dedicated 93.08, derived)",
-             source="EMQ Results, CIFAR-10; Any-Precision README", paper_value="93.46% (+0.38 vs Dedicated)",
-             our_value=f"{_pm(emq.avg_accuracy, '%')}; {_pm(gap, ' points')} vs Dedicated",
-             status=_grade(gap.mean(), lambda g: g >= -1.0, lambda g: g >= -2.0),
-             criterion="EMQ minus Dedicated average accuracy: >= -1.0 point reproduced, >= -2.0 partial",
-             notebook="04_training_cost"),
-        dict(claim_id="P1", claim="joint training (recursive distillation) matches Dedicated",
-             source="Any-Precision README (SPEC 11.3)", paper_value="93.50% vs 93.08% (+0.42)",
-             our_value=f"{_pm(joint_gap, ' points')} vs Dedicated",
-             status=_grade(joint_gap.mean(), lambda g: g >= -1.0, lambda g: g >= -2.0),
-             criterion="joint minus Dedicated average accuracy: >= -1.0 point reproduced, >= -2.0 partial",
-             notebook="04_training_cost"),
-    ]
+    label = next((m for m in cost.method.unique() if m.startswith("EMQ + bit-wise coreset")), "coreset")
+    return _by_seed(cost.replace({"method": {label: "coreset"}}), "method", value), label
 
 
-def _cifar100_claims() -> list[dict]:
-    rows = []
-    for claim_id, claim, value in [("E5", "average accuracy with bit-wise coreset", "70.26%"),
-                                   ("E6", "training time with bit-wise coreset", "1.47 GPU-h"),
-                                   ("E7", "speed-up over Dedicated", "7.61x"),
-                                   ("E8", "average accuracy without coreset", "71.84%")]:
-        rows.append(dict(claim_id=claim_id, claim=claim, source="EMQ Results, CIFAR-100", paper_value=value,
-                         our_value="", status=NOT_RUN, criterion="CIFAR-100 runs need the paper profile on a GPU",
-                         notebook="04_training_cost"))
-    return rows
+def _cost_difference(a: str, b: str) -> Callable[[], Measurement]:
+    def metric() -> Measurement:
+        table, label = _cost()
+        name = {"coreset": label}
+        return Measurement(table[a] - table[b],
+                           f"{name.get(a, a)} {_arm(table[a])}, {name.get(b, b)} {_arm(table[b])}")
+    return metric
 
 
-def _tdds_claim() -> dict:
+def _speedup() -> Measurement:
+    table, label = _cost("speedup_wall")
+    return Measurement(table["coreset"], f"wall-clock of Dedicated on the trained bit-widths over {label}'s")
+
+
+def _pruning_at(rate: float) -> pd.DataFrame:
     pruning = load_result("pruning.csv")
-    at80 = pruning[np.isclose(pruning.pruning_rate, 0.8)].pivot_table(index="seed", columns="method",
-                                                                     values="avg_accuracy")
-    diff = at80["emq"] - at80["tdds"]
-    return dict(claim_id="E9", claim="bit-wise coreset beats TDDS at 80% pruning (average accuracy)",
-                source="EMQ comparative results, CIFAR-10", paper_value="+4.43 points",
-                our_value=f"{_pm(diff, ' points')} (EMQ {_pm(at80['emq'], '%')}, TDDS {_pm(at80['tdds'], '%')})",
-                status=_grade(diff.mean(), lambda d: d >= 4.43 / 2, lambda d: d > 0),
-                criterion="EMQ minus TDDS: >= 2.2 points (half the paper's) reproduced, > 0 partial",
-                notebook="05_pruning_tdds")
+    return _by_seed(pruning[np.isclose(pruning.pruning_rate, rate)], "method")
 
 
-def _angle_claims() -> list[dict]:
+def _emq_minus_tdds() -> Measurement:
+    at80 = _pruning_at(0.8)
+    return Measurement(at80["emq"] - at80["tdds"], f"EMQ {_arm(at80['emq'])}, TDDS {_arm(at80['tdds'])}")
+
+
+def _emq_minus_random() -> Measurement:
+    at80 = _pruning_at(0.8)
+    pruning = load_result("pruning.csv")
+    means = pruning.pivot_table(index="pruning_rate", columns="method", values="avg_accuracy")
+    every = (means["emq"] - means["random"]).dropna()
+    return Measurement(at80["emq"] - at80["random"],
+                       f"EMQ {_arm(at80['emq'])}, random {_arm(at80['random'])}; EMQ - random (seed mean) at "
+                       "every pruning rate: " + ", ".join(f"{r:.0%}: {d:+.2f}" for r, d in every.items()))
+
+
+def _largest_angle() -> Measurement:
     angles = load_result("gradient_angles.csv")
     last = angles[angles.epoch == angles.epoch.max()]
-    overall = last[last.layer == "all"]
-    per_layer = last[last.layer != "all"]
-    trend = depth_trend(angles)
-    share = float((per_layer.angle < 28).mean())
-    return [
-        dict(claim_id="E10", claim="gradient angles between bit-widths are small", source="EMQ technical details",
-             paper_value="< 28 degrees",
-             our_value=(f"whole-model angle per bit pair {overall.angle.min():.1f}-{overall.angle.max():.1f} deg; "
-                        f"{share:.0%} of per-layer angles < 28 deg (last epoch)"),
-             status=("reproduced" if (overall.angle < 28).all() else
-                     "partial" if overall.angle.median() < 28 else "not reproduced"),
-             criterion="every bit pair's whole-model angle < 28 deg reproduced; the median below partial",
-             notebook="03_gradient_angles"),
-        dict(claim_id="E11", claim="deeper layers are more aligned", source="brief only (not in the seeds)",
-             paper_value="qualitative",
-             our_value=f"Spearman(layer depth, angle) = {trend:.2f}",
-             status=_grade(trend, lambda t: t <= -0.5, lambda t: t < 0),
-             criterion="rank correlation of depth with angle <= -0.5 reproduced, < 0 partial",
-             notebook="03_gradient_angles"),
-    ]
+    whole, per_layer = last[last.layer == "all"], last[last.layer != "all"]
+    return Measurement(_by_seed(whole, "layer", "angle", aggfunc="max")["all"],
+                       f"largest whole-model angle over the bit pairs at the last epoch (pairs "
+                       f"{whole.angle.min():.1f}-{whole.angle.max():.1f} deg); "
+                       f"{(per_layer.angle < 28).mean():.0%} of per-layer angles < 28 deg")
 
 
-def _shared_bn_claim() -> dict:
-    gaps = load_result("shared_bn_gaps.csv")
-    ours = gaps[gaps.variant == "shared BN + correction"]
-    plain = gaps[gaps.variant == "shared BN, no correction"]
-    worst = float(ours.gap.abs().max())
-    return dict(claim_id="E12", claim="one shared BN; intermediate bit-widths (3, 5, 6, 7) work without fine-tuning",
-                source="EMQ abstract", paper_value="qualitative",
-                our_value=(f"untrained bit-widths within {worst:.2f} points of their trained neighbours "
-                           f"(largest |gap|; without correction {plain.gap.abs().max():.2f})"),
-                status=_grade(worst, lambda w: w <= 1.0, lambda w: w <= 3.0),
-                criterion="largest |accuracy gap| of an untrained bit-width to its trained neighbours' mean: "
-                          "<= 1.0 point reproduced, <= 3.0 partial",
-                notebook="02_shared_bn")
+def _depth_trend() -> Measurement:
+    angles = load_result("gradient_angles.csv")
+    seeds = angles["seed"] if "seed" in angles else pd.Series(0, index=angles.index)
+    trend = pd.Series({s: depth_trend(group) for s, group in angles.groupby(seeds)})
+    return Measurement(trend, "Spearman correlation of layer depth with the angle at the last epoch")
 
 
-# ---------------------------------------------------------------- ACS claims
+def _untrained_gap() -> Measurement:
+    gaps = load_result("shared_bn_gaps.csv").assign(abs_gap=lambda f: f.gap.abs())
+    worst = _by_seed(gaps, "variant", "abs_gap", aggfunc="max")
+    plain = worst.get("shared BN, no correction", pd.Series(dtype=float))
+    return Measurement(worst["shared BN + correction"],
+                       "largest |accuracy gap| of an untrained bit-width (3, 5, 6, 7) to its trained "
+                       f"neighbours' mean; without correction: {_seeds_text(plain, ' points', '')}")
 
-def _acs_claims() -> list[dict]:
-    fractions = load_result("acs_fractions.csv")
-    table = fractions[fractions.method.isin(["acs", "random"])].pivot_table(
-        index="fraction", columns="method", values="avg_accuracy")
-    ahead = table["acs"] - table["random"]
-    schedules = mean_std(load_result("acs_schedule.csv"), ["schedule"]).sort_values("mean", ascending=False)
-    rank = list(schedules.schedule).index("cosine") + 1
-    intervals = mean_std(load_result("acs_interval.csv"), ["interval"])
-    order = intervals["mean"].tolist()
-    monotone = all(a >= b for a, b in zip(order, order[1:]))
+
+def _minus(frame: pd.DataFrame, method: str, rival: str, fractions: Callable[[pd.Index], pd.Index]) -> pd.DataFrame:
+    """``method`` minus ``rival`` per seed (rows) and data fraction (columns), over the fractions
+    chosen from ``method``'s; a ``rival`` of "full data" is its one full-data run of that seed."""
+    table = _by_seed(frame, ["method", "fraction"])
+    ours = table[method]
+    ours = ours[fractions(ours.columns)]
+    other = table[rival]
+    other = (pd.DataFrame({f: other.iloc[:, 0] for f in ours.columns}) if rival == "full data"
+             else other.reindex(columns=ours.columns))
+    return ours - other
+
+
+def _every_fraction(table: pd.DataFrame) -> pd.Series:
+    """Per seed, the smallest difference over the fractions ("at every fraction"); a seed that lacks
+    a fraction is NaN, so it cannot pass on the fractions it has."""
+    return table.min(axis=1, skipna=False)
+
+
+def _fraction_text(table: pd.DataFrame) -> str:
+    return ", ".join(f"{f:.0%}: {d:+.2f}" for f, d in table.mean().items())
+
+
+def _acs_every_fraction() -> Measurement:
+    table = _minus(load_result("acs_fractions.csv"), "acs", "random", lambda c: c[(c >= 0.1) & (c <= 0.5)])
+    return Measurement(_every_fraction(table), f"ACS - random (seed mean) at {_fraction_text(table)}")
+
+
+def _acs_at_10() -> Measurement:
+    table = _minus(load_result("acs_fractions.csv"), "acs", "random", lambda c: c[np.isclose(c, 0.1)])
+    return Measurement(table.iloc[:, 0], "")
+
+
+def _reselection() -> Measurement:
+    frame = load_result("acs_interval.csv").astype({"interval": str})
+    table = _by_seed(frame, "interval")
+    every = sorted((c for c in table.columns if c.isdigit()), key=int)
+    means = "; ".join(f"R={c}: {table[c].mean():.2f}" for c in [*every, "once"])
+    return Measurement(table[every[0]] - table["once"], f"accuracy at 10% by reselection interval: {means}")
+
+
+def _cosine_schedule() -> Measurement:
+    table = _by_seed(load_result("acs_schedule.csv"), "schedule")
+    others = table.drop(columns="cosine")
+    ranking = table.mean().sort_values(ascending=False)
+    rank = list(ranking.index).index("cosine") + 1
+    return Measurement(table["cosine"] - others.max(axis=1),
+                       f"cosine ranks {rank} of {len(ranking)} ({ranking['cosine']:.2f}; best {ranking.index[0]} "
+                       f"{ranking.iloc[0]:.2f})")
+
+
+def _wrong_labels(noise: pd.DataFrame) -> str:
+    """The share of wrong labels in each method's subset, as a multiple of the training set's."""
+    rates = noise.assign(rate=noise.subset_flipped / noise.subset_size).pivot_table(
+        index="fraction", columns="method", values="rate")
+    base = float(rates.loc[1.0, "full data"]) if 1.0 in rates.index else math.nan
+    shown = rates.loc[(rates.index >= 0.3) & (rates.index < 1.0), [m for m in ("acs", "random") if m in rates]]
+    return ("wrong labels in the subset, x the training set's " + f"{base:.0%}: " +
+            "; ".join(f"{m} " + "/".join(f"{r / base:.1f}" for r in shown[m]) for m in shown)
+            + f" at {'/'.join(f'{f:.0%}' for f in shown.index)}")
+
+
+def _at_least_30(fractions: pd.Index) -> pd.Index:
+    return fractions[fractions >= 0.3]
+
+
+def _noise_vs_full() -> Measurement:
     noise = load_result("label_noise.csv")
-    noisy = noise.pivot_table(index="fraction", columns="method", values="avg_accuracy")
-    full = float(noisy.loc[1.0, "full data"]) if 1.0 in noisy.index else np.nan
-    above = noisy["acs"].dropna()
-    above = above[above.index >= 0.3] - full
-    at10 = float(ahead.get(0.1, np.nan))
-    return [
-        dict(claim_id="A1", claim="ACS beats random selection at every data fraction (10-50%)",
-             source="ACS Tab. 1, MobileNetV2 W2/A32 CIFAR-100", paper_value="+0.9 to +1.8 points",
-             our_value="; ".join(f"{f:.0%}: {d:+.2f}" for f, d in ahead.items()),
-             status=("reproduced" if (ahead > 0).all() else "partial" if (ahead > 0).any() else "not reproduced"),
-             criterion="ACS minus random positive at every fraction reproduced, at some partial",
-             notebook="06_acs"),
-        dict(claim_id="A3", claim="ACS ahead of random at 10% of the data", source="ACS abstract, Tab. 2 (ImageNet)",
-             paper_value="+4.24 points (68.39 vs 64.15)", our_value=f"{at10:+.2f} points",
-             status=_grade(at10, lambda d: d >= 4.24 / 2, lambda d: d > 0),
-             criterion="ACS minus random at 10%: >= 2.1 points reproduced, > 0 partial", notebook="06_acs"),
-        dict(claim_id="A4", claim="reselecting more often helps at small fractions", source="ACS Tab. 3 (ImageNet, 10%)",
-             paper_value="68.8 (R=5) > 68.39 (10) > ... > 62.82 (once)",
-             our_value="; ".join(f"R={r}: {m:.2f}" for r, m in zip(intervals.interval, intervals["mean"])),
-             status="reproduced" if monotone else ("partial" if order[0] > order[-1] else "not reproduced"),
-             criterion="accuracy non-increasing as R grows (once last) reproduced; most frequent above once partial",
-             notebook="06_acs"),
-        dict(claim_id="A5", claim="the cosine beta schedule is best", source="ACS Tab. 4 (ImageNet)",
-             paper_value="cosine first at 10/30/50/70%",
-             our_value=f"cosine ranks {rank} of {len(schedules)} ({schedules['mean'].iloc[rank - 1]:.2f}; best "
-                       f"{schedules.schedule.iloc[0]} {schedules['mean'].iloc[0]:.2f})",
-             status="reproduced" if rank == 1 else "partial" if rank <= 3 else "not reproduced",
-             criterion="cosine first reproduced, in the top three partial", notebook="06_acs"),
-        dict(claim_id="A6", claim="under 10% label noise ACS matches or beats full data for fractions >= 30%",
-             source="ACS Tab. 5, ResNet-18 CIFAR-10", paper_value="89.95-90.23 vs 89.91 (full)",
-             our_value="; ".join(f"{f:.0%}: {d:+.2f} vs full" for f, d in above.items()),
-             status=("reproduced" if len(above) and (above >= 0).all() else
-                     "partial" if (above >= 0).any() else "not reproduced"),
-             criterion="ACS minus full data >= 0 at every fraction >= 30% reproduced, at some partial",
-             notebook="07_label_noise"),
-        _random_baseline_claim(),
-    ]
+    acs = _minus(noise, "acs", "full data", _at_least_30)
+    random = _minus(noise, "random", "full data", _at_least_30)
+    return Measurement(_every_fraction(acs), f"ACS - full data at {_fraction_text(acs)}; random - full data at "
+                                             f"{_fraction_text(random)}; {_wrong_labels(noise)}")
 
 
-def _random_baseline_claim() -> dict:
+def _noise_vs_random() -> Measurement:
+    noise = load_result("label_noise.csv")
+    table = _minus(noise, "acs", "random", _at_least_30)
+    return Measurement(_every_fraction(table), f"ACS - random at {_fraction_text(table)}; {_wrong_labels(noise)}")
+
+
+def _below_random() -> Measurement:
     pruning = load_result("pruning.csv")
-    table = pruning.pivot_table(index="pruning_rate", columns="method", values="avg_accuracy")
-    baselines = [m for m in ("el2n", "tdds") if m in table]
-    below = (table[baselines].lt(table["random"], axis=0)).to_numpy()
-    share = float(below.mean())
-    return dict(claim_id="A15", claim="most prior coreset methods fail to beat random selection in QAT",
-                source="ACS introduction", paper_value="qualitative",
-                our_value=f"EL2N/TDDS below random in {share:.0%} of (method, pruning rate) cases",
-                status=_grade(share, lambda s: s > 0.5, lambda s: s > 0.25),
-                criterion="share of EL2N/TDDS results below random: > 50% reproduced, > 25% partial",
-                notebook="05_pruning_tdds")
+    table = pruning.pivot_table(index=["seed", "pruning_rate"], columns="method", values="avg_accuracy")
+    table = table[table["random"].notna()]  # the full-data rows have no random to compare with
+    prior = [m for m in ("el2n", "tdds") if m in table]
+    below = table[prior].lt(table["random"], axis=0).where(table[prior].notna())
+    per_seed = below.groupby(level="seed").apply(lambda f: float(np.nanmean(f.to_numpy())))
+    cases = int(below.notna().to_numpy().sum())
+    return Measurement(per_seed, f"{int(np.nansum(below.to_numpy()))} of {cases} ({'/'.join(prior)}, seed, pruning "
+                                 "rate) cases below random (full-data rows, with no random to compare, left out)")
 
 
-_OUT_OF_REACH = [
-    ("E13", "GPU-hour reduction at 60% pruning", "secondary source, TinyImageNet", "8.41x", "TinyImageNet"),
-    ("A2", "ACS vs baselines at 10-80% of the data", "ACS Tab. 2, ResNet-18 W4/A4 ImageNet", "e.g. 68.39 at 10%",
-     "ImageNet"),
-    ("A7", "training time of ACS and baselines", "ACS Tab. 6, ImageNet on 2x RTX 3090", "11.3-53.8 h", "ImageNet"),
-    ("A8", "selection cost constant; KD share of training time", "ACS Tab. 7, ImageNet", "3.2 h selection",
-     "ImageNet"),
-    ("A9", "ACS beats a full-coverage split", "ACS Tab. 8, MobileNetV2 CIFAR-100", "63.37-67.19",
-     "coverage split not implemented"),
-    ("A10", "ACS without distillation", "ACS Tab. 9, ImageNet", "66.91-70.03", "ImageNet"),
-    ("A11", "coresets transfer across architectures", "ACS Tab. 10, MobileNetV2 CIFAR-100", "62.94-66.86",
-     "transfer not implemented"),
-    ("A12", "coreset overlap between architectures", "ACS Tab. 11, CIFAR-100", "29.0-77.3%",
-     "overlap study not implemented"),
-    ("A13", "ACS on ViT-B/16 W2/A32 at 10%", "ACS, CIFAR-100", "78.9% (random 74.6)", "pretrained ViT-B/16"),
-    ("A14", "ACS on object detection", "ACS Tab. 12, RetinaNet COCO", "24.4-26.7 AP", "COCO detection"),
+# ---------------------------------------------------------------- the claims
+
+CIFAR100 = "needs CIFAR-100, not available offline"
+IMAGENET = "needs ImageNet, not available offline"
+CLAIMS: list[Claim] = [
+    Claim("E1", "average accuracy with bit-wise coreset at most 1 point below EMQ on full data",
+          "EMQ Results, CIFAR-10", "92.97% vs 93.46% without coreset (-0.49)", "04_training_cost",
+          _cost_difference("coreset", "EMQ"), "coreset - full-data EMQ average accuracy", "above", -1.0),
+    Claim("E2", "training time with bit-wise coreset", "EMQ Results, CIFAR-10", "1.52 GPU-h",
+          reason="needs a GPU (GPU-hours on CIFAR-10 at the paper profile)"),
+    Claim("E3", "speed-up of EMQ + bit-wise coreset over Dedicated", "EMQ abstract/Results, CIFAR-10", "7.88x",
+          "04_training_cost", _speedup, "wall-clock speed-up over Dedicated", "above", round(0.9 * 7.88, 2),
+          unit="x"),
+    Claim("E4", "EMQ without coreset above Dedicated (average accuracy)", "EMQ Results, CIFAR-10; Any-Precision README",
+          "93.46% vs 93.08% (+0.38)", "04_training_cost", _cost_difference("EMQ", "Dedicated"),
+          "EMQ - Dedicated average accuracy", paper_effect=0.38),
+    *[Claim(cid, claim, "EMQ Results, CIFAR-100", value, reason=CIFAR100)
+      for cid, claim, value in [("E5", "average accuracy with bit-wise coreset", "70.26%"),
+                                ("E6", "training time with bit-wise coreset", "1.47 GPU-h"),
+                                ("E7", "speed-up over Dedicated", "7.61x"),
+                                ("E8", "average accuracy without coreset", "71.84%")]],
+    Claim("E9", "bit-wise coreset beats TDDS at 80% pruning (average accuracy)", "EMQ comparative results, CIFAR-10",
+          "+4.43 points", "05_pruning_tdds", _emq_minus_tdds, "EMQ - TDDS average accuracy at 80% pruning",
+          paper_effect=4.43),
+    Claim("E10", "gradient angles between bit-widths are small", "EMQ technical details", "< 28 degrees",
+          "03_gradient_angles", _largest_angle, "largest whole-model angle", "below", 28.0, unit=" deg"),
+    Claim("E11", "deeper layers are more aligned", "brief only (not in the seeds)", "qualitative",
+          "03_gradient_angles", _depth_trend, "Spearman(layer depth, angle)", "below", 0.0, unit=""),
+    Claim("E12", "one shared BN; intermediate bit-widths (3, 5, 6, 7) work without fine-tuning", "EMQ abstract",
+          "qualitative", "02_shared_bn", _untrained_gap, "largest |gap| of an untrained bit-width", "below", 1.0),
+    Claim("E13", "GPU-hour reduction at 60% pruning", "secondary source, TinyImageNet", "8.41x",
+          reason="needs TinyImageNet, not available offline, and a GPU"),
+    Claim("E14", "EMQ's bit-wise coreset is at least as good as random selection at 80% pruning",
+          "implied by EMQ's comparative results (a selection rule that loses to random has no point)",
+          "not reported", "05_pruning_tdds", _emq_minus_random, "EMQ - random average accuracy at 80% pruning",
+          "above", -NON_INFERIORITY),
+    Claim("E15", "bit-wise coreset beats equal-budget full-data training", "EMQ's premise (coreset as a saving)",
+          "not reported", reason="equal-budget runs are built by the coreset-regime work"),
+    Claim("P1", "joint training (recursive distillation) above Dedicated (average accuracy)",
+          "Any-Precision README", "93.50% vs 93.08% (+0.42)", "04_training_cost",
+          _cost_difference("Joint (Any-Precision)", "Dedicated"), "joint - Dedicated average accuracy",
+          paper_effect=0.42),
+    Claim("A1", "ACS beats random selection at every data fraction (10-50%)", "ACS Tab. 1, MobileNetV2 W2/A32 CIFAR-100",
+          "+0.95 to +1.84 points", "06_acs", _acs_every_fraction,
+          "smallest ACS - random difference over the fractions 10-50%", paper_effect=0.95),
+    Claim("A2", "ACS vs baselines at 10-80% of the data", "ACS Tab. 2, ResNet-18 W4/A4 ImageNet", "e.g. 68.39 at 10%",
+          reason=IMAGENET),
+    Claim("A3", "ACS ahead of random at 10% of the data", "ACS abstract, Tab. 2 (ImageNet)",
+          "+4.24 points (68.39 vs 64.15)", "06_acs", _acs_at_10, "ACS - random at 10%", paper_effect=4.24),
+    Claim("A4", "reselecting more often helps at small fractions", "ACS Tab. 3 (ImageNet, 10%)",
+          "68.8 (R=5) > 68.39 (10) > ... > 62.82 (once)", "06_acs", _reselection,
+          "most frequent reselection - once, at 10%", paper_effect=round(68.8 - 62.82, 2)),
+    Claim("A5", "the cosine beta schedule is best", "ACS Tab. 4 (ImageNet)", "cosine first at 10/30/50/70%",
+          "06_acs", _cosine_schedule, "cosine - the best other schedule, at 10%", paper_effect=0.02),
+    Claim("A6", "under 10% label noise ACS matches or beats full data for fractions >= 30%",
+          "ACS Tab. 5, ResNet-18 CIFAR-10", "89.95-90.23 vs 89.91 (full)", "07_label_noise", _noise_vs_full,
+          "smallest ACS - full data difference over the fractions 30-50%", "above", -NON_INFERIORITY),
+    Claim("A6b", "under 10% label noise ACS beats random selection for fractions >= 30%",
+          "ACS Tab. 5, ResNet-18 CIFAR-10", "89.95-90.23 vs 84.82-85.33 (+4.90 to +5.13)", "07_label_noise",
+          _noise_vs_random, "smallest ACS - random difference over the fractions 30-50%", paper_effect=4.90),
+    Claim("A7", "training time of ACS and baselines", "ACS Tab. 6, ImageNet on 2x RTX 3090", "11.3-53.8 h",
+          reason=IMAGENET + ", and GPUs"),
+    Claim("A8", "selection cost constant; KD share of training time", "ACS Tab. 7, ImageNet", "3.2 h selection",
+          reason=IMAGENET),
+    Claim("A9", "ACS beats a full-coverage split", "ACS Tab. 8, MobileNetV2 CIFAR-100", "63.37-67.19",
+          reason="needs a full-coverage split (not implemented) and CIFAR-100"),
+    Claim("A10", "ACS without distillation", "ACS Tab. 9, ImageNet", "66.91-70.03", reason=IMAGENET),
+    Claim("A11", "coresets transfer across architectures", "ACS Tab. 10, MobileNetV2 CIFAR-100", "62.94-66.86",
+          reason="needs coreset transfer between architectures (not implemented) and CIFAR-100"),
+    Claim("A12", "coreset overlap between architectures", "ACS Tab. 11, CIFAR-100", "29.0-77.3%",
+          reason="needs the overlap study (not implemented) and CIFAR-100"),
+    Claim("A13", "ACS on ViT-B/16 W2/A32 at 10%", "ACS, CIFAR-100", "78.9% (random 74.6)",
+          reason="needs a pretrained ViT-B/16 (a download) and a GPU"),
+    Claim("A14", "ACS on object detection", "ACS Tab. 12, RetinaNet COCO", "24.4-26.7 AP",
+          reason="object detection is outside this project"),
+    Claim("A15", "most prior coreset methods fail to beat random selection in QAT", "ACS introduction",
+          "qualitative", "05_pruning_tdds", _below_random, "share of EL2N/TDDS cases below random", "above", 0.5,
+          unit=""),
 ]
 
 
-def build_claims(profile: str) -> pd.DataFrame:
-    """The claims table from the results CSVs written by notebooks 02-08 at ``profile``."""
+# ---------------------------------------------------------------- grading
+
+def grade_claim(claim: Claim, setting: str) -> dict:
+    """One row of claims.csv: the claim, our per-seed measurement and its grade."""
+    row = dict(claim_id=claim.claim_id, claim=claim.claim, source=claim.source, paper_value=claim.paper_value,
+               our_value="", our_setting="", status=NOT_RUN, n_seeds=0, ci_low=math.nan, ci_high=math.nan,
+               fragile=pd.NA, criterion="", reason=claim.reason, notebook=claim.notebook)
+    if claim.metric is None:
+        return row
+    row["criterion"] = grading.criterion(claim.direction, claim.threshold, claim.paper_effect, claim.measure,
+                                         claim.unit)
+    try:
+        measured = claim.metric()
+    except FileNotFoundError as missing:  # that study has not been run: say which notebook writes it
+        return {**row, "reason": str(missing)}
+    except KeyError as arm:  # the study ran without an arm the claim compares
+        return {**row, "reason": f"the results of {claim.notebook} have no {arm}"}
+    values = measured.values.dropna()
+    args = (claim.direction, claim.threshold, claim.paper_effect)
+    verdict = grading.grade(values, *args)
+    if verdict.status == NOT_RUN:
+        return {**row, "reason": "no seed has a finite value in the results"}
+    sign = "+" if claim.direction in ("beats", "matches") or claim.threshold <= 0 else ""  # a difference
+    our = (f"{claim.measure} {verdict.mean:{sign}.2f}{claim.unit} (mean of {verdict.n_seeds}; "
+           f"{_seeds_text(values, claim.unit, sign)})")
+    return {**row, "our_value": our + (f"; {measured.detail}" if measured.detail else ""),
+            "our_setting": f"{setting}{SETTING_NOTES.get(claim.notebook, '')}", "status": verdict.status,
+            "n_seeds": verdict.n_seeds, "ci_low": round(verdict.ci_low, 4), "ci_high": round(verdict.ci_high, 4),
+            "fragile": grading.is_fragile(values, *args)}
+
+
+def build_claims(profile: str, claims: list[Claim] | None = None) -> pd.DataFrame:
+    """The claims table, graded from the results CSVs written by notebooks 02-08 at ``profile``."""
     setting = describe_profile(profile)
-    rows = [*_cost_claims(), *_cifar100_claims(), _tdds_claim(), *_angle_claims(), _shared_bn_claim(),
-            *_acs_claims()]
-    for claim_id, claim, source, value, why in _OUT_OF_REACH:
-        rows.append(dict(claim_id=claim_id, claim=claim, source=source, paper_value=value, our_value="",
-                         status=NOT_RUN, criterion=f"needs {why}", notebook=""))
-    frame = pd.DataFrame(rows)
-    frame["our_setting"] = [
-        "" if status == NOT_RUN else f"{setting}{SETTING_NOTES.get(notebook, '')}"
-        for status, notebook in zip(frame.status, frame.notebook)]
-    order = {cid: i for i, cid in enumerate(
-        ["E1", "E2", "E3", "E4", "E5", "E6", "E7", "E8", "E9", "E10", "E11", "E12", "E13", "P1",
-         *[f"A{i}" for i in range(1, 16)]])}
-    frame = frame.sort_values("claim_id", key=lambda s: s.map(order)).reset_index(drop=True)
+    frame = pd.DataFrame([grade_claim(c, setting) for c in (CLAIMS if claims is None else claims)])
     return frame[COLUMNS]

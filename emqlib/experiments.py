@@ -16,8 +16,8 @@ from .bits import FULL_PRECISION, SUPPORTED_BITS
 from .build import Runtime, load_run_data
 from .config import RunConfig, profile_config, reference_config
 from .cost import speedups
-from .results import mean_std  # noqa: F401 (the notebooks call experiments.mean_std)
 from .runs import Run, get_run
+from .stats import depth_trend, mean_std  # noqa: F401 (notebooks call experiments.mean_std / depth_trend)
 
 
 def run(config: RunConfig) -> Run:
@@ -145,14 +145,6 @@ def gradient_angle_study(profile: str = "cpu", seed: int = 0, n_batches: int = 8
             angles = analysis.gradient_angles(r.model(epoch=epoch), probe, list(config.bits))
             frames.append(angles.assign(epoch=epoch))
     return pd.concat(frames, ignore_index=True)
-
-
-def depth_trend(angles: pd.DataFrame) -> float:
-    """Spearman correlation of layer depth with angle at the last epoch (negative: deeper layers more aligned)."""
-    last = angles[(angles.epoch == angles.epoch.max()) & (angles.layer_index >= 0)]
-    per_layer = last.groupby("layer_index").angle.mean()
-    # Spearman = Pearson on ranks (pandas' own Spearman needs scipy)
-    return float(pd.Series(per_layer.index, dtype=float).rank().corr(per_layer.reset_index(drop=True).rank()))
 
 
 # ---------------------------------------------------------------- 04: training cost

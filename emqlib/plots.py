@@ -28,7 +28,7 @@ from matplotlib.figure import Figure
 
 from . import labels, paths
 from .bits import SUPPORTED_BITS  # the categorical bit-width axis, in order (32 = full precision)
-from .results import mean_std
+from .stats import mean_std
 from .storage import atomic_write_bytes
 
 DPI = 120  # about 1400 px across for the wide figures: sharp at README width
@@ -78,7 +78,7 @@ def _finish(fig: Figure, png_path: PathLike | None, name: str) -> Figure:
 
 
 def _agg(frame: pd.DataFrame, by: Sequence[str] | str, value: str) -> pd.DataFrame:
-    """:func:`emqlib.results.mean_std` with no error bar (std 0) where a group has one seed."""
+    """:func:`emqlib.stats.mean_std` with no error bar (std 0) where a group has one seed."""
     return mean_std(frame, by, value).fillna({"std": 0.0})
 
 

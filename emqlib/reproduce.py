@@ -6,7 +6,10 @@ Each source notebook ``notebooks/NN_name.ipynb`` is executed with papermill (``p
 injected after its ``parameters`` cell) into ``results/notebooks/NN_name.ipynb``; the source
 notebooks are never written. The trained runs live in the run cache, so a run interrupted and
 started again redoes no finished training. The wall-clock time of each notebook and the total
-are recorded in ``results/reproduce_<profile>.json`` (README quotes it); at the end
+are recorded in ``results/reproduce_<profile>.json`` (README quotes it), and what produced the
+results in ``results/provenance.json`` (commit, profile, seeds, times, CPU and instruction set,
+math library and threads, torch version): training on CPU is bit-identical only on the same
+machine and library build, so that file says which one it was. At the end
 ``emqlib.report.update(profile)`` regenerates the report, when that module exists.
 """
 from __future__ import annotations
@@ -21,6 +24,7 @@ import numbers
 import os
 import platform
 import re
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -160,6 +164,15 @@ def _environment(values: dict) -> Iterator[None]:
                 os.environ[k] = v
 
 
+@contextlib.contextmanager
+def _provenance_at_exit(record: dict, seeds: dict) -> Iterator[None]:
+    """Rewrite provenance.json when the block ends, finished or not (its status is the record's)."""
+    try:
+        yield
+    finally:
+        save_provenance(record, seeds)
+
+
 # ---------------------------------------------------------------- running
 
 def execute(notebook: Path, output: Path, parameters: dict, progress_bar: bool = False) -> float:
@@ -199,6 +212,85 @@ def _machine() -> str:
     threads = os.environ.get("OMP_NUM_THREADS")
     return (f"{os.cpu_count()} CPUs, {platform.platform(terse=True)}, Python {platform.python_version()}"
             + (f", OMP_NUM_THREADS={threads}" if threads else ""))
+
+
+# ---------------------------------------------------------------- provenance
+
+ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "amx_tile",
+             "amx_bf16", "asimd", "sve")  # the instruction sets that change which math kernels run
+
+
+def provenance_path() -> Path:
+    """Where the provenance of the results in ``results/`` is recorded."""
+    return paths.results_dir() / "provenance.json"
+
+
+def _git_commit() -> dict:
+    """The commit the results were made from, and whether tracked files differed from it (None: no git)."""
+    def git(*args) -> str | None:
+        try:
+            return subprocess.run(["git", *args], cwd=paths.ROOT, capture_output=True, text=True, check=True,
+                                  timeout=30).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return None
+    commit = git("rev-parse", "HEAD")
+    changes = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    return {"commit": commit, "uncommitted_changes": None if changes is None else bool(changes)}
+
+
+def _cpu() -> dict:
+    """CPU model and the instruction sets of :data:`ISA_FLAGS` it has (from /proc/cpuinfo where there is one)."""
+    model, flags = platform.processor() or platform.machine(), set()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() in ("flags", "Features") and not flags:
+                flags = set(value.split())
+    return {"model": model, "cpus": os.cpu_count(), "instruction_sets": [f for f in ISA_FLAGS if f in flags]}
+
+
+def _math_library() -> dict:
+    """torch's version, the CPU kernel path it picked, its BLAS/LAPACK and threading (torch.__config__)."""
+    import torch
+
+    built = torch.__config__.show()
+    components = [line.strip()[2:] for line in built.splitlines()
+                  if line.strip().startswith("- ") and not line.strip().startswith("- Build settings")]
+    settings = dict(re.findall(r"(BLAS_INFO|LAPACK_INFO|USE_MKL|USE_MKLDNN|USE_OPENMP)=([^,\s]+)", built))
+    capability = getattr(torch.backends.cpu, "get_cpu_capability", lambda: None)()
+    return {"torch": torch.__version__, "cpu_capability": capability, "components": components,
+            "build_settings": settings, "threads": torch.get_num_threads(),
+            "thread_environment": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")},
+            "parallel_info": [line.strip() for line in torch.__config__.parallel_info().splitlines() if line.strip()]}
+
+
+def seed_parameters(selected: Sequence[Path]) -> dict:
+    """Each notebook's seed parameters as declared in its ``parameters`` cell (``n_seeds``: seeds
+    0 .. n_seeds - 1; ``seed``: the one seed of a single-run study), e.g. {"04_training_cost.ipynb": {"n_seeds": 2}}."""
+    import papermill
+
+    found = {}
+    for notebook in selected:
+        declared = papermill.inspect_notebook(str(notebook))
+        seeds = {name: ast.literal_eval(spec["default"]) for name, spec in declared.items() if "seed" in name}
+        if seeds:
+            found[notebook.name] = seeds
+    return found
+
+
+def provenance(record: dict, seeds: dict) -> dict:
+    """What produced the results: commit, profile, seeds, start and end time, CPU, math library, threads."""
+    return {"profile": record["profile"], **_git_commit(), "seeds": seeds, "started": record["started"],
+            "finished": record["finished"], "status": record["status"], "command": record["command"],
+            "python": platform.python_version(), "platform": platform.platform(terse=True), "cpu": _cpu(),
+            "math_library": _math_library()}
+
+
+def save_provenance(record: dict, seeds: dict) -> Path:
+    """Write :func:`provenance` to ``results/provenance.json`` atomically."""
+    return save_json(provenance_path(), provenance(record, seeds))
 
 
 def _new_record(profile: str, selected: list[Path], only) -> dict:
@@ -261,9 +353,11 @@ def reproduce(profile: str = "cpu", only: Sequence[str | int] | None = None, out
     record = _new_record(profile, selected, only)
     record["executed_notebooks"] = _shown(output_dir)
     _save_record(record, all_notebooks)
+    seeds = seed_parameters(selected)
+    save_provenance(record, seeds)
     start = time.perf_counter()
     width = max(len(p.name) for p in selected)
-    with _environment(KERNEL_ENVIRONMENT):
+    with _environment(KERNEL_ENVIRONMENT), _provenance_at_exit(record, seeds):
         for i, notebook in enumerate(selected, 1):
             output = output_dir / notebook.name
             echo(f"[{i:>{len(str(len(selected)))}}/{len(selected)}] {notebook.name:<{width}} ", end="", flush=True)
@@ -287,8 +381,8 @@ def reproduce(profile: str = "cpu", only: Sequence[str | int] | None = None, out
                 if status != "ok":
                     record.update(status=status, finished=_now(), wall_seconds=round(time.perf_counter() - start, 1))
                 _save_record(record, all_notebooks)
-    record.update(status="ok", finished=_now(), wall_seconds=round(time.perf_counter() - start, 1))
-    _save_record(record, all_notebooks)
+        record.update(status="ok", finished=_now(), wall_seconds=round(time.perf_counter() - start, 1))
+        _save_record(record, all_notebooks)
     if update_report(profile):
         echo("report updated (emqlib.report)", flush=True)
     echo(f"done: {len(selected)} notebook(s) in {record['wall_seconds']:.0f} s; timings in {record_path(profile)}",

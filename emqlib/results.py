@@ -6,7 +6,6 @@ writes it.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -62,9 +61,3 @@ def load_result(name: str) -> pd.DataFrame:
         raise FileNotFoundError(f"result {path.name} not found in {path.parent}; {how}")
     return pd.read_csv(path)
 
-
-def mean_std(frame: pd.DataFrame, by: Sequence[str] | str, value: str = "avg_accuracy") -> pd.DataFrame:
-    """Mean, standard deviation (ddof 1; NaN for one seed) and count of ``value`` per group,
-    groups in order of appearance."""
-    grouped = frame.groupby([by] if isinstance(by, str) else list(by), sort=False)[value]
-    return grouped.agg(mean="mean", std="std", n="count").reset_index()

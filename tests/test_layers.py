@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "emqlib"
 
 LAYERS = [
     # foundations: files, seeds, bit-widths, the correction formula, fractions and budgets, cost arithmetic
-    {"paths", "storage", "seeding", "bits", "correction", "budgets", "cost", "checkpoint", "labels"},
+    {"paths", "storage", "seeding", "bits", "correction", "budgets", "cost", "checkpoint", "labels", "stats", "grading"},
     # data and quantizers, and distillation losses
     {"data", "quant", "bn", "distill"},
     # coreset scores and rules, configuration, models, evaluation

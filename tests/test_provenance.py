@@ -1,0 +1,33 @@
+"""results/provenance.json says what produced the results: commit, profile, seeds, times, CPU, math library."""
+from __future__ import annotations
+
+import re
+import subprocess
+
+import torch
+
+from emqlib import paths, reproduce as rep
+from emqlib.storage import load_json
+
+
+def test_provenance_is_written_atomically_with_what_made_the_results(tmp_path, monkeypatch):
+    monkeypatch.setenv("EMQ_RESULTS_DIR", str(tmp_path))
+    record = {"profile": "smoke", "started": "2026-01-01T00:00:00+00:00", "finished": "2026-01-01T00:01:00+00:00",
+              "status": "ok", "command": "python -m emqlib.reproduce --profile smoke"}
+    seeds = rep.seed_parameters(rep.notebooks(["02", "03", "04"]))
+    path = rep.save_provenance(record, seeds)
+    assert path == tmp_path / "provenance.json" and not list(tmp_path.glob("*.tmp*"))
+    saved = load_json(path)
+    assert {k: saved[k] for k in record} == record
+    assert saved["seeds"] == {"02_shared_bn.ipynb": {"n_seeds": 2, "seed": 0}, "03_gradient_angles.ipynb": {"seed": 0},
+                              "04_training_cost.ipynb": {"n_seeds": 2}}
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=paths.ROOT, capture_output=True, text=True).stdout.strip()
+    assert re.fullmatch(r"[0-9a-f]{40}", saved["commit"]) and saved["commit"] == head
+    assert isinstance(saved["uncommitted_changes"], (bool, type(None)))
+    assert saved["cpu"]["model"] and saved["cpu"]["cpus"] >= 1
+    assert set(saved["cpu"]["instruction_sets"]) <= set(rep.ISA_FLAGS)
+    library = saved["math_library"]
+    assert library["torch"] == torch.__version__ and library["threads"] == torch.get_num_threads()
+    assert library["build_settings"].get("BLAS_INFO") and any("get_num_threads" in line for line in library["parallel_info"])
+    assert set(library["thread_environment"]) == {"OMP_NUM_THREADS", "MKL_NUM_THREADS"}
+
