@@ -14,13 +14,15 @@ N = len(TRAIN)
 
 
 def config(coreset: str, **changes):
-    return profile_config("smoke", method="emq", coreset=coreset, fraction=0.25, reselect_every=2, epochs=6,
-                          **changes)
+    """Smoke settings, 25% kept (InfoBatch sets its own share), R = 2, 6 epochs."""
+    fraction = 1.0 if coreset == "infobatch" else 0.25
+    return profile_config("smoke", **{"method": "emq", "coreset": coreset, "fraction": fraction, "reselect_every": 2,
+                                      "epochs": 6, **changes})
 
 
 def model(seed: int = 0, bits=(2, 32)):
     torch.manual_seed(seed)
-    return build_run_model(config("emq"), bits).eval()
+    return build_run_model(config("emq-topk"), bits).eval()
 
 
 def reference(seed: int = 1) -> Reference:
@@ -28,15 +30,30 @@ def reference(seed: int = 1) -> Reference:
     return Reference(model(seed, bits=(32,)), trajectory)
 
 
-def test_subsets_are_redrawn_every_r_epochs_unless_static_or_fixed_by_the_reference():
-    dynamic = CoresetSampler(config("emq"), TRAIN, None)
-    assert [e for e in range(6) if dynamic.due(e)] == [0, 2, 4]
-    static = CoresetSampler(config("emq", static=True), TRAIN, None)
-    assert [e for e in range(6) if static.due(e)] == [0]
-    for name in ("el2n", "tdds", "forgetting", "kcenter", "moderate"):
-        fixed = CoresetSampler(config(name), TRAIN, reference())
-        assert [e for e in range(6) if fixed.due(e)] == [0], name
+def test_schedules_of_each_sampler():
+    def due(coreset, **changes):
+        sampler = CoresetSampler(config(coreset, **changes), TRAIN, reference())
+        return [e for e in range(6) if sampler.due(e)]
+
+    # emq-topk: random warm-up subsets re-drawn every epoch for W = R = 2 epochs, then scored every R
+    assert due("emq-topk") == [0, 1, 2, 4]
+    assert due("emq-topk", static=True) == [0, 1, 2]
+    assert due("emq-topk", warmup_epochs=3) == [0, 1, 2, 3, 5]
+    assert due("emq-topk", init_from_reference=True) == [0, 2, 4]  # W = 0: scored from the start
+    for redrawn in ("random", "emq-sample", "emq-ccs"):
+        assert due(redrawn) == list(range(6)), redrawn
+    assert due("infobatch") == list(range(6))
+    assert due("acs") == [0, 2, 4] and due("acs", static=True) == [0]
+    for once in ("random-once", "el2n", "tdds", "forgetting", "kcenter", "moderate"):
+        assert due(once) == [0], once
     assert not any(CoresetSampler(profile_config("smoke"), TRAIN, None).due(e) for e in range(6))
+
+
+def test_scoring_epochs_of_the_emq_samplers():
+    sampler = CoresetSampler(config("emq-sample", warmup_epochs=1), TRAIN, None)
+    assert [e for e in range(6) if sampler._scoring(e)] == [1, 3, 5]
+    static = CoresetSampler(config("emq-sample", warmup_epochs=1, static=True), TRAIN, None)
+    assert [e for e in range(6) if static._scoring(e)] == [1]
 
 
 def test_same_seed_same_subsets_other_seed_other_subsets():
@@ -48,10 +65,10 @@ def test_same_seed_same_subsets_other_seed_other_subsets():
     assert not torch.equal(first, CoresetSampler(config("random"), TRAIN, None).select(0, model(), 32).indices)
 
 
-def test_emq_scores_the_current_model_at_each_reselection():
-    sampler = CoresetSampler(config("emq"), TRAIN, None)
+def test_emq_topk_scores_the_current_model_at_each_reselection():
+    sampler = CoresetSampler(config("emq-topk"), TRAIN, None)
     start = sampler.select(0, model(), 2)
-    assert start.forwards == 0  # from scratch: random before the first scoring
+    assert start.forwards == 0  # warm-up: random subsets
     net = model()
     scored = sampler.select(2, net, 2)
     assert scored.forwards == N  # one forward pass over the training set at that bit-width

@@ -1,4 +1,4 @@
-"""Per-sample importance scores for coreset selection (SPEC sections 6, 7 and 8).
+"""Per-sample importance scores for coreset selection (EMQ bit-wise coreset, ACS Defs. 1-2, baselines).
 
 All functions are pure tensor functions: they compute in the input dtype, do no I/O and do not
 rely on autograd (inputs may or may not require grad).
@@ -49,11 +49,11 @@ def ds(logits: Tensor, teacher_logits: Tensor) -> Tensor:
 
 
 def acs_beta(epoch: int, total_epochs: int, schedule: str = "cosine") -> float:
-    """ACS weight beta(t) of the EVS term (SPEC 7.2, ACS Tab. 4 ablation), in [0, 1].
+    """ACS weight beta(t) of the EVS term (ACS Tab. 4 ablation), in [0, 1], with u = t / E.
 
-    Uses u = epoch / (total_epochs - 1) (u = 0 when total_epochs == 1) rather than the paper's t/E, so
-    that decaying schedules run from exactly 1 at epoch 0 down to 0 at the last epoch (cosine gives
-    cos(pi/2) ~ 6e-17 there, not exactly 0). "repo-cosine" is QAT-ACS's 0.5 * (1 + cos(pi * u)).
+    u = epoch / total_epochs as in the ACS paper and its code, so a decaying schedule starts at exactly
+    1 at epoch 0 and ends just above 0 at the last epoch, t = E - 1 (linear gives 1/E there).
+    "repo-cosine" is QAT-ACS's 0.5 * (1 + cos(pi * u)); the paper's cosine is cos(pi * u / 2).
     """
     if schedule not in BETA_SCHEDULES:
         raise ValueError(f"unknown beta schedule {schedule!r}; allowed: {', '.join(BETA_SCHEDULES)}")
@@ -63,7 +63,7 @@ def acs_beta(epoch: int, total_epochs: int, schedule: str = "cosine") -> float:
         raise ValueError(
             f"epoch must be in [0, {total_epochs - 1}] for total_epochs={total_epochs}, got {epoch}"
         )
-    u = epoch / (total_epochs - 1) if total_epochs > 1 else 0.0
+    u = epoch / total_epochs
     return {
         "cosine": lambda: math.cos(math.pi * u / 2),
         "linear": lambda: 1.0 - u,
