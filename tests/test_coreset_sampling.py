@@ -4,7 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from emqlib.config import profile_config
+from emqlib.bits import set_bits
+from emqlib.config import CORESETS, profile_config
+from emqlib.coreset import evs, pruning_rate, select
 from emqlib.coreset.sampling import CoresetSampler, Reference
 from emqlib.data import synthetic_dataset
 from emqlib.train import build_run_model
@@ -101,3 +103,110 @@ def test_reference_scored_baselines_select_once_and_share_the_subset_across_bits
 def test_baselines_that_need_the_reference_refuse_to_run_without_it():
     with pytest.raises(ValueError, match="reference"):
         CoresetSampler(config("tdds"), TRAIN, None)
+
+
+# ---------------------------------------------------------------- free scores, InfoBatch, state
+
+def training_pass(sampler: CoresetSampler, net, bits: int, indices: torch.Tensor) -> torch.Tensor:
+    """What the sequential loop does for the sampler: a forward pass on a batch, then observe."""
+    with torch.no_grad():
+        set_bits(net, bits)
+        logits = net(TRAIN.inputs(indices))
+    sampler.observe(bits, indices, logits)
+    return logits
+
+
+def test_free_scores_cost_zero_forwards_and_keep_the_last_score_of_samples_not_drawn():
+    sampler = CoresetSampler(config("emq-topk", free_scores=True, warmup_epochs=1), TRAIN, None)
+    net = model()
+    warmup = sampler.select(0, net, 2).indices
+    first, second = warmup[: len(warmup) // 2], warmup[len(warmup) // 4:]  # overlapping batches
+    training_pass(sampler, net, 2, first)
+    with torch.no_grad():
+        net.classifier.weight.mul_(-1)
+    logits = training_pass(sampler, net, 2, second)
+    observed = sampler.observed[2]
+    torch.testing.assert_close(observed[second], evs(logits, TRAIN.targets[second]))  # the latest pass wins
+    assert torch.isnan(observed).sum() == N - len(warmup)  # samples never trained have no score yet
+    # the model is not touched at all: no scoring forward pass
+    chosen = sampler.select(1, None, 2)
+    assert chosen.forwards == 0
+    filled = sampler.scores[2]
+    for c in range(TRAIN.num_classes):  # a sample not seen takes its class's mean score
+        in_class = TRAIN.targets == c
+        unseen, seen = in_class & torch.isnan(observed), in_class & ~torch.isnan(observed)
+        assert torch.allclose(filled[unseen], observed[seen].mean().expand(int(unseen.sum())))
+    assert torch.equal(chosen.indices, select(filled, 0.25, TRAIN.targets))
+
+
+def test_free_scores_need_an_observed_pass():
+    sampler = CoresetSampler(config("emq-sample", free_scores=True, warmup_epochs=1), TRAIN, None)
+    with pytest.raises(RuntimeError, match="observe"):
+        sampler.select(1, None, 2)
+
+
+def test_infobatch_weights_and_full_data_at_the_end():
+    sampler = CoresetSampler(config("infobatch", epochs=8, infobatch_prune_prob=0.5), TRAIN, None)
+    net, sizes = model(), []
+    for epoch in range(8):
+        kept = sampler.select(epoch, net, 2).indices
+        weights = sampler.loss_weights(2, kept)
+        if epoch == 0 or epoch == 7:  # nothing seen yet; annealing: epoch 7 >= 0.875 * 8
+            assert torch.equal(kept, torch.arange(N)) and weights.eq(1).all()
+        else:
+            losses = sampler.observed[2]
+            low = losses[kept] < losses.mean()
+            assert weights[low].eq(2.0).all() and weights[~low].eq(1.0).all()  # 1 / (1 - r) for the kept low-loss
+            assert (losses[kept] >= losses.mean()).sum() == (losses >= losses.mean()).sum()  # high-loss all kept
+        training_pass(sampler, net, 2, kept)
+        sizes.append(len(kept))
+    rate = pruning_rate(sizes, N)
+    assert 0.05 < rate < 0.5 * 6 / 8  # at most r x (share below the mean) x (pruning epochs / epochs)
+    assert torch.equal(CoresetSampler(config("emq-topk"), TRAIN, None).loss_weights(2, torch.arange(5)), torch.ones(5))
+
+
+def test_a_resumed_sampler_draws_what_the_uninterrupted_one_draws():
+    def run(sampler, epochs):
+        net = model()
+        for epoch in epochs:
+            chosen = sampler.select(epoch, net, 2).indices
+            training_pass(sampler, net, 2, chosen)
+        return chosen
+
+    for coreset, changes in [("emq-sample", {}), ("emq-ccs", {"free_scores": True, "warmup_epochs": 1}),
+                             ("infobatch", {})]:
+        whole = run(CoresetSampler(config(coreset, **changes), TRAIN, None), range(4))
+        first = CoresetSampler(config(coreset, **changes), TRAIN, None)
+        run(first, range(3))
+        resumed = CoresetSampler(config(coreset, **changes), TRAIN, None)
+        resumed.load_state_dict(first.state_dict())
+        assert torch.equal(run(resumed, [3]), whole), coreset
+    with pytest.raises(RuntimeError, match="state_dict"):
+        CoresetSampler(config("emq-sample"), TRAIN, None).select(3, model(), 2)  # past its scoring epoch
+
+
+@pytest.mark.parametrize("coreset", [c for c in CORESETS if c != "none"])
+def test_smoke_selection_of_every_sampler(coreset):
+    """Selection only, with the tiny smoke model: every epoch the schedule asks for, at two bit-widths,
+    with training passes observed; exact class budgets (TDDS: global, InfoBatch: none) and costs."""
+    changes = {"free_scores": True, "warmup_epochs": 1} if coreset == "emq-ccs" else {}
+    sampler = CoresetSampler(config(coreset, **changes), TRAIN, reference())
+    net, budget = model(), round(0.25 * N / TRAIN.num_classes)
+    for epoch in range(6):
+        if not sampler.due(epoch):
+            continue
+        for bits in (32, 2):
+            chosen = sampler.select(epoch, net, bits)
+            indices = chosen.indices
+            assert indices.unique().numel() == len(indices) and torch.equal(indices, indices.sort().values)
+            counts = torch.bincount(TRAIN.targets[indices], minlength=TRAIN.num_classes).tolist()
+            if coreset == "tdds":
+                assert len(indices) == round(0.25 * N)
+            elif coreset != "infobatch":
+                assert counts == [budget] * TRAIN.num_classes, (epoch, bits)
+            scoring = coreset in ("emq-topk", "emq-sample") and epoch >= 2 and sampler._scoring(epoch)
+            if scoring or coreset == "acs":
+                assert chosen.forwards == N * (2 if coreset == "acs" and epoch == 0 else 1)
+            elif coreset not in ("el2n", "kcenter", "moderate") or bits == 2:
+                assert chosen.forwards == 0, (coreset, epoch, bits)
+            training_pass(sampler, net, bits, indices)
