@@ -62,7 +62,7 @@ class RunConfig:
     dataset: str = "fashion-mnist"
     train_per_class: int | None = None  # class-balanced training subset; None = all
     test_per_class: int | None = None  # class-balanced test subset; None = all
-    validation_per_class: int | None = None  # hold out this many training samples per class; evaluate on them, not the test set
+    validation_per_class: int | None = None  # held-out training samples per class, evaluated on instead of the test set
     label_noise: float = 0.0  # symmetric label noise rate on the training set
     augment: bool = False  # random crop + horizontal flip
 
@@ -86,7 +86,7 @@ class RunConfig:
     fraction: float = 1.0  # kept fraction S = 1 - pruning rate
     reselect_every: int = 10  # R: epochs between reselections
     static: bool = False  # select (emq-*: score) once instead of every R epochs
-    warmup_epochs: int | None = None  # W: emq-* epochs on random subsets before the first scoring; None: R (0 from the reference)
+    warmup_epochs: int | None = None  # W: emq-* epochs on random subsets before scoring; None: R (0 from the reference)
     free_scores: bool = False  # emq-*: EL2N from each sample's own training pass, no scoring forwards
     sample_tau: float = 1.0  # emq-sample: probability proportional to score^tau
     sample_uniform_share: float = 0.1  # emq-sample: epsilon, share of the probability spread uniformly

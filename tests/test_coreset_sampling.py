@@ -83,8 +83,9 @@ def test_emq_topk_scores_the_current_model_at_each_reselection():
 def test_acs_pays_for_the_teacher_once_and_keeps_class_balance():
     sampler = CoresetSampler(config("acs"), TRAIN, reference())
     first = sampler.select(0, model(), 2)
+    other_bits = sampler.select(0, model(), 32)  # the teacher's outputs are kept
     later = sampler.select(2, model(), 2)
-    assert (first.forwards, later.forwards) == (2 * N, N)
+    assert (first.forwards, other_bits.forwards, later.forwards) == (2 * N, N, N)
     counts = torch.bincount(TRAIN.targets[later.indices], minlength=TRAIN.num_classes)
     assert counts.tolist() == [round(0.25 * N / TRAIN.num_classes)] * TRAIN.num_classes
 
@@ -205,8 +206,15 @@ def test_smoke_selection_of_every_sampler(coreset):
             elif coreset != "infobatch":
                 assert counts == [budget] * TRAIN.num_classes, (epoch, bits)
             scoring = coreset in ("emq-topk", "emq-sample") and epoch >= 2 and sampler._scoring(epoch)
-            if scoring or coreset == "acs":
-                assert chosen.forwards == N * (2 if coreset == "acs" and epoch == 0 else 1)
+            if scoring or coreset == "acs":  # ACS pays for the teacher's pass once, at the first bit-width
+                assert chosen.forwards == N * (2 if coreset == "acs" and epoch == 0 and bits == 32 else 1)
             elif coreset not in ("el2n", "kcenter", "moderate") or bits == 2:
                 assert chosen.forwards == 0, (coreset, epoch, bits)
             training_pass(sampler, net, bits, indices)
+
+
+def test_infobatch_refuses_to_run_blind():
+    sampler = CoresetSampler(config("infobatch"), TRAIN, None)
+    sampler.select(0, None, 2)  # epoch 0: every sample, nothing seen yet
+    with pytest.raises(RuntimeError, match="observe"):
+        sampler.select(1, None, 2)  # without observed losses InfoBatch would silently train on everything

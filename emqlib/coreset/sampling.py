@@ -28,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -65,6 +66,9 @@ class CoresetSampler:
     def __init__(self, config, train: ImageDataset, reference: Reference | None) -> None:
         if config.coreset not in ("none", "infobatch", *UNIFORM, *EMQ_SAMPLERS, "acs") and reference is None:
             raise ValueError(f"coreset {config.coreset!r} needs the full-precision reference run")
+        if (config.free_scores or config.coreset == "infobatch") and dist.is_available() and dist.is_initialized():
+            raise ValueError("free_scores and infobatch read every sample's training loss in one process; "
+                             "run them without torchrun")
         self.config = config
         self.train = train
         self.reference = reference
@@ -147,14 +151,19 @@ class CoresetSampler:
         if epoch >= c.infobatch_anneal * c.epochs:
             self._weights[bits] = torch.ones(n)
             return torch.arange(n)
-        kept, self._weights[bits] = infobatch_prune(self._observed(bits), c.infobatch_prune_prob, draw)
+        losses = self._observed(bits)
+        if epoch > 0 and torch.isnan(losses).all():
+            raise RuntimeError(f"infobatch: no {bits}-bit training loss observed before epoch {epoch}; the training "
+                               "loop must call CoresetSampler.observe after each forward pass (and a resumed run "
+                               "restore the sampler's state_dict())")
+        kept, self._weights[bits] = infobatch_prune(losses, c.infobatch_prune_prob, draw)
         return kept
 
     def _acs(self, epoch: int, model: nn.Module, bits: int) -> Selection:
         c, targets = self.config, self.train.targets
         logits = predict(model, self.train, bits, activation_bits=c.activation_bits)
+        forwards = len(targets) * (1 if self._reference_outputs is not None else 2)  # the teacher's pass is paid once
         teacher_logits, _ = self._reference_forward()
-        forwards = len(targets) * (2 if epoch == 0 else 1)  # the teacher's pass is paid once
         scores = acs_score(logits, teacher_logits, targets, acs_beta(epoch, c.epochs, c.acs_schedule))
         return Selection(select(scores, c.fraction, targets, largest=True), forwards)
 
@@ -183,16 +192,11 @@ class CoresetSampler:
 
     # ---- hooks of the training loop
 
-    @property
-    def observes(self) -> bool:
-        """Whether :meth:`observe` records anything (free scores or InfoBatch)."""
-        return self.config.free_scores or self.config.coreset == "infobatch"
-
     def observe(self, bits: int, indices: Tensor, logits: Tensor) -> None:
         """Record the score of each sample of a training batch at ``bits`` from its own forward pass:
         EL2N for free scores, the cross-entropy loss for InfoBatch. Samples not in the batch keep
         their last score. Does nothing when the run uses neither."""
-        if not self.observes:
+        if not (self.config.free_scores or self.config.coreset == "infobatch"):
             return
         logits, targets = logits.detach().float().cpu(), self.train.targets[indices]
         score = (F.cross_entropy(logits, targets, reduction="none") if self.config.coreset == "infobatch"

@@ -81,7 +81,7 @@ def select(
 def random_subset(
     labels: Tensor, fraction, generator: torch.Generator, class_balanced: bool = True
 ) -> Tensor:
-    """Uniform sample without replacement (SPEC 8 "Random"), same budgets as `select`."""
+    """Uniform sample without replacement (the Random baseline), same budgets as `select`."""
     fraction = check_fraction(fraction)
     _check_labels(labels)
     kept = []
@@ -133,7 +133,7 @@ def _median(x: Tensor) -> Tensor:
 
 
 def moderate_select(features: Tensor, labels: Tensor, fraction) -> Tensor:
-    """Moderate coreset (Xia et al. 2023, SPEC 8): per class, keep the samples whose distance to the
+    """Moderate coreset (Xia et al. 2023): per class, keep the samples whose distance to the
     per-dimension median feature is closest to the median of those distances (ties: lower index)."""
     fraction = check_fraction(fraction)
     if features.dim() != 2:
@@ -153,13 +153,13 @@ def _log(x: float) -> float:
 
 def score_sample(scores: Tensor, fraction, labels: Tensor, tau: float, uniform_share: float,
                  generator: torch.Generator) -> Tensor:
-    """Importance sampling without replacement, per class (SPEC 14.2; EMQ's re-sampled subsets).
+    """Importance sampling without replacement, per class: EMQ's subsets re-sampled every epoch.
 
     Within class c (n_c samples, budget k_c) sample i has probability
     p_i = (1 - uniform_share) * s_i^tau / sum_j s_j^tau + uniform_share / n_c, and k_c samples are drawn
     one after another without replacement (successive sampling), computed as the k_c largest
-    log p_i + Gumbel noise (Gumbel-top-k, Kool et al. 2019) in log space, so that a large tau gives
-    the top-k rule exactly and uniform_share = 1 a uniform draw. Scores must be >= 0.
+    log p_i + Gumbel noise (Gumbel-top-k, Kool et al. 2019) in log space, so that a large tau with
+    uniform_share = 0 gives the top-k rule exactly and uniform_share = 1 a uniform draw. Scores >= 0.
     """
     fraction = check_fraction(fraction)
     _check_scores(scores, labels)
