@@ -102,8 +102,9 @@ def test_reference_scored_baselines_select_once_and_share_the_subset_across_bits
 
 
 def test_baselines_that_need_the_reference_refuse_to_run_without_it():
-    with pytest.raises(ValueError, match="reference"):
-        CoresetSampler(config("tdds"), TRAIN, None)
+    for name in ("acs", "el2n", "forgetting", "tdds", "kcenter", "moderate"):
+        with pytest.raises(ValueError, match="reference"):
+            CoresetSampler(config(name), TRAIN, None)
 
 
 # ---------------------------------------------------------------- free scores, InfoBatch, state

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..bits import FULL_PRECISION
-from ..config import EMQ_SAMPLERS
+from ..config import EMQ_SAMPLERS, REFERENCE_CORESETS
 from ..data import ImageDataset
 from ..inference import predict
 from ..seeding import generator
@@ -64,7 +64,7 @@ class CoresetSampler:
     """Draws the subset of each bit-width for a run configured by ``config`` (a RunConfig)."""
 
     def __init__(self, config, train: ImageDataset, reference: Reference | None) -> None:
-        if config.coreset not in ("none", "infobatch", *UNIFORM, *EMQ_SAMPLERS, "acs") and reference is None:
+        if config.coreset in REFERENCE_CORESETS and reference is None:
             raise ValueError(f"coreset {config.coreset!r} needs the full-precision reference run")
         if (config.free_scores or config.coreset == "infobatch") and dist.is_available() and dist.is_initialized():
             raise ValueError("free_scores and infobatch read every sample's training loss in one process; "
