@@ -49,7 +49,7 @@ from .storage import atomic_write_bytes, save_csv
 COLUMNS = ["metric", "value", "unit", "setting"]
 # the four runs of item 3, with the configurations the notebooks use (so the run cache serves both)
 METHOD_RUNS = {"dedicated": dict(method="dedicated"), "joint": dict(method="joint"), "emq": dict(method="emq"),
-               "emq+coreset": dict(method="emq", coreset="emq", fraction=0.2)}
+               "emq+coreset": dict(method="emq", coreset="emq-topk", fraction=0.2)}
 STEP_RATIO_TARGET = 1.25
 SELECTION_SHARE_TARGET = 10.0  # percent
 SPEEDUP_TARGET = 8.0

@@ -13,7 +13,7 @@ from torch import nn
 
 from .config import RunConfig
 from .coreset.sampling import Reference
-from .data import ImageDataset, add_label_noise, balanced_subset, load_dataset
+from .data import ImageDataset, add_label_noise, balanced_subset, holdout_validation, load_dataset
 from .distributed import is_distributed
 from .models import model_for
 from .seeding import derive_seed
@@ -57,8 +57,11 @@ class Learner:
 
 
 def load_run_data(config: RunConfig) -> tuple[ImageDataset, ImageDataset]:
-    """Training and test sets of a run: class-balanced subsets (fixed draw) and label noise."""
+    """Training and test sets of a run: class-balanced subsets (fixed draw) and label noise; with
+    ``validation_per_class`` the "test" set is held-out training samples (choices are made on it)."""
     train, test = load_dataset(config.dataset, train=True), load_dataset(config.dataset, train=False)
+    if config.validation_per_class is not None:  # choose settings on held-out training samples, never the test set
+        train, test = holdout_validation(train, config.validation_per_class)
     if config.train_per_class is not None:
         train = train.subset(balanced_subset(train.targets, n_per_class=config.train_per_class))
     if config.test_per_class is not None:

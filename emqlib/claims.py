@@ -114,16 +114,16 @@ def _pruning_at(rate: float) -> pd.DataFrame:
 
 def _emq_minus_tdds() -> Measurement:
     at80 = _pruning_at(0.8)
-    return Measurement(at80["emq"] - at80["tdds"], f"EMQ {_arm(at80['emq'])}, TDDS {_arm(at80['tdds'])}")
+    return Measurement(at80["emq-topk"] - at80["tdds"], f"EMQ {_arm(at80['emq-topk'])}, TDDS {_arm(at80['tdds'])}")
 
 
 def _emq_minus_random() -> Measurement:
     at80 = _pruning_at(0.8)
     pruning = load_result("pruning.csv")
     means = pruning.pivot_table(index="pruning_rate", columns="method", values="avg_accuracy")
-    every = (means["emq"] - means["random"]).dropna()
-    return Measurement(at80["emq"] - at80["random"],
-                       f"EMQ {_arm(at80['emq'])}, random {_arm(at80['random'])}; EMQ - random (seed mean) at "
+    every = (means["emq-topk"] - means["random"]).dropna()
+    return Measurement(at80["emq-topk"] - at80["random"],
+                       f"EMQ {_arm(at80['emq-topk'])}, random {_arm(at80['random'])}; EMQ - random (seed mean) at "
                        "every pruning rate: " + ", ".join(f"{r:.0%}: {d:+.2f}" for r, d in every.items()))
 
 

@@ -21,9 +21,12 @@ from .data import DATASETS, check_noise_rate
 from .distill import DISTILLATION, default_distillation
 from .quant import FULL_PRECISION_ACTIVATIONS, FULL_PRECISION_WEIGHTS, WEIGHT_QUANTIZERS, QuantSpec
 
-SCHEMA_VERSION = 1  # bump when a change to the code makes old cached runs invalid
+SCHEMA_VERSION = 2  # bump when a change to the code makes old cached runs invalid
 METHODS = ("dedicated", "joint", "emq")
-CORESETS = ("none", "random", "acs", "emq", "el2n", "forgetting", "tdds", "kcenter", "moderate")
+CORESETS = ("none", "random", "random-once", "acs", "emq-topk", "emq-sample", "emq-ccs", "infobatch", "el2n",
+            "forgetting", "tdds", "kcenter", "moderate")
+# scored at each bit-width with the model being trained, after a warm-up on random subsets
+EMQ_SAMPLERS = ("emq-topk", "emq-sample", "emq-ccs")
 CORESET_TRAINING = ("sequential", "batch")
 EMQ_SCORES = ("el2n", "grand")
 BIT_ORDERS = ("descending", "ascending")
@@ -59,6 +62,7 @@ class RunConfig:
     dataset: str = "fashion-mnist"
     train_per_class: int | None = None  # class-balanced training subset; None = all
     test_per_class: int | None = None  # class-balanced test subset; None = all
+    validation_per_class: int | None = None  # held-out training samples per class, evaluated on instead of the test set
     label_noise: float = 0.0  # symmetric label noise rate on the training set
     augment: bool = False  # random crop + horizontal flip
 
@@ -81,7 +85,15 @@ class RunConfig:
     coreset: str = "none"
     fraction: float = 1.0  # kept fraction S = 1 - pruning rate
     reselect_every: int = 10  # R: epochs between reselections
-    static: bool = False  # select once at the start instead of every R epochs
+    static: bool = False  # select (emq-*: score) once instead of every R epochs
+    warmup_epochs: int | None = None  # W: emq-* epochs on random subsets before scoring; None: R (0 from the reference)
+    free_scores: bool = False  # emq-*: EL2N from each sample's own training pass, no scoring forwards
+    sample_tau: float = 1.0  # emq-sample: probability proportional to score^tau
+    sample_uniform_share: float = 0.1  # emq-sample: epsilon, share of the probability spread uniformly
+    ccs_hard_share: float = 0.1  # emq-ccs: beta, share of the hardest samples dropped per class
+    ccs_strata: int = 50  # emq-ccs: k equal-width score strata (CCS's default)
+    infobatch_prune_prob: float = 0.5  # infobatch: r, drop probability of a sample below the mean loss
+    infobatch_anneal: float = 0.875  # infobatch: delta, prune only in epochs t < delta * epochs
     coreset_training: str = "sequential"  # sequential bit-wise, or batch score extraction (docs/method.md §6.3, §6.4)
     emq_score: str = "el2n"  # EMQ's per-bit importance score (docs/method.md §6.1)
     acs_schedule: str = "cosine"  # beta(t) of ACS (docs/method.md §7.2)
@@ -127,14 +139,15 @@ class RunConfig:
         if self.activation_bits is not None:
             set_("activation_bits", check_bits(self.activation_bits))
         # plain int and float values, so that equal configurations have equal hashes (1 == 1.0 == np.int64(1))
-        for name in ("train_per_class", "test_per_class"):
+        for name in ("train_per_class", "test_per_class", "validation_per_class"):
             if getattr(self, name) is not None:
                 set_(name, _positive_int(name, getattr(self, name)))
-        for name in ("epochs", "batch_size", "reselect_every", "reference_epochs", "eval_every"):
+        for name in ("epochs", "batch_size", "reselect_every", "reference_epochs", "eval_every", "ccs_strata"):
             set_(name, _positive_int(name, getattr(self, name)))
         set_("snapshot_every", _positive_int("snapshot_every", self.snapshot_every, minimum=0))
         set_("seed", _positive_int("seed", self.seed, minimum=0))
-        for name in ("width", "lr", "weight_decay", "momentum", "label_loss_weight"):
+        for name in ("width", "lr", "weight_decay", "momentum", "label_loss_weight", "sample_tau", "sample_uniform_share",
+                     "ccs_hard_share", "infobatch_prune_prob", "infobatch_anneal"):
             set_(name, _number(name, getattr(self, name)))
         set_("fraction", check_fraction(self.fraction))
         set_("label_noise", check_noise_rate(self.label_noise))
@@ -147,7 +160,8 @@ class RunConfig:
                              f"got {self.weight_decay!r} and {self.label_loss_weight!r}")
         if not 0 <= self.momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
-        for name in ("augment", "per_channel", "detach_stats", "static", "init_from_reference", "record_trajectory"):
+        for name in ("augment", "per_channel", "detach_stats", "static", "init_from_reference", "record_trajectory",
+                     "free_scores"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         milestones = tuple(_positive_int("milestones", m) for m in self.milestones)
@@ -156,8 +170,15 @@ class RunConfig:
         set_("milestones", milestones)
         if self.coreset == "none" and self.fraction != 1.0:
             raise ValueError("fraction < 1 needs a coreset method; set coreset (e.g. 'random') or fraction=1.0")
-        if self.coreset != "none" and self.fraction == 1.0:
+        if self.coreset == "infobatch" and self.fraction != 1.0:
+            raise ValueError("infobatch keeps a share set by infobatch_prune_prob and the losses, not by fraction; "
+                             "leave fraction at 1.0")
+        if self.coreset not in ("none", "infobatch") and self.fraction == 1.0:
             raise ValueError(f"coreset {self.coreset!r} with fraction 1.0 keeps every sample; give a fraction below 1")
+        if self.warmup_epochs is None:
+            set_("warmup_epochs", 0 if self.init_from_reference else self.reselect_every)
+        set_("warmup_epochs", _positive_int("warmup_epochs", self.warmup_epochs, minimum=0))
+        self._check_sampler_knobs()
         if self.weight_quantizer == "lsq":
             set_("full_precision_weight", "plain")
 
@@ -174,6 +195,32 @@ class RunConfig:
             set_("distillation", default_distillation(self.method, self.coreset, self.coreset_training))
         _choice("distillation", self.distillation, DISTILLATION)
         self._check_distillation()
+
+    def _check_sampler_knobs(self) -> None:
+        if self.validation_per_class is not None and self.test_per_class is not None:
+            raise ValueError("validation_per_class replaces the test set by held-out training samples; "
+                             "leave test_per_class at None")
+        if self.coreset == "random" and self.static:
+            raise ValueError("coreset 'random' is re-drawn every epoch; for one draw use coreset='random-once'")
+        if self.sample_tau < 0 or not 0 <= self.sample_uniform_share <= 1:
+            raise ValueError(f"sample_tau must be >= 0 and sample_uniform_share in [0, 1], "
+                             f"got {self.sample_tau!r} and {self.sample_uniform_share!r}")
+        if not 0 <= self.ccs_hard_share < 1:
+            raise ValueError(f"ccs_hard_share must be in [0, 1), got {self.ccs_hard_share!r}")
+        if not 0 < self.infobatch_prune_prob < 1 or not 0 <= self.infobatch_anneal <= 1:
+            raise ValueError(f"infobatch_prune_prob must be in (0, 1) and infobatch_anneal in [0, 1], "
+                             f"got {self.infobatch_prune_prob!r} and {self.infobatch_anneal!r}")
+        if self.free_scores:
+            if self.coreset not in EMQ_SAMPLERS:
+                raise ValueError(f"free_scores applies to {', '.join(EMQ_SAMPLERS)} (infobatch always uses the "
+                                 f"training pass's loss), not to coreset {self.coreset!r}")
+            if self.emq_score != "el2n":
+                raise ValueError("free_scores take EL2N from the training pass's outputs; set emq_score='el2n'")
+            if self.warmup_epochs < 1:
+                raise ValueError("free_scores need training passes before the first scoring; set warmup_epochs >= 1")
+        if (self.free_scores or self.coreset == "infobatch") and self.training_loop != "sequential":
+            raise ValueError("free_scores and infobatch read each sample's loss in the sequential bit-wise loop; "
+                             "set coreset_training='sequential'")
 
     def _check_distillation(self) -> None:
         loop = self.training_loop
@@ -210,7 +257,7 @@ class RunConfig:
 
     def replace(self, **changes) -> RunConfig:
         """A copy with ``changes``; options derived from the method are derived again."""
-        derived = {"bn_mode", "bias_correction", "distillation", "full_precision_activation"}
+        derived = {"bn_mode", "bias_correction", "distillation", "full_precision_activation", "warmup_epochs"}
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         for name in derived - set(changes):
             if self._is_default_for(name):
@@ -244,7 +291,8 @@ def config_hash(config: RunConfig) -> str:
 def reference_config(config: RunConfig) -> RunConfig:
     """The full-precision run that serves ``config`` as teacher, early model and trajectory source."""
     return RunConfig(dataset=config.dataset, train_per_class=config.train_per_class,
-                     test_per_class=config.test_per_class, label_noise=config.label_noise, augment=config.augment,
+                     test_per_class=config.test_per_class, validation_per_class=config.validation_per_class,
+                     label_noise=config.label_noise, augment=config.augment,
                      model=config.model, width=config.width, method="dedicated", bits=(FULL_PRECISION,),
                      full_precision_weight=config.full_precision_weight,
                      full_precision_activation=config.full_precision_activation,

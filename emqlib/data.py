@@ -277,6 +277,18 @@ def balanced_subset(targets: Tensor, n_per_class: int | None = None, fraction: f
     return torch.sort(torch.cat(keep)).values
 
 
+VALIDATION_SEED = 20231  # the held-out validation samples are the same for every run seed
+
+
+def holdout_validation(train: ImageDataset, n_per_class: int) -> tuple[ImageDataset, ImageDataset]:
+    """Split a training set into (rest, validation): ``n_per_class`` samples of each class, drawn
+    with a fixed seed, are held out to choose settings on, so that the test set is never used for it."""
+    held_out = balanced_subset(train.targets, n_per_class=n_per_class, seed=VALIDATION_SEED)
+    rest = torch.ones(len(train), dtype=torch.bool)
+    rest[held_out] = False
+    return train.subset(torch.nonzero(rest).flatten()), train.subset(held_out)
+
+
 def check_noise_rate(rate) -> float:
     """A label noise rate must lie in [0, 1)."""
     if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not 0 <= rate < 1:

@@ -151,7 +151,7 @@ def gradient_angle_study(profile: str = "cpu", seed: int = 0, n_batches: int = 8
 
 def cost_methods(fraction: float) -> dict:
     return {labels.DEDICATED: dict(method="dedicated"), labels.JOINT: dict(method="joint"), labels.EMQ: dict(method="emq"),
-            labels.emq_coreset(fraction): dict(method="emq", coreset="emq", fraction=fraction)}
+            labels.emq_coreset(fraction): dict(method="emq", coreset="emq-topk", fraction=fraction)}
 
 
 def training_cost(profile: str = "cpu", seeds: Sequence[int] = (0, 1), fraction: float = 0.2) -> pd.DataFrame:
@@ -174,7 +174,7 @@ def training_cost(profile: str = "cpu", seeds: Sequence[int] = (0, 1), fraction:
 
 # ---------------------------------------------------------------- 05, 08: coreset comparisons on the multi-bit model
 
-PRUNING_METHODS = ("random", "tdds", "el2n", "acs", "emq")
+PRUNING_METHODS = ("random", "tdds", "el2n", "acs", "emq-topk")
 
 
 def coreset_config(profile: str, coreset: str, fraction: float, seed: int, **changes) -> RunConfig:
@@ -202,7 +202,7 @@ def pruning_study(profile: str = "cpu", rates: Sequence[float] = (0.3, 0.5, 0.7,
     return pd.DataFrame(rows)
 
 
-def coreset_check(pruning: pd.DataFrame, rate: float = 0.8, methods: Sequence[str] = ("emq", "random", "tdds")
+def coreset_check(pruning: pd.DataFrame, rate: float = 0.8, methods: Sequence[str] = ("emq-topk", "random", "tdds")
                   ) -> pd.DataFrame:
     """The rows of ``pruning_study`` at one pruning rate for EMQ's bit-wise coreset and its two
     main comparisons: accuracy per bit-width, their average, per-sample passes, seconds."""
@@ -230,7 +230,7 @@ def extraction_study(profile: str = "cpu", fraction: float = 0.2, seeds: Sequenc
     rows = []
     for seed in seeds:
         for label, changes in EXTRACTION_VARIANTS.items():
-            changes = {"coreset": "emq", **changes}
+            changes = {"coreset": "emq-topk", **changes}
             config = coreset_config(profile, changes.pop("coreset"), fraction, seed, **changes)
             rows.append(summarize(run(config), variant=label, seed=seed, fraction=fraction))
     return pd.DataFrame(rows)

@@ -36,9 +36,9 @@ GRADIENT_ANGLE_BOUND = 28.0  # degrees: the paper's bound on angles between bit-
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")  # distinguishes lines that coincide
 HIGHLIGHT = "#d62728"  # the method or variant the notebook is about
 BASELINE = "#7f7f7f"  # full-data and other reference lines
-CORESET_NAMES = {"random": "Random", "tdds": "TDDS", "el2n": "EL2N", "acs": "ACS", "emq": "EMQ bit-wise coreset",
+CORESET_NAMES = {"random": "Random", "tdds": "TDDS", "el2n": "EL2N", "acs": "ACS", "emq-topk": "EMQ bit-wise coreset (top-k)",
                  "forgetting": "Forgetting", "kcenter": "kCenterGreedy", "moderate": "Moderate"}
-CORESET_COLORS = {"random": "#7f7f7f", "tdds": "#9467bd", "el2n": "#2ca02c", "acs": "#1f77b4", "emq": HIGHLIGHT,
+CORESET_COLORS = {"random": "#7f7f7f", "tdds": "#9467bd", "el2n": "#2ca02c", "acs": "#1f77b4", "emq-topk": HIGHLIGHT,
                   "forgetting": "#8c564b", "kcenter": "#e377c2", "moderate": "#bcbd22"}
 STYLE = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "legend.fontsize": 10,
          "xtick.labelsize": 10, "ytick.labelsize": 10, "figure.titlesize": 13, "axes.grid": True,
@@ -380,8 +380,8 @@ def plot_pruning(csv_path: PathLike, png_path: PathLike | None = None) -> Figure
                         marker="o", capsize=3, lw=2.6 if emphasis else 1.5, zorder=3 if emphasis else 2,
                         color=CORESET_COLORS.get(method), label=CORESET_NAMES.get(method, method))
         at = pruned[np.isclose(pruned.pruning_rate, 0.8)].groupby("method").avg_accuracy.mean()
-        gap = (f"at 80% pruning:\nEMQ − TDDS = {at['emq'] - at['tdds']:+.2f} points"
-               if {"emq", "tdds"} <= set(at.index) else None)
+        gap = (f"at 80% pruning:\nEMQ − TDDS = {at['emq-topk'] - at['tdds']:+.2f} points"
+               if {"emq-topk", "tdds"} <= set(at.index) else None)
         ax.set_xlabel("pruning rate (% of training samples left out per bit-width)")
         ax.set_ylabel("average accuracy over trained bit-widths (%)")
         ax.set_title(f"Multi-bit training on coresets: accuracy vs pruning rate\n"

@@ -56,6 +56,7 @@ class EpochContext:
     run_dir: Path
     reference: Reference | None
     trajectory: Tensor | None  # [epochs, N, C] training softmax outputs, or None
+    sampler: CoresetSampler  # sees each training pass's outputs (free scores) and weights its losses (InfoBatch)
     bar: tqdm
 
     def batches(self, indices: Tensor):
@@ -98,13 +99,21 @@ def sequential_epoch(ctx: EpochContext, learner: Learner, subsets: dict[int, Ten
             reference = ctx.reference.model if ctx.reference is not None else None
             teacher = teacher_probs(c.distillation, learner.model, x, b, c.activation_bits, reference)
             logits = learner.model(x)
-            # per-sample losses first; label_mean reduces them exactly as F.cross_entropy would
             label_losses = F.cross_entropy(logits, y, reduction="none")
-            loss = label_mean(label_losses)
-            if teacher is not None:
-                distil_losses = soft_cross_entropy_per_row(logits, teacher)
-                loss = c.label_loss_weight * loss + distil_losses.mean()
+            distil_losses = soft_cross_entropy_per_row(logits, teacher) if teacher is not None else None
+            weights = ctx.sampler.loss_weights(b, idx)
+            if weights is None:
+                # label_mean reduces exactly as F.cross_entropy would, so unweighted runs keep their numbers
+                loss = label_mean(label_losses)
+                if distil_losses is not None:
+                    loss = c.label_loss_weight * loss + distil_losses.mean()
+            else:
+                per_sample = c.label_loss_weight * label_losses if distil_losses is not None else label_losses
+                if distil_losses is not None:
+                    per_sample = per_sample + distil_losses
+                loss = (per_sample * weights.to(logits.device)).mean()
             ctx.step(learner, loss, b)
+            ctx.sampler.observe(b, idx, logits)
             ctx.record(idx, logits)
             cost[b].add_step(len(x), loss.item(), teacher_rows=len(x) if teacher is not None else 0)
     return cost
@@ -228,7 +237,7 @@ class Trainer:
         with tqdm(total=steps, desc=f"epoch {epoch + 1}/{c.epochs}", disable=not self.runtime.progress or rank() != 0,
                   leave=False, dynamic_ncols=True) as bar:
             ctx = EpochContext(c, epoch, self.train_set, generator(c.seed, "data", epoch), self.runtime, self.run_dir,
-                               self.reference, self.trajectory, bar)
+                               self.reference, self.trajectory, self.sampler, bar)
             for i, learner in enumerate(self.learners):
                 learner.model.train()
                 cost = cost.merge(LOOPS[c.training_loop](ctx, learner, self.indices(i, learner)))
@@ -258,7 +267,8 @@ class Trainer:
     def _checkpoint(self, epoch: int) -> None:
         checkpoint.save(self.run_dir, epoch, {
             "epoch": epoch, "config": self.config.to_dict(), "learners": [checkpoint.learner_state(l) for l in self.learners],
-            "subsets": self.subsets, "metrics": self.metrics, "trajectory": self.trajectory})
+            "subsets": self.subsets, "metrics": self.metrics, "trajectory": self.trajectory,
+            "sampler": self.sampler.state_dict()})
         if self.config.snapshot_every and (epoch + 1) % self.config.snapshot_every == 0:
             checkpoint.save_snapshot(self.run_dir, epoch, [l.module.state_dict() for l in self.learners])
         save_csv(pd.DataFrame(self.metrics), self.run_dir / "metrics.csv")
@@ -269,4 +279,5 @@ class Trainer:
         if state is None:
             return 0
         self.subsets, self.metrics, self.trajectory = state["subsets"], state["metrics"], state["trajectory"]
+        self.sampler.load_state_dict(state["sampler"])
         return state["epoch"] + 1

@@ -17,12 +17,13 @@ from emqlib.config import (CORESETS, DATASETS, METHODS, MODEL_NAMES, PROFILES, R
 from emqlib.paths import ROOT
 
 # the base for "change one field": a coreset run, so that coreset fields can change alone
-BASE = dict(coreset="random", fraction=0.5)
+BASE = dict(coreset="emq-topk", fraction=0.5)
 # for every field, a different value that is valid when only that field changes from BASE
 CHANGES = {
     "dataset": "cifar10",
     "train_per_class": 100,
     "test_per_class": 50,
+    "validation_per_class": 30,
     "label_noise": 0.1,
     "augment": True,
     "model": "resnet20",
@@ -38,10 +39,18 @@ CHANGES = {
     "detach_stats": False,
     "full_precision_weight": "plain",
     "full_precision_activation": "relu",
-    "coreset": "emq",
+    "coreset": "emq-sample",
     "fraction": 0.3,
     "reselect_every": 3,
     "static": True,
+    "warmup_epochs": 3,
+    "free_scores": True,
+    "sample_tau": 2.0,
+    "sample_uniform_share": 0.5,
+    "ccs_hard_share": 0.2,
+    "ccs_strata": 10,
+    "infobatch_prune_prob": 0.3,
+    "infobatch_anneal": 0.5,
     "coreset_training": "batch",
     "emq_score": "grand",
     "acs_schedule": "linear",
@@ -98,7 +107,7 @@ def test_equal_configs_have_equal_hashes():
     assert config_hash(RunConfig(lr=1, weight_decay=0)) == config_hash(RunConfig(lr=1.0, weight_decay=0.0))
     assert config_hash(RunConfig(epochs=np.int64(5), seed=np.int64(0))) == config_hash(RunConfig())
     assert config_hash(RunConfig(bits=[2, 4, 8, 32])) == config_hash(RunConfig(bits="32,8,4,2"))
-    assert config_hash(RunConfig(coreset="random", fraction=1 / 2)) == config_hash(RunConfig(**BASE))
+    assert config_hash(RunConfig(coreset="emq-topk", fraction=1 / 2)) == config_hash(RunConfig(**BASE))
 
 
 def test_hash_is_stable_across_processes():
@@ -247,10 +256,39 @@ def test_fraction_and_coreset_must_agree():
     (dict(bits=(2, 4), coreset="random", fraction=0.5, distillation="fp-child"), "fp-child"),
     (dict(distillation="none", label_loss_weight=0.0), "label_loss_weight"),
     (dict(method="dedicated", coreset="random", fraction=0.5, coreset_training="batch"), "dedicated"),
+    (dict(coreset="random", fraction=0.5, static=True), "random-once"),
+    (dict(coreset="random", fraction=0.5, free_scores=True), "free_scores"),
+    (dict(coreset="infobatch", fraction=1.0, free_scores=True), "free_scores"),
+    (dict(coreset="emq-topk", fraction=0.5, free_scores=True, emq_score="grand"), "el2n"),
+    (dict(coreset="emq-topk", fraction=0.5, free_scores=True, warmup_epochs=0), "warmup_epochs"),
+    (dict(coreset="emq-sample", fraction=0.5, free_scores=True, coreset_training="batch"), "sequential"),
+    (dict(coreset="infobatch", fraction=1.0, coreset_training="batch"), "sequential"),
+    (dict(coreset="infobatch", fraction=0.5), "leave fraction at 1.0"),
+    (dict(warmup_epochs=-1), "warmup_epochs"),
+    (dict(sample_tau=-1.0), "sample_tau"),
+    (dict(sample_uniform_share=1.5), "sample_uniform_share"),
+    (dict(ccs_hard_share=1.0), "ccs_hard_share"),
+    (dict(ccs_strata=0), "ccs_strata"),
+    (dict(infobatch_prune_prob=0.0), "infobatch_prune_prob"),
+    (dict(infobatch_anneal=1.5), "infobatch_anneal"),
+    (dict(validation_per_class=0), "validation_per_class"),
+    (dict(validation_per_class=5, test_per_class=5), "validation_per_class"),
 ])
 def test_bad_values_are_rejected(changes, message):
     with pytest.raises(ValueError, match=message):
         RunConfig(**changes)
+
+
+def test_warmup_defaults_to_r_from_scratch_and_0_from_the_reference():
+    assert RunConfig(coreset="emq-sample", fraction=0.2, reselect_every=4).warmup_epochs == 4
+    assert RunConfig(coreset="emq-sample", fraction=0.2, init_from_reference=True).warmup_epochs == 0
+    assert RunConfig(coreset="emq-sample", fraction=0.2).replace(reselect_every=3).warmup_epochs == 3  # derived again
+    assert RunConfig(coreset="emq-sample", fraction=0.2, warmup_epochs=1).replace(reselect_every=3).warmup_epochs == 1
+    assert RunConfig(coreset="infobatch").fraction == 1.0  # InfoBatch's kept share is not set by fraction
+
+
+def test_the_reference_run_trains_without_the_validation_samples():
+    assert reference_config(RunConfig(coreset="el2n", fraction=0.5, validation_per_class=20)).validation_per_class == 20
 
 
 def test_replace_validates():

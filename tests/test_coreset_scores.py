@@ -56,15 +56,21 @@ def test_scores_reject_bad_shapes():
         ds(torch.zeros(3, 2), torch.zeros(3, 4))
 
 
-def test_acs_beta_endpoints_and_constants():
-    assert acs_beta(0, 17, "cosine") == 1.0
-    assert abs(acs_beta(16, 17, "cosine")) < 1e-12
+def test_acs_beta_uses_u_equal_t_over_e():
+    # u = t / E (ACS paper and code): epoch 8 of 16 is u = 1/2, the last epoch (15) is u = 15/16
+    assert acs_beta(0, 16, "cosine") == 1.0
     assert acs_beta(0, 1, "cosine") == 1.0  # single epoch: u = 0
-    assert acs_beta(8, 17, "linear") == 0.5
-    assert acs_beta(8, 17, "quadratic") == 0.75
-    assert acs_beta(4, 17, "sqrt") == 0.5
-    assert acs_beta(8, 17, "repo-cosine") == pytest.approx(0.5)
-    assert acs_beta(8, 17, "cosine") == pytest.approx(math.cos(math.pi / 4))
+    assert acs_beta(8, 16, "linear") == 0.5
+    assert acs_beta(8, 16, "quadratic") == 0.75
+    assert acs_beta(4, 16, "sqrt") == 0.5  # u = 1/4
+    assert acs_beta(8, 16, "cosine") == pytest.approx(math.cos(math.pi / 4))
+    assert acs_beta(8, 16, "repo-cosine") == pytest.approx(0.5)
+    assert acs_beta(2, 4, "linear") == 0.5  # t / (E - 1) would give 1/3
+    # the decaying schedules end just above 0: linear at 1/E, cosine at cos(15 pi / 32)
+    assert acs_beta(15, 16, "linear") == 1 / 16
+    assert acs_beta(15, 16, "quadratic") == 1 - (15 / 16) ** 2
+    assert acs_beta(15, 16, "cosine") == pytest.approx(math.cos(15 * math.pi / 32))
+    assert acs_beta(15, 16, "cosine") > 0.04
     for epoch in range(17):
         assert acs_beta(epoch, 17, "fixed") == 0.5
         assert acs_beta(epoch, 17, "evs-only") == 1.0

@@ -105,8 +105,8 @@ def test_soft_cross_entropy_per_row_and_its_mean() -> None:
 @pytest.mark.parametrize("method, coreset, training, expected", [
     ("emq", "none", "sequential", "recursive"),
     ("joint", "none", "sequential", "recursive"),
-    ("emq", "emq", "sequential", "fp-child"),
-    ("emq", "emq", "batch", "recursive"),
+    ("emq", "emq-topk", "sequential", "fp-child"),
+    ("emq", "emq-topk", "batch", "recursive"),
     ("emq", "acs", "sequential", "reference"),
     ("dedicated", "acs", "sequential", "reference"),
     ("dedicated", "none", "sequential", "none"),

@@ -152,7 +152,7 @@ def test_dedicated_models_are_independent(method_runs) -> None:
 
 
 def test_emq_coreset_counts(tmp_path) -> None:
-    run = train(tmp_path, method="emq", coreset="emq", fraction=0.5, bits=(2, 32))
+    run = train(tmp_path, method="emq", coreset="emq-topk", fraction=0.5, bits=(2, 32))
     assert run.config.training_loop == "sequential" and run.config.distillation == "fp-child"
     m = run.metrics.set_index(["epoch", "bits"])
     per_class = round(0.5 * N_TRAIN / N_CLASSES)

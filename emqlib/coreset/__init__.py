@@ -1,4 +1,4 @@
-"""Coreset scores and selection rules for EMQ bit-wise sampling, ACS and the baselines (SPEC 6-8)."""
+"""Coreset scores and selection rules for EMQ bit-wise sampling, ACS and the baselines."""
 
 from .scores import (
     BETA_SCHEDULES,
@@ -10,7 +10,19 @@ from .scores import (
     grand_last_layer_score,
     tdds_score,
 )
-from .select import check_fraction, class_budgets, kcenter_greedy, moderate_select, random_subset, select
+from .select import (
+    ccs_select,
+    check_fraction,
+    class_budgets,
+    equal_budget_epochs,
+    infobatch_prune,
+    kcenter_greedy,
+    moderate_select,
+    pruning_rate,
+    random_subset,
+    score_sample,
+    select,
+)
 
 __all__ = [
     "BETA_SCHEDULES",
@@ -21,10 +33,15 @@ __all__ = [
     "forgetting_score",
     "grand_last_layer_score",
     "tdds_score",
+    "ccs_select",
     "check_fraction",
     "class_budgets",
+    "equal_budget_epochs",
+    "infobatch_prune",
     "kcenter_greedy",
     "moderate_select",
+    "pruning_rate",
     "random_subset",
+    "score_sample",
     "select",
 ]

@@ -1,4 +1,4 @@
-"""Per-sample importance scores for coreset selection (SPEC sections 6, 7 and 8).
+"""Per-sample importance scores for coreset selection (EMQ bit-wise coreset, ACS Defs. 1-2, baselines).
 
 All functions are pure tensor functions: they compute in the input dtype, do no I/O and do not
 rely on autograd (inputs may or may not require grad).
@@ -28,8 +28,8 @@ def _check_logits(logits: Tensor, targets: Tensor | None = None) -> None:
 def evs(logits: Tensor, targets: Tensor) -> Tensor:
     """ACS error vector score (Def. 1): ||softmax(logits) - onehot(targets)||_2 per sample.
 
-    Computed on an early-trained model this is the EL2N score (Paul et al.; SPEC 8); it is also the
-    per-sample norm of the CE gradient w.r.t. the last layer's bias (SPEC 6.2 default).
+    Computed on an early-trained model this is the EL2N score (Paul et al. 2021); it is also the
+    per-sample norm of the CE gradient w.r.t. the last layer's bias (EMQ's default score here).
     """
     _check_logits(logits, targets)
     probs = logits.softmax(dim=1)
@@ -49,11 +49,11 @@ def ds(logits: Tensor, teacher_logits: Tensor) -> Tensor:
 
 
 def acs_beta(epoch: int, total_epochs: int, schedule: str = "cosine") -> float:
-    """ACS weight beta(t) of the EVS term (SPEC 7.2, ACS Tab. 4 ablation), in [0, 1].
+    """ACS weight beta(t) of the EVS term (ACS Tab. 4 ablation), in [0, 1], with u = t / E.
 
-    Uses u = epoch / (total_epochs - 1) (u = 0 when total_epochs == 1) rather than the paper's t/E, so
-    that decaying schedules run from exactly 1 at epoch 0 down to 0 at the last epoch (cosine gives
-    cos(pi/2) ~ 6e-17 there, not exactly 0). "repo-cosine" is QAT-ACS's 0.5 * (1 + cos(pi * u)).
+    u = epoch / total_epochs as in the ACS paper and its code, so a decaying schedule starts at exactly
+    1 at epoch 0 and ends just above 0 at the last epoch, t = E - 1 (linear gives 1/E there).
+    "repo-cosine" is QAT-ACS's 0.5 * (1 + cos(pi * u)); the paper's cosine is cos(pi * u / 2).
     """
     if schedule not in BETA_SCHEDULES:
         raise ValueError(f"unknown beta schedule {schedule!r}; allowed: {', '.join(BETA_SCHEDULES)}")
@@ -63,7 +63,7 @@ def acs_beta(epoch: int, total_epochs: int, schedule: str = "cosine") -> float:
         raise ValueError(
             f"epoch must be in [0, {total_epochs - 1}] for total_epochs={total_epochs}, got {epoch}"
         )
-    u = epoch / (total_epochs - 1) if total_epochs > 1 else 0.0
+    u = epoch / total_epochs
     return {
         "cosine": lambda: math.cos(math.pi * u / 2),
         "linear": lambda: 1.0 - u,
@@ -77,14 +77,15 @@ def acs_beta(epoch: int, total_epochs: int, schedule: str = "cosine") -> float:
 
 
 def acs_score(logits: Tensor, teacher_logits: Tensor, targets: Tensor, beta: float) -> Tensor:
-    """ACS score d_ACS = beta * d_EVS + (1 - beta) * d_DS (ACS Sec. 3, SPEC 7.1)."""
+    """ACS score d_ACS = beta * d_EVS + (1 - beta) * d_DS (ACS Sec. 3)."""
     if not 0.0 <= beta <= 1.0:  # also rejects NaN
         raise ValueError(f"beta must be in [0, 1], got {beta}")
     return beta * evs(logits, targets) + (1.0 - beta) * ds(logits, teacher_logits)
 
 
 def grand_last_layer_score(logits: Tensor, targets: Tensor, features: Tensor) -> Tensor:
-    """GraNd restricted to the last Linear layer (SPEC 6.2 option): evs * sqrt(1 + ||h||_2^2).
+    """GraNd restricted to the last Linear layer (as DeepCore computes it; an option for EMQ's score):
+    evs * sqrt(1 + ||h||_2^2).
 
     For logits = W h + b, the CE gradient is (p - y) h^T for W and (p - y) for b, so the exact
     per-sample norm over (W, b) is ||p - y||_2 * sqrt(1 + ||h||_2^2); h = penultimate features.
@@ -105,7 +106,8 @@ def _check_trajectory(prob_trajectory: Tensor) -> None:
 
 
 def tdds_score(prob_trajectory: Tensor, window: int = 10, decay: float = 0.9) -> Tensor:
-    """TDDS score (SPEC 8, steps 1-3) from softmax outputs P_e, e = 0..T-1, shape [T, N, C].
+    """TDDS score (Zhang et al., CVPR 2024; the three steps of its code) from softmax outputs P_e,
+    e = 0..T-1, shape [T, N, C].
 
     c_e = sum_m |P_{e+1,m} (log(P_{e+1,m} + 1e-8) - log(P_{e,m} + 1e-8))|;
     v_k = sqrt(sum_j (c_j - mean)^2) over c_k..c_{k+W-2}, k = 0..T-W;
@@ -135,7 +137,7 @@ def tdds_score(prob_trajectory: Tensor, window: int = 10, decay: float = 0.9) ->
 
 
 def forgetting_score(prob_trajectory: Tensor, targets: Tensor) -> Tensor:
-    """Forgetting events (Toneva et al., SPEC 8): count correct -> incorrect transitions between
+    """Forgetting events (Toneva et al. 2019): count correct -> incorrect transitions between
     consecutive steps of the [T, N, C] trajectory; samples never correct get +inf.
 
     Only the argmax is used, so logits work as well as probabilities.

@@ -1,7 +1,10 @@
-"""Coreset selection rules (SPEC 6.2, 7.3 and 8). All return sorted sample indices (LongTensor).
+"""Coreset selection rules. All return sorted sample indices (LongTensor).
 
 Per-class budgets are round(fraction * n_c) (Python's round, so exact halves go to the even
-integer), at least 1 for every present class.
+integer), at least 1 for every present class. The rules: top-k by score (EMQ, ACS, EL2N,
+forgetting, TDDS), uniform (Random), importance sampling (``score_sample``), coverage-centric
+strata (``ccs_select``, CCS), k-center greedy, Moderate, and InfoBatch's soft pruning
+(``infobatch_prune``, which has no fixed budget).
 """
 
 import math
@@ -26,6 +29,15 @@ def _groups(n: int, labels: Tensor | None, class_balanced: bool) -> list[Tensor]
     return [torch.nonzero(labels == c).flatten() for c in torch.unique(labels)]
 
 
+def _check_scores(scores: Tensor, labels: Tensor | None) -> None:
+    if scores.dim() != 1:
+        raise ValueError(f"scores must have shape [N], got {tuple(scores.shape)}")
+    if torch.isnan(scores).any():
+        raise ValueError("scores contain NaN")
+    if labels is not None:
+        _check_labels(labels, scores.shape[0])
+
+
 def select(
     scores: Tensor,
     fraction: float,
@@ -38,12 +50,7 @@ def select(
     Ties go to the lower sample index (stable sort).
     """
     fraction = check_fraction(fraction)
-    if scores.dim() != 1:
-        raise ValueError(f"scores must have shape [N], got {tuple(scores.shape)}")
-    if torch.isnan(scores).any():
-        raise ValueError("scores contain NaN")
-    if labels is not None:
-        _check_labels(labels, scores.shape[0])
+    _check_scores(scores, labels)
     kept = []
     for idx in _groups(scores.shape[0], labels, class_balanced):
         order = torch.sort(scores[idx], descending=largest, stable=True).indices
@@ -54,7 +61,7 @@ def select(
 def random_subset(
     labels: Tensor, fraction, generator: torch.Generator, class_balanced: bool = True
 ) -> Tensor:
-    """Uniform sample without replacement (SPEC 8 "Random"), same budgets as `select`."""
+    """Uniform sample without replacement (the Random baseline), same budgets as `select`."""
     fraction = check_fraction(fraction)
     _check_labels(labels)
     kept = []
@@ -106,7 +113,7 @@ def _median(x: Tensor) -> Tensor:
 
 
 def moderate_select(features: Tensor, labels: Tensor, fraction) -> Tensor:
-    """Moderate coreset (Xia et al. 2023, SPEC 8): per class, keep the samples whose distance to the
+    """Moderate coreset (Xia et al. 2023): per class, keep the samples whose distance to the
     per-dimension median feature is closest to the median of those distances (ties: lower index)."""
     fraction = check_fraction(fraction)
     if features.dim() != 2:
@@ -118,3 +125,118 @@ def moderate_select(features: Tensor, labels: Tensor, fraction) -> Tensor:
         order = torch.sort((dist - _median(dist)).abs(), stable=True).indices
         kept.append(idx[order[: _budget(len(idx), fraction)]])
     return torch.cat(kept).sort().values
+
+
+def _log(x: float) -> float:
+    return math.log(x) if x > 0 else -math.inf
+
+
+def score_sample(scores: Tensor, fraction, labels: Tensor, tau: float, uniform_share: float,
+                 generator: torch.Generator) -> Tensor:
+    """Importance sampling without replacement, per class: EMQ's subsets re-sampled every epoch.
+
+    Within class c (n_c samples, budget k_c) sample i has probability
+    p_i = (1 - uniform_share) * s_i^tau / sum_j s_j^tau + uniform_share / n_c, and k_c samples are drawn
+    one after another without replacement (successive sampling), computed as the k_c largest
+    log p_i + Gumbel noise (Gumbel-top-k, Kool et al. 2019) in log space, so that a large tau with
+    uniform_share = 0 gives the top-k rule exactly and uniform_share = 1 a uniform draw. Scores >= 0.
+    """
+    fraction = check_fraction(fraction)
+    _check_scores(scores, labels)
+    if (scores < 0).any():
+        raise ValueError("importance sampling needs scores >= 0")
+    if not tau >= 0:
+        raise ValueError(f"tau must be >= 0, got {tau!r}")
+    if not 0 <= uniform_share <= 1:
+        raise ValueError(f"uniform_share must be in [0, 1], got {uniform_share!r}")
+    kept = []
+    for idx in _groups(scores.shape[0], labels, class_balanced=True):
+        s = scores[idx].double()
+        log_weight = torch.zeros_like(s) if tau == 0 else tau * torch.log(s)  # s = 0: weight 0, drawn last
+        if torch.isinf(log_weight).all():  # every score 0: the score part is uniform
+            log_weight = torch.zeros_like(s)
+        log_score_part = log_weight - torch.logsumexp(log_weight, 0) + _log(1 - uniform_share)
+        log_p = torch.logaddexp(log_score_part, torch.full_like(s, _log(uniform_share / len(idx))))
+        uniform = torch.rand(len(idx), generator=generator, dtype=torch.float64).clamp_min(1e-300)
+        keys = log_p - torch.log(-torch.log(uniform))
+        order = torch.sort(keys, descending=True, stable=True).indices
+        kept.append(idx[order[:_budget(len(idx), fraction)]])
+    return torch.cat(kept).sort().values
+
+
+def _strata_budgets(sizes: list[int], budget: int) -> list[int]:
+    """CCS Alg. 1: from the smallest stratum up, each takes min(its size, floor(budget left / strata left))."""
+    taken = [0] * len(sizes)
+    for left, i in enumerate(sorted(range(len(sizes)), key=lambda j: sizes[j])):
+        taken[i] = min(sizes[i], budget // (len(sizes) - left))
+        budget -= taken[i]
+    return taken
+
+
+def ccs_select(scores: Tensor, fraction, labels: Tensor, hard_share: float, strata: int,
+               generator: torch.Generator) -> Tensor:
+    """Coverage-centric coreset selection (Zheng et al., ICLR 2023, Alg. 1), per class.
+
+    Drop the floor(hard_share * n_c) highest scores (the hardest samples, likely mislabelled; at most
+    n_c - k_c, so that the budget k_c can be met), split the rest into ``strata`` equal-width score
+    ranges over [min, max], and spend k_c over the strata from the smallest up, each taking
+    min(its size, floor(budget left / strata left)) samples drawn uniformly.
+    """
+    fraction = check_fraction(fraction)
+    _check_scores(scores, labels)
+    if not 0 <= hard_share < 1:
+        raise ValueError(f"hard_share must be in [0, 1), got {hard_share!r}")
+    if isinstance(strata, bool) or not isinstance(strata, int) or strata < 1:
+        raise ValueError(f"strata must be an integer >= 1, got {strata!r}")
+    kept = []
+    for idx in _groups(scores.shape[0], labels, class_balanced=True):
+        budget = _budget(len(idx), fraction)
+        hardest_first = torch.sort(scores[idx], descending=True, stable=True).indices
+        rest = idx[hardest_first[min(int(hard_share * len(idx)), len(idx) - budget):]]
+        s = scores[rest].double()
+        width = (s.max() - s.min()) / strata
+        stratum = (((s - s.min()) / width).floor().clamp(max=strata - 1).long() if width > 0
+                   else torch.zeros(len(s), dtype=torch.long))
+        members = [rest[stratum == k] for k in range(strata)]
+        for group, take in zip(members, _strata_budgets([len(m) for m in members], budget)):
+            kept.append(group[torch.randperm(len(group), generator=generator)[:take]])
+    return torch.cat(kept).sort().values
+
+
+def infobatch_prune(losses: Tensor, prune_prob: float, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """InfoBatch soft pruning (Qin et al., ICLR 2024, Sec. 3.2-3.3), one epoch.
+
+    Each sample whose last loss is below the mean loss is dropped with probability r = prune_prob;
+    the kept ones among them get loss weight 1 / (1 - r) so that the expected gradient is unchanged;
+    all other samples are kept with weight 1. Samples not yet seen (NaN loss) are kept and left out
+    of the mean. Returns the kept indices and the weight of every sample [N] (0 where dropped).
+    """
+    if losses.dim() != 1:
+        raise ValueError(f"losses must have shape [N], got {tuple(losses.shape)}")
+    if not 0 < prune_prob < 1:
+        raise ValueError(f"prune_prob must be in (0, 1), got {prune_prob!r}")
+    seen = ~torch.isnan(losses)
+    well_learned = seen & (losses < losses[seen].mean()) if seen.any() else seen
+    dropped = well_learned & (torch.rand(len(losses), generator=generator) < prune_prob)
+    weights = torch.ones(len(losses))
+    weights[well_learned] = 1 / (1 - prune_prob)
+    weights[dropped] = 0.0
+    return torch.nonzero(~dropped).flatten(), weights
+
+
+def pruning_rate(subset_sizes, train_size: int) -> float:
+    """The pruning rate a run reached: 1 - (sample passes) / (train_size x epochs), from the size of
+    each epoch's subset (InfoBatch's rate is not fixed in advance)."""
+    sizes = list(subset_sizes)
+    if not sizes or train_size < 1:
+        raise ValueError("need at least one epoch's subset size and a positive training-set size")
+    return 1.0 - sum(sizes) / (train_size * len(sizes))
+
+
+def equal_budget_epochs(epochs: int, fraction) -> int:
+    """Epochs of full-data training with the same sample passes as ``epochs`` epochs on a kept
+    ``fraction`` (the equal-budget baseline a coreset must beat): max(1, round(epochs * fraction))."""
+    fraction = check_fraction(fraction)
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
+    return max(1, round(epochs * fraction))

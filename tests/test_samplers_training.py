@@ -1,0 +1,126 @@
+"""Every coreset sampler inside the trainer (smoke profile): it trains, its selection cost is
+counted (free scores: none), InfoBatch weights the kept low-loss samples, a validation split
+replaces the test set, and a run interrupted mid-way resumes to the same numbers."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from emqlib.build import load_run_data
+from emqlib.config import profile_config
+from emqlib.runs import get_run
+from emqlib.train import Runtime, Trainer
+
+BITS = (32, 2)
+SAMPLERS = {
+    "random": dict(coreset="random", fraction=0.5),
+    "random-once": dict(coreset="random-once", fraction=0.5),
+    "emq-topk": dict(coreset="emq-topk", fraction=0.5, warmup_epochs=1),
+    "emq-sample": dict(coreset="emq-sample", fraction=0.5, warmup_epochs=1),
+    "emq-ccs": dict(coreset="emq-ccs", fraction=0.5, warmup_epochs=1, ccs_strata=4),
+    "emq-sample, free scores": dict(coreset="emq-sample", fraction=0.5, warmup_epochs=1, free_scores=True),
+    "infobatch": dict(coreset="infobatch"),
+}
+
+
+def smoke(**changes):
+    return profile_config("smoke", **{"method": "emq", "bits": BITS, "epochs": 3, **changes})
+
+
+def trained(root: Path, **changes):
+    return get_run(smoke(**changes), Runtime(progress=False), root=root)
+
+
+@pytest.fixture(scope="module")
+def sampler_runs(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("runs")
+    return {name: trained(root, **changes) for name, changes in SAMPLERS.items()}
+
+
+@pytest.mark.parametrize("name", list(SAMPLERS))
+def test_every_sampler_trains_with_finite_metrics(sampler_runs, name: str) -> None:
+    m = sampler_runs[name].metrics
+    assert sorted(m.bits.unique()) == [2, 32]
+    assert m.train_loss.notna().all() and (m.train_loss < 1e3).all()
+    final = sampler_runs[name].final_metrics()
+    assert final.test_accuracy.notna().all()
+
+
+@pytest.mark.parametrize("name", ["random", "random-once", "emq-topk", "emq-sample", "emq-ccs"])
+def test_fixed_budget_samplers_train_their_fraction_at_every_bit_width(sampler_runs, name: str) -> None:
+    m = sampler_runs[name].metrics
+    n = len(load_run_data(sampler_runs[name].config)[0])
+    assert (m.subset_size == n // 2).all()
+    assert (m.sample_passes == n // 2).all()  # one pass over its subset per epoch and bit-width
+
+
+def test_scoring_samplers_pay_scoring_forwards_and_free_scores_pay_none(sampler_runs) -> None:
+    n = len(load_run_data(sampler_runs["emq-sample"].config)[0])
+    scored = sampler_runs["emq-sample"].metrics
+    # warm-up epoch 0 on random subsets, scored once at epoch 1 (R = 1 at smoke: again at 2)
+    assert scored[scored.epoch == 0].selection_forwards.sum() == 0
+    assert scored[scored.epoch == 1].selection_forwards.tolist() == [n, n]
+    free = sampler_runs["emq-sample, free scores"].metrics
+    assert (free.selection_forwards == 0).all()
+    assert free.sample_passes.sum() == scored.sample_passes.sum()
+
+
+def test_random_is_redrawn_every_epoch_and_random_once_is_not(tmp_path) -> None:
+    def subsets(coreset):
+        trainer = Trainer(smoke(coreset=coreset, fraction=0.5), tmp_path / coreset, Runtime(progress=False))
+        drawn = []
+        for epoch in range(2):
+            trainer.epoch(epoch)
+            drawn.append(trainer.subsets[(0, 2)].clone())
+        return drawn
+    again, once = subsets("random"), subsets("random-once")
+    assert not torch.equal(again[0], again[1])
+    assert torch.equal(once[0], once[1])
+
+
+def test_infobatch_prunes_below_the_mean_loss_and_trains_full_data_at_the_end(tmp_path) -> None:
+    run = trained(tmp_path, coreset="infobatch", epochs=8)
+    m = run.metrics
+    n = len(load_run_data(run.config)[0])
+    early, last = m[m.epoch < 7], m[m.epoch == 7]
+    assert (early[early.epoch >= 1].subset_size < n).all()  # losses seen at epoch 0 decide from epoch 1 on
+    assert (last.subset_size == n).all()  # the last 12.5% of epochs on the full data
+
+
+def test_validation_split_replaces_the_test_set(tmp_path) -> None:
+    config = smoke(validation_per_class=8)
+    train, held_out = load_run_data(config)
+    full_train, test = load_run_data(smoke())
+    assert len(held_out) == 8 * train.num_classes and len(train) == len(full_train) - len(held_out)
+    assert not torch.equal(held_out.targets, test.targets[:len(held_out)]) or len(held_out) != len(test)
+
+
+class Interrupt(Exception):
+    pass
+
+
+@pytest.mark.parametrize("name", ["emq-sample, free scores", "infobatch"])
+def test_interrupted_run_resumes_to_the_same_numbers(tmp_path, monkeypatch, name: str) -> None:
+    config = smoke(**{**SAMPLERS[name], "epochs": 4})
+    whole = Trainer(config, tmp_path / "whole", Runtime(progress=False)).run()
+
+    original = Trainer.epoch
+
+    def stop_at_two(self, epoch):
+        if epoch == 2:
+            raise Interrupt
+        return original(self, epoch)
+
+    monkeypatch.setattr(Trainer, "epoch", stop_at_two)
+    with pytest.raises(Interrupt):
+        Trainer(config, tmp_path / "cut", Runtime(progress=False)).run()
+    monkeypatch.setattr(Trainer, "epoch", original)
+    resumed = Trainer(config, tmp_path / "cut", Runtime(progress=False))
+    assert resumed.start_epoch == 2
+    rows = resumed.run()
+    drop = [c for c in pd.DataFrame(whole).columns if c.endswith("_seconds")]
+    pd.testing.assert_frame_equal(pd.DataFrame(rows).drop(columns=drop), pd.DataFrame(whole).drop(columns=drop),
+                                  check_exact=True)
