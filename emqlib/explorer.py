@@ -137,23 +137,27 @@ def _class_accuracy_panel(ax, view: View, reference: View, names: Sequence[str])
                  f"ticks: 32 bits, {reference.accuracy:.1f}% overall", fontsize=11)
 
 
-def _image_grid(fig: Figure, spec, view: View, images: Tensor, targets: Tensor, names: Sequence[str]) -> None:
+def _image_grid(ax, view: View, images: Tensor, targets: Tensor, names: Sequence[str]) -> None:
+    """The images in two rows in one axes (one axes, not one per image: a redraw stays fast), each
+    titled with its predicted label and framed green (right) or red (wrong)."""
+    height, width = images.shape[2:]
     columns = int(np.ceil(len(images) / 2))
-    cells = spec.subgridspec(2, columns, hspace=0.35, wspace=0.1)
+    step_x, step_y = 1.12 * width, 1.45 * height  # room between tiles for the labels
     for i, (image, target, predicted) in enumerate(zip(images, targets, view.grid_predictions)):
-        ax = fig.add_subplot(cells[i // columns, i % columns])
+        x, y = (i % columns) * step_x, (i // columns) * step_y + 0.4 * height
         pixels = image.permute(1, 2, 0).numpy()
-        ax.imshow(pixels[..., 0] if pixels.shape[2] == 1 else pixels, cmap="gray", vmin=0, vmax=255)
+        ax.imshow(pixels[..., 0] if pixels.shape[2] == 1 else pixels, cmap="gray", vmin=0, vmax=255,
+                  extent=(x, x + width, y + height, y), interpolation="nearest")
         right = int(predicted) == int(target)
-        ax.set_title(names[int(predicted)], fontsize=9, color="#2ca02c" if right else HIGHLIGHT,
-                     fontweight="normal" if right else "bold")
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.grid(False)
-        for side in ax.spines.values():
-            side.set_visible(True)
-            side.set_color("#2ca02c" if right else HIGHLIGHT)
-            side.set_linewidth(1 if right else 2.5)
+        color = "#2ca02c" if right else HIGHLIGHT
+        ax.add_patch(mpl.patches.Rectangle((x, y), width, height, fill=False, edgecolor=color, lw=1 if right else 2.5))
+        ax.text(x + width / 2, y - 0.06 * height, names[int(predicted)], ha="center", va="bottom", fontsize=9,
+                color=color, fontweight="normal" if right else "bold")
+    ax.set_xlim(-0.05 * width, (columns - 1) * step_x + 1.05 * width)
+    ax.set_ylim(step_y + 1.45 * height, 0)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.set_title("predicted labels of test images")
 
 
 def _histogram_panel(ax, view: View, reference: View, layer_name: str) -> None:
@@ -179,11 +183,12 @@ def draw_view(view: View, reference: View, images: Tensor, targets: Tensor, name
     of ``images`` titled with their predicted labels (green right, red wrong), and the histogram
     of the BatchNorm input at ``view.bits`` against 32 bits."""
     with mpl.rc_context(STYLE):
-        fig = plt.figure(figsize=(15, 4.4), layout="constrained")
-        outer = fig.add_gridspec(1, 3, width_ratios=[1.1, 1.45, 1.15])
-        _class_accuracy_panel(fig.add_subplot(outer[0]), view, reference, names)
-        _image_grid(fig, outer[1], view, images, targets, names)
-        _histogram_panel(fig.add_subplot(outer[2]), view, reference, layer_name)
+        # fixed margins, not a layout engine: the engine would take half of every redraw
+        fig, axes = plt.subplots(1, 3, figsize=(15, 4.6), gridspec_kw=dict(
+            width_ratios=[1.1, 1.45, 1.15], left=0.085, right=0.99, bottom=0.12, top=0.82, wspace=0.18))
+        _class_accuracy_panel(axes[0], view, reference, names)
+        _image_grid(axes[1], view, images, targets, names)
+        _histogram_panel(axes[2], view, reference, layer_name)
         trained = "trained" if view.bits in trained_bits else "never trained, no fine-tuning"
         as_trained = "as trained" if view.correction == trained_with_correction else "not as trained"
         fig.suptitle(f"{_bits_label(view.bits)} ({trained}) · weight bias correction "
