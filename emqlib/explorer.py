@@ -49,7 +49,7 @@ CLASS_NAMES = {
     "cifar10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
 }
 HISTOGRAM_VALUES = 20_000  # BatchNorm-input values kept per setting: enough for a smooth 60-bin histogram
-CACHE_VERSION = 1  # bump when what a view holds changes, so older cached views are recomputed
+CACHE_VERSION = 2  # bump when what a view holds changes, so older cached views are recomputed
 
 
 def class_names(dataset: ImageDataset) -> list[str]:
@@ -99,22 +99,23 @@ class View:
 @torch.no_grad()
 def compute_view(model: nn.Module, test: ImageDataset, bits: int, correction: bool, grid: Tensor,
                  layer: nn.Module, probe: Tensor) -> View:
-    """The view at ``bits`` with the correction ``correction``: one pass over the test set for the
-    accuracies and the grid's predictions, one over the ``probe`` batch for ``layer``'s input."""
+    """The view at ``bits`` with the correction ``correction`` of ``model`` (in eval mode): one pass
+    over the test set for the accuracies and the grid's predictions, one over the ``probe`` batch
+    for the input of ``layer`` (a module of ``model``)."""
     captured: list[Tensor] = []
-    handle = layer.register_forward_pre_hook(lambda module, args: captured.append(args[0].detach().flatten()))
-    try:
-        with bias_correction(model, correction):
-            logits = predict(model, test, bits)
+    with bias_correction(model, correction):
+        logits = predict(model, test, bits)
+        handle = layer.register_forward_pre_hook(lambda module, args: captured.append(args[0].detach().flatten()))
+        try:
             with bit_width(model, bits):
                 model(probe)
-    finally:
-        handle.remove()
+        finally:
+            handle.remove()
     predicted = logits.argmax(1)
     correct = (predicted == test.targets).double()
     counts = torch.bincount(test.targets, minlength=test.num_classes).double()
     per_class = torch.zeros(test.num_classes, dtype=torch.double).index_add_(0, test.targets, correct)
-    values = captured[0]
+    (values,) = captured  # the probe batch's only pass through the layer
     sample = torch.randperm(len(values), generator=torch.Generator().manual_seed(0))[:HISTOGRAM_VALUES]
     return View(bits=bits, correction=bool(correction), accuracy=100.0 * float(correct.mean()),
                 class_accuracy=(100.0 * per_class / counts.clamp_min(1)).numpy(),

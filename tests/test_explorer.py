@@ -80,6 +80,19 @@ def test_views_agree_with_the_runs_own_evaluation(run, bit_explorer):
     assert bit_explorer.layer_name == "bn"  # the deepest multi-bit BatchNorm, before the classifier
 
 
+def test_the_histogram_holds_the_layers_input_on_the_probe_images(run, bit_explorer):
+    model = run.model()
+    _, test = load_run_data(run.config)
+    inputs = []
+    handle = dict(model.named_modules())["bn"].register_forward_pre_hook(lambda m, args: inputs.append(args[0]))
+    with torch.no_grad(), explorer.bias_correction(model, True), bit_width(model, 2):
+        model(test.inputs(torch.arange(64)))  # the explorer's default 64 probe images
+    handle.remove()
+    values = inputs[0].flatten()
+    sample = torch.randperm(len(values), generator=torch.Generator().manual_seed(0))[:explorer.HISTOGRAM_VALUES]
+    np.testing.assert_array_equal(bit_explorer.views[(2, True)].bn_input, values[sample].numpy())
+
+
 def test_grid_takes_the_classes_round_robin():
     targets = torch.tensor([1, 0, 0, 2, 1, 0])
     assert explorer.grid_indices(targets, 4).tolist() == [1, 0, 3, 2]
