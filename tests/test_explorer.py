@@ -2,6 +2,10 @@
 the cache in the run folder, and the widget's redraw on a smoke EMQ run."""
 from __future__ import annotations
 
+import importlib.util
+import re
+
+import nbformat
 import numpy as np
 import pytest
 import torch
@@ -11,6 +15,7 @@ from emqlib.bits import SUPPORTED_BITS, bit_width
 from emqlib.config import profile_config
 from emqlib.correction import bias_correct
 from emqlib.inference import predict
+from emqlib.paths import ROOT
 from emqlib.quant import QConv2d, quantize_weight
 from emqlib.runs import Run, get_run
 from emqlib.train import load_run_data
@@ -155,3 +160,16 @@ def test_bad_input_is_one_clear_error_line(run, changes, kwargs, message):
     with pytest.raises(ValueError, match=message) as error:
         explorer.BitWidthExplorer(target, **kwargs)
     assert "\n" not in str(error.value)
+
+
+def test_the_browser_check_opens_a_copy_of_the_quickstart_at_the_chosen_profile(tmp_path):
+    spec = importlib.util.spec_from_file_location("browser_check", ROOT / "scripts" / "browser_check.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    source = nbformat.read(ROOT / "notebooks" / "00_quickstart.ipynb", as_version=4)
+    copy = nbformat.read(script.parameterized_copy(tmp_path, "smoke"), as_version=4)
+    changed = [(a.source, b.source) for a, b in zip(source.cells, copy.cells) if a.source != b.source]
+    assert len(copy.cells) == len(source.cells) and len(changed) == 1
+    before, after = changed[0]
+    assert re.match(r'profile = "smoke"', after) and after.splitlines()[1:] == before.splitlines()[1:]
+    assert "browser-check" in (ROOT / "Makefile").read_text()
