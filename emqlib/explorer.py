@@ -32,6 +32,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 from torch import Tensor, nn
 
 from .analysis import _stat_layers, quantized_layers
@@ -49,6 +50,7 @@ CLASS_NAMES = {
     "cifar10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
 }
 HISTOGRAM_VALUES = 20_000  # BatchNorm-input values kept per setting: enough for a smooth 60-bin histogram
+SCREEN_DPI = 80  # 1200 px across: fits a notebook at full size and keeps the redraw short
 CACHE_VERSION = 2  # bump when what a view holds changes, so older cached views are recomputed
 
 
@@ -151,7 +153,7 @@ def _image_grid(ax, view: View, images: Tensor, targets: Tensor, names: Sequence
                   extent=(x, x + width, y + height, y), interpolation="nearest")
         right = int(predicted) == int(target)
         color = "#2ca02c" if right else HIGHLIGHT
-        ax.add_patch(mpl.patches.Rectangle((x, y), width, height, fill=False, edgecolor=color, lw=1 if right else 2.5))
+        ax.add_patch(Rectangle((x, y), width, height, fill=False, edgecolor=color, lw=1 if right else 2.5))
         ax.text(x + width / 2, y - 0.06 * height, names[int(predicted)], ha="center", va="bottom", fontsize=9,
                 color=color, fontweight="normal" if right else "bold")
     ax.set_xlim(-0.05 * width, (columns - 1) * step_x + 1.05 * width)
@@ -200,7 +202,7 @@ def draw_view(view: View, reference: View, images: Tensor, targets: Tensor, name
 
 def figure_png(fig: Figure) -> bytes:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80)
+    fig.savefig(buffer, format="png", dpi=SCREEN_DPI)
     return buffer.getvalue()
 
 
