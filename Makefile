@@ -1,13 +1,16 @@
 # make test       -- set up (first time only) and run the tests
 # make reproduce  -- set up and regenerate every result (PROFILE=cpu | paper | smoke)
+# make browser-check -- the quickstart's explorer in headless Chromium, screenshot to figures/explorer.png
 PYTHON_BOOT ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 PROFILE ?= cpu
+# the browser check's profile: smoke trains in seconds; cpu is quick with a warm run cache
+BROWSER_PROFILE ?= smoke
 # the stamp is keyed on the pinned requirements: changing them reinstalls, nothing else does
 STAMP := $(VENV)/.setup-$(shell cat requirements.txt pyproject.toml | sha256sum | cut -c1-16)
 
-.PHONY: setup test reproduce lab bench clean data
+.PHONY: setup test reproduce lab bench clean data browser-check
 
 setup: $(STAMP) data
 
@@ -33,6 +36,13 @@ bench: setup
 
 lab: setup
 	$(VENV)/bin/jupyter lab --notebook-dir notebooks --MappingKernelManager.default_kernel_name=emqlib
+
+# Debian's chromium and chromium-driver (installed here as root when missing); selenium drives them
+browser-check: setup
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || { \
+	  [ "$$(id -u)" = 0 ] || { echo "make browser-check needs Debian's chromium and chromium-driver: run it as root or install them" >&2; exit 1; }; \
+	  apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; }
+	$(PY) scripts/browser_check.py --profile $(BROWSER_PROFILE)
 
 # removes caches and the run cache; never results/ or figures/
 clean:
