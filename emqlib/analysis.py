@@ -17,7 +17,7 @@ from .bn import MultiBitBatchNorm2d
 from .quant import QConv2d, QLinear
 
 
-def _stat_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+def batch_norm_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """BatchNorm layers whose input statistics depend on the bit-width (the multi-bit ones)."""
     return [(name, m) for name, m in model.named_modules() if isinstance(m, MultiBitBatchNorm2d)]
 
@@ -29,7 +29,7 @@ def bn_input_stats(model: nn.Module, inputs: Sequence[Tensor], bits: Iterable[in
     ``inputs`` are fixed batches (no augmentation); the model runs in eval mode. Returns one row
     per (bits, layer, channel) with columns ``bits, layer, layer_index, channel, mean, var``.
     """
-    layers = _stat_layers(model)
+    layers = batch_norm_layers(model)
     model.eval()
     rows = []
     for b in bits:

@@ -35,7 +35,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from torch import Tensor, nn
 
-from .analysis import _stat_layers, quantized_layers
+from .analysis import batch_norm_layers, quantized_layers
 from .bits import FULL_PRECISION, SUPPORTED_BITS, bit_width, parse_bits
 from .data import ImageDataset
 from .inference import predict
@@ -227,7 +227,7 @@ class BitWidthExplorer:
         if FULL_PRECISION not in self.bits:
             raise ValueError(f"bits must include 32 (the reference of the histogram), got {bits!r}")
         self.model = run.model()
-        layers = dict(_stat_layers(self.model))
+        layers = dict(batch_norm_layers(self.model))
         self.layer_name = layer if layer is not None else list(layers)[-1]
         if self.layer_name not in layers:
             raise ValueError(f"no multi-bit BatchNorm named {self.layer_name!r}; choose one of {list(layers)}")

@@ -24,7 +24,7 @@ LAYERS = [
     # the run cache
     {"runs"},
     # experiments and reporting
-    {"experiments", "bench", "results", "plots", "report", "claims"},
+    {"experiments", "bench", "results", "plots", "report", "claims", "explorer"},
     # entry points
     {"reproduce", "__main__"},
 ]
