@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -15,6 +16,7 @@ from . import analysis, labels
 from .bits import FULL_PRECISION, SUPPORTED_BITS
 from .build import Runtime, load_run_data
 from .config import RunConfig, profile_config, reference_config
+from .coreset import equal_budget_epochs
 from .cost import speedups
 from .runs import Run, get_run
 from .stats import depth_trend, mean_std  # noqa: F401 (notebooks call experiments.mean_std / depth_trend)
@@ -35,6 +37,7 @@ def summarize(run_: Run, **labels) -> dict:
     row["subset_size"] = int(final.subset_size.sum())
     row["subset_flipped"] = int(final.subset_flipped.sum())
     row.update(reference_cost(run_.config))
+    row["total_seconds"] = row["wall_seconds"] + row["reference_seconds"]  # what a user pays, reference run included
     row["run"] = run_.path.name
     return row
 
@@ -187,29 +190,35 @@ def coreset_config(profile: str, coreset: str, fraction: float, seed: int, **cha
 
 def pruning_study(profile: str = "cpu", rates: Sequence[float] = (0.3, 0.5, 0.7, 0.8, 0.9),
                   methods: Sequence[str] = PRUNING_METHODS, seeds: Sequence[int] = (0,),
-                  extra_seed_rates: Sequence[float] = (0.8,)) -> pd.DataFrame:
-    """Average accuracy over the trained bit-widths at each pruning rate, per selection rule.
-    The rates in ``extra_seed_rates`` are also run with seed 1 (the headline comparison)."""
+                  headline_rate: float = 0.8, headline_seeds: Sequence[int] = (0, 1, 2)) -> pd.DataFrame:
+    """Average accuracy over the trained bit-widths at each pruning rate, per selection rule, with
+    full-data EMQ (pruning rate 0) per seed. The headline rate runs every seed of ``headline_seeds``
+    and adds equal-budget full data: full-data EMQ for the epochs that give the coreset's sample
+    passes (:func:`emqlib.coreset.equal_budget_epochs`), the competitor a coreset must beat."""
     rows = []
     for rate in rates:
-        for seed in sorted({*seeds, *((1,) if rate in extra_seed_rates else ())}):
+        for seed in (headline_seeds if np.isclose(rate, headline_rate) else seeds):
             for method in methods:
                 r = run(coreset_config(profile, method, round(1 - rate, 6), seed))
                 rows.append(summarize(r, method=method, pruning_rate=rate, seed=seed))
-    for seed in sorted({*seeds, *((1,) if extra_seed_rates else ())}):
-        full = run(profile_config(profile, method="emq", seed=seed))
-        rows.append(summarize(full, method=labels.FULL_DATA, pruning_rate=0.0, seed=seed))
+    base = profile_config(profile, method="emq")
+    for seed in headline_seeds:
+        epochs = equal_budget_epochs(base.epochs, round(1 - headline_rate, 6))
+        r = run(base.replace(seed=seed, epochs=epochs))
+        rows.append(summarize(r, method=labels.EQUAL_BUDGET, pruning_rate=headline_rate, seed=seed))
+    for seed in sorted({*seeds, *headline_seeds}):
+        rows.append(summarize(run(base.replace(seed=seed)), method=labels.FULL_DATA, pruning_rate=0.0, seed=seed))
     return pd.DataFrame(rows)
 
 
-def coreset_check(pruning: pd.DataFrame, rate: float = 0.8, methods: Sequence[str] = ("emq-topk", "random", "tdds")
-                  ) -> pd.DataFrame:
-    """The rows of ``pruning_study`` at one pruning rate for EMQ's bit-wise coreset and its two
+def coreset_check(pruning: pd.DataFrame, rate: float = 0.8,
+                  methods: Sequence[str] = ("emq-topk", "random", "tdds", labels.EQUAL_BUDGET)) -> pd.DataFrame:
+    """The rows of ``pruning_study`` at one pruning rate for EMQ's bit-wise coreset and the comparisons it must survive
     main comparisons: accuracy per bit-width, their average, per-sample passes, seconds."""
     rows = pruning[(pruning.pruning_rate.sub(rate).abs() < 1e-9) & pruning.method.isin(methods)]
     accuracy = [c for c in pruning.columns if c.startswith("acc_")]
     columns = ["method", "pruning_rate", "seed", *accuracy, "avg_accuracy", "sample_passes", "teacher_forwards",
-               "selection_forwards", "train_seconds", "selection_seconds", "run"]
+               "selection_forwards", "train_seconds", "selection_seconds", "reference_seconds", "total_seconds", "run"]
     return rows[columns].reset_index(drop=True)
 
 

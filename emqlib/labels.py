@@ -8,6 +8,7 @@ JOINT = "Joint (Any-Precision)"  # one model, recursive distillation, switchable
 EMQ = "EMQ"  # one model, shared BatchNorm and weight bias correction
 EMQ_CORESET = "EMQ + bit-wise coreset"  # EMQ on a per-bit-width coreset; labels carry the fraction
 FULL_DATA = "full data"  # the multi-bit model trained on every sample (coreset studies' baseline)
+EQUAL_BUDGET = "equal-budget full data"  # full data for fewer epochs: the coreset's sample passes
 
 
 def emq_coreset(fraction: float) -> str:

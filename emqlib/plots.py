@@ -37,9 +37,10 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")  # distinguishes lines that c
 HIGHLIGHT = "#d62728"  # the method or variant the notebook is about
 BASELINE = "#7f7f7f"  # full-data and other reference lines
 CORESET_NAMES = {"random": "Random", "tdds": "TDDS", "el2n": "EL2N", "acs": "ACS", "emq-topk": "EMQ bit-wise coreset (top-k)",
-                 "forgetting": "Forgetting", "kcenter": "kCenterGreedy", "moderate": "Moderate"}
+                 "forgetting": "Forgetting", "kcenter": "kCenterGreedy", "moderate": "Moderate",
+                 labels.EQUAL_BUDGET: "equal-budget full data (fewer epochs)"}
 CORESET_COLORS = {"random": "#7f7f7f", "tdds": "#9467bd", "el2n": "#2ca02c", "acs": "#1f77b4", "emq-topk": HIGHLIGHT,
-                  "forgetting": "#8c564b", "kcenter": "#e377c2", "moderate": "#bcbd22"}
+                  "forgetting": "#8c564b", "kcenter": "#e377c2", "moderate": "#bcbd22", labels.EQUAL_BUDGET: "#000000"}
 STYLE = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "legend.fontsize": 10,
          "xtick.labelsize": 10, "ytick.labelsize": 10, "figure.titlesize": 13, "axes.grid": True,
          "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False}
@@ -374,7 +375,7 @@ def plot_pruning(csv_path: PathLike, png_path: PathLike | None = None) -> Figure
         methods = list(dict.fromkeys(stats.method))
         for i, method in enumerate(methods):
             part = stats[stats.method == method].sort_values("pruning_rate")
-            emphasis = method == "emq"
+            emphasis = method == "emq-topk"
             shift = 0.5 * (i - (len(methods) - 1) / 2)  # points apart so that error bars do not hide each other
             ax.errorbar(100 * part.pruning_rate + shift, part["mean"], yerr=part["std"].where(part.n > 1, np.nan),
                         marker="o", capsize=3, lw=2.6 if emphasis else 1.5, zorder=3 if emphasis else 2,
