@@ -1,0 +1,460 @@
+"""Integer deployment: a trained multi-bit ResNet at one bit-width as an integer ONNX model for onnxruntime.
+
+``python -m emqlib export RUN --bits B --out FILE`` (and :func:`export_run`) writes the model
+that the run serves at B bits as an ONNX graph whose quantized convolutions multiply integers:
+
+* activation codes: BN -> q = round(clip(x * (2^a - 1), 0, 2^a - 1)) as uint8 (DoReFa,
+  Any-Precision's activation quantizer), or round(clip(x / step, 0, Q_P)) (LSQ). These are the
+  fake-quantized model's own operations in its own order, so the codes are bit-identical;
+* weight codes: int8 c in [-2^(b-1), 2^(b-1) - 1], per output channel a scale S_c (zero-point 0)
+  and a float shift T_c, so that S_c * c + T_c is the corrected fake-quantized weight;
+* ConvInteger (uint8 x int8 -> int32, exact integer sums), then one float multiply-add per
+  output channel: y = s_a * (S_c * conv(q, c) + T_c * boxsum(q)).
+
+The grids that the integer types cannot hold directly, and how they are handled:
+
+1. DoReFa's weight levels A (2k / L - 1), k = 0..L, L = 2^b - 1, are odd multiples of A / L
+   (at 8 bits -255..255: no int8 holds them, and the symmetric zero-point L / 2 is not an
+   integer). Writing k = c + 2^(b-1) gives A (2k / L - 1) = (2A / L) c + A / L: an int8 code with
+   scale 2A / L and a constant shift of A / L.
+2. EMQ's weight bias correction, w' = r (w_q + E[w] - E[w_q]) per output channel (EMQ, weight
+   bias correction; ``correction_mode="exact"``: r (w_q - E[w_q]) + E[w]), is affine in w_q:
+   the scale becomes r S and the shift r o + d, which is not an integer zero-point either.
+Both shifts are one per-channel float T_c, applied exactly as a float term on the input sums:
+conv(q, S c + T) = S conv(q, c) + T boxsum(q), where boxsum(q) is the sum of the codes over the
+kernel window (zero padding included). It is computed by the same ConvInteger as one extra
+output channel whose kernel is all ones (1 / C_out more multiply-adds, then a slice, a multiply
+and an add per output); :func:`export_bench_rows` measures its latency against an export
+without it (``shift=False``, not the model's numbers).
+
+What is exact and what is not: the integer codes of weights and activations equal the
+fake-quantized model's (atol 0); the dequantized weights S_c c + T_c equal the corrected
+fake-quantized weights up to float32 rounding (torch rounds a (2 round(u L) / L - 1), then the
+correction, in several float32 steps; the export rounds S_c c + T_c once), and the logits
+differ by float summation order only. Everything else stays float: the stem conv, the 1x1
+shortcut convs with their BatchNorm, the BatchNorms (the one that runs at B bits: shared, or
+the switchable one that ``MultiBitBatchNorm2d.key`` picks) and the classifier, as in the
+fake-quantized model. At 32 bits the export is the full-precision path in float.
+
+Inputs are the normalized images [N, C, H, W] that the model takes; outputs are logits [N, classes].
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from onnx import TensorProto, helper, numpy_helper
+from torch import Tensor, nn
+
+from .bits import FULL_PRECISION, check_bits, parse_bits, set_bits
+from .bn import MultiBitBatchNorm2d
+from .config import config_hash
+from .correction import EPS, _moments
+from .data import DATASET_SHAPES, ImageDataset, batches
+from .inference import predict
+from .models.resnet import PreActBlock, PreActResNet
+from .quant import QConv2d, QuantAct
+from .runs import Run, load_run
+from .storage import atomic_write_bytes
+from .train import load_run_data
+
+OPSET = 21
+ACCURACY_TOLERANCE = 0.1  # points: the exported model's test accuracy must equal the fake-quantized one's
+SERVED_SHARE = 0.5  # a bit-width is served well if it keeps at least this share of the best accuracy gain over chance
+
+
+class ExportMismatchError(ValueError):
+    """The exported model's test accuracy differs from the fake-quantized model's."""
+
+
+# ---------------------------------------------------------------- integer grids
+
+@dataclass(frozen=True)
+class ActivationGrid:
+    """Activation codes q = round(clip(x op factor, 0, levels)) (uint8), worth q * step each."""
+
+    op: str  # "Mul" (DoReFa: x * (2^a - 1)) or "Div" (LSQ: x / step), as the fake-quantized model computes it
+    factor: float
+    levels: int
+    step: float  # value of one code: 1 / (2^a - 1) or the LSQ step
+
+    @classmethod
+    def of(cls, act: QuantAct, bits: int) -> ActivationGrid:
+        if act.lsq is None:
+            levels = 2**bits - 1
+            return cls("Mul", float(levels), levels, 1.0 / levels)
+        step = float(act.lsq.steps[str(bits)].detach())
+        return cls("Div", step, act.lsq.levels(bits)[1], step)
+
+    def codes(self, x: Tensor) -> Tensor:
+        """The codes as float (reference for tests): the same operations as the ONNX graph."""
+        scaled = x * self.factor if self.op == "Mul" else x / self.factor
+        return torch.round(torch.clamp(scaled, 0, self.levels))
+
+
+@dataclass(frozen=True)
+class IntegerWeight:
+    """A quantized weight as int8 codes [out, ...] with a per-output-channel scale and shift [out]."""
+
+    codes: Tensor  # int8
+    scale: Tensor  # float64
+    shift: Tensor  # float64
+
+    def dequantize(self) -> Tensor:
+        """S_c * c + T_c in float32 (what the ONNX graph computes with)."""
+        view = (-1,) + (1,) * (self.codes.dim() - 1)
+        scale, shift = self.scale.float().view(view), self.shift.float().view(view)
+        return scale * self.codes.float() + shift
+
+
+def _uncorrected_grid(layer: QConv2d) -> tuple[float, float, int]:
+    """(scale s, offset o, lowest code) with w_q = s * c + o for codes c of the layer's quantizer."""
+    bits = layer.bits
+    if layer.lsq is not None:
+        return float(layer.lsq.steps[str(bits)].detach()), 0.0, -layer.lsq.levels(bits)[0]
+    levels = 2**bits - 1
+    a = float(layer.weight.detach().abs().mean())  # DoReFa's A = mean|W| (float32, as the quantizer takes it)
+    return 2 * a / levels, a / levels, -(2 ** (bits - 1))
+
+
+def _correction(reference: Tensor, w_q: Tensor, layer: QConv2d) -> tuple[Tensor, Tensor]:
+    """(r, d) per output channel with bias_correct(reference, w_q) = r * w_q + d (EMQ, weight bias correction)."""
+    spec = layer.spec
+    out = w_q.shape[0]
+    if not spec.bias_correction:
+        return torch.ones(out, dtype=torch.float64), torch.zeros(out, dtype=torch.float64)
+    mean_w, var_w = _moments(reference, spec.per_channel)
+    mean_q, var_q = _moments(w_q, spec.per_channel)
+    r = torch.where(var_q < EPS, torch.ones_like(var_q), torch.sqrt(var_w / (var_q + EPS)))
+    d = r * (mean_w - mean_q) if spec.correction_mode == "paper" else mean_w - r * mean_q
+    return r.double().flatten().expand(out), d.double().flatten().expand(out)
+
+
+@torch.no_grad()
+def integer_weight(layer: QConv2d) -> IntegerWeight:
+    """The layer's weight at its current bit-width (< 32) as integer codes, per-channel scale and shift.
+
+    The codes come from the layer's own fake-quantized weight w_q = s c + o, so they are its
+    levels exactly; the correction's r and d make the per-channel scale r s and shift r o + d.
+    """
+    if layer.bits == FULL_PRECISION:
+        raise ValueError("a 32-bit weight has no integer codes")
+    reference, w_q = layer._weights()
+    s, o, lowest = _uncorrected_grid(layer)
+    exact = (w_q.double() - o) / s
+    codes = torch.round(exact)
+    # w_q is a float32 rounding of s c + o: its code is within a tiny fraction of an integer
+    if (exact - codes).abs().max() > 1e-3 or codes.min() < lowest or codes.max() > -lowest - 1:
+        raise ValueError(f"the weights of a {type(layer).__name__} are not on the {layer.bits}-bit grid")
+    r, d = _correction(reference, w_q, layer)
+    return IntegerWeight(codes.to(torch.int8), r * s, r * o + d)
+
+
+# ---------------------------------------------------------------- ONNX graph
+
+class _Graph:
+    """A tiny ONNX graph builder: nodes, float/int initializers, unique names."""
+
+    def __init__(self) -> None:
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: list[onnx.TensorProto] = []
+        self._count = 0
+
+    def const(self, name: str, array: np.ndarray) -> str:
+        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        return name
+
+    def add(self, op: str, inputs: list[str], name: str, **attrs) -> str:
+        self._count += 1
+        output = f"{name}/{op}_{self._count}"
+        self.nodes.append(helper.make_node(op, inputs, [output], name=output, **attrs))
+        return output
+
+
+def _f32(t: Tensor) -> np.ndarray:
+    return t.detach().cpu().float().numpy()
+
+
+def _conv_attrs(conv: nn.Conv2d) -> dict:
+    return dict(strides=list(conv.stride), pads=[*conv.padding, *conv.padding], dilations=list(conv.dilation),
+                group=conv.groups, kernel_shape=list(conv.kernel_size))
+
+
+def _batch_norm(g: _Graph, x: str, bn: nn.BatchNorm2d, name: str) -> str:
+    params = [g.const(f"{name}.{p}", _f32(getattr(bn, attr)))
+              for p, attr in (("scale", "weight"), ("bias", "bias"), ("mean", "running_mean"), ("var", "running_var"))]
+    return g.add("BatchNormalization", [x, *params], name, epsilon=bn.eps)
+
+
+def _running_norm(module: MultiBitBatchNorm2d) -> nn.BatchNorm2d:
+    """The BatchNorm that runs at the module's current bit-width (shared, or the switchable one)."""
+    return module.norms[module.key(module.bits)]
+
+
+def _float_conv(g: _Graph, x: str, conv: nn.Conv2d, weight: Tensor, name: str) -> str:
+    inputs = [x, g.const(f"{name}.weight", _f32(weight))]
+    if conv.bias is not None:
+        inputs.append(g.const(f"{name}.bias", _f32(conv.bias)))
+    return g.add("Conv", inputs, name, **_conv_attrs(conv))
+
+
+def _activation_codes(g: _Graph, x: str, grid: ActivationGrid, name: str) -> str:
+    scaled = g.add(grid.op, [x, g.const(f"{name}.factor", np.float32(grid.factor))], name)
+    clipped = g.add("Clip", [scaled, g.const(f"{name}.low", np.float32(0)),
+                             g.const(f"{name}.high", np.float32(grid.levels))], name)
+    return g.add("Cast", [g.add("Round", [clipped], name)], name, to=TensorProto.UINT8)
+
+
+def _integer_conv(g: _Graph, codes: str, conv: QConv2d, grid: ActivationGrid, name: str, shift: bool) -> str:
+    """y = s_a (S_c conv(q, c) + T_c boxsum(q)): one ConvInteger, the all-ones kernel as its last output channel.
+
+    Initializers: ``<name>.codes`` (int8), ``<name>.scale`` S_c and ``<name>.shift`` T_c ([out, 1, 1]),
+    ``<name>.step`` s_a; the products of constants are folded by onnxruntime when it loads the model.
+    """
+    weight = integer_weight(conv)
+    out = weight.codes.shape[0]
+    kernel = weight.codes.numpy()
+    if shift:
+        kernel = np.concatenate([kernel, np.ones((1, *kernel.shape[1:]), dtype=np.int8)])
+    sums = g.add("Cast", [g.add("ConvInteger", [codes, g.const(f"{name}.codes", kernel)], name,
+                                **_conv_attrs(conv))], name, to=TensorProto.FLOAT)
+    step = g.const(f"{name}.step", np.float32(grid.step))
+    scale = g.add("Mul", [g.const(f"{name}.scale", weight.scale.float().numpy().reshape(out, 1, 1)), step], name)
+    if not shift:
+        return g.add("Mul", [sums, scale], name)
+    index = lambda n, v: g.const(f"{name}.{n}", np.array([v], dtype=np.int64))  # noqa: E731
+    axis, start, stop, end = index("axis", 1), index("start", 0), index("stop", out), index("end", out + 1)
+    products = g.add("Mul", [g.add("Slice", [sums, start, stop, axis], name), scale], name)
+    shift_value = g.add("Mul", [g.const(f"{name}.shift", weight.shift.float().numpy().reshape(out, 1, 1)), step], name)
+    window = g.add("Mul", [g.add("Slice", [sums, stop, end, axis], name), shift_value], name)
+    return g.add("Add", [products, window], name)
+
+
+def _quantized_conv(g: _Graph, x: str, bn: MultiBitBatchNorm2d, act: QuantAct, conv: QConv2d, name: str,
+                    shift: bool) -> str:
+    """BN -> activation quantizer -> quantized conv of a pre-activation block, at the current bit-widths."""
+    h = _batch_norm(g, x, _running_norm(bn), f"{name}.bn")
+    if act.bits == FULL_PRECISION:
+        if act.lsq is not None or act.full_precision == "relu":
+            h = g.add("Relu", [h], name)
+        else:
+            h = g.add("Clip", [h, g.const(f"{name}.low", np.float32(0)), g.const(f"{name}.high", np.float32(1))], name)
+        return _float_conv(g, h, conv, conv.full_precision_weight(), name)
+    grid = ActivationGrid.of(act, act.bits)
+    return _integer_conv(g, _activation_codes(g, h, grid, f"{name}.act"), conv, grid, name, shift)
+
+
+def _block(g: _Graph, x: str, block: PreActBlock, name: str, shift: bool) -> str:
+    out = _quantized_conv(g, x, block.bn1, block.act1, block.conv1, f"{name}.conv1", shift)
+    out = _quantized_conv(g, out, block.bn2, block.act2, block.conv2, f"{name}.conv2", shift)
+    skip = x
+    if not isinstance(block.shortcut, nn.Identity):
+        conv, bn = block.shortcut
+        skip = _batch_norm(g, _float_conv(g, x, conv, conv.weight, f"{name}.shortcut"), bn, f"{name}.shortcut.bn")
+    return g.add("Add", [out, skip], name)
+
+
+def _check_bits(model: nn.Module, bits: int, activation_bits: int) -> None:
+    if not isinstance(model, PreActResNet):
+        raise ValueError(f"export supports the ResNet models (resnet8, resnet20, resnet18), not {type(model).__name__}")
+    if (bits == FULL_PRECISION) != (activation_bits == FULL_PRECISION):
+        raise ValueError(f"export needs weights and activations both quantized or both 32-bit, got weights at "
+                         f"{bits} and activations at {activation_bits} bits")
+
+
+@torch.no_grad()
+def to_onnx(model: nn.Module, bits: int, activation_bits: int | None = None, shift: bool = True,
+            metadata: dict | None = None) -> onnx.ModelProto:
+    """The ONNX model of ``model`` (a PreActResNet) at ``bits`` (activations at ``activation_bits``).
+
+    ``shift=False`` leaves out the per-channel shift term T_c boxsum(q): the result is then not
+    the model's numbers, only a measure of what the term costs.
+    """
+    bits = check_bits(bits)
+    activation_bits = bits if activation_bits is None else check_bits(activation_bits)
+    _check_bits(model, bits, activation_bits)
+    model = model.float().eval()
+    set_bits(model, bits, activation_bits)
+    g = _Graph()
+    h = _float_conv(g, "input", model.stem, model.stem.weight, "stem")
+    for i, block in enumerate(model.layers):
+        h = _block(g, h, block, f"layers.{i}", shift)
+    h = _batch_norm(g, h, _running_norm(model.bn), "bn")
+    features = g.add("Flatten", [g.add("GlobalAveragePool", [h], "pool")], "pool")
+    logits = g.add("Gemm", [features, g.const("classifier.weight", _f32(model.classifier.weight)),
+                            g.const("classifier.bias", _f32(model.classifier.bias))], "classifier", transB=1)
+    g.nodes.append(helper.make_node("Identity", [logits], ["logits"], name="logits"))
+    in_channels = model.stem.in_channels
+    graph = helper.make_graph(
+        g.nodes, f"emqlib-{bits}bit",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", in_channels, "height", "width"])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", model.classifier.out_features])],
+        g.initializers)
+    onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="emqlib")
+    onnx_model.ir_version = 10  # onnxruntime 1.32 reads IR <= 11
+    helper.set_model_props(onnx_model, {"bits": str(bits), "activation_bits": str(activation_bits),
+                                        "shift": str(shift), **(metadata or {})})
+    onnx.checker.check_model(onnx_model)
+    return onnx_model
+
+
+def dequantized_weights(onnx_model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    """{conv name: S_c c + T_c} [out, in, k, k] from an exported model's initializers, in float32 as
+    :meth:`IntegerWeight.dequantize` (T_c = 0 in an export without the shift term)."""
+    init = {t.name: numpy_helper.to_array(t) for t in onnx_model.graph.initializer}
+    weights = {}
+    for name in (n[: -len(".codes")] for n in init if n.endswith(".codes")):
+        scale = init[f"{name}.scale"]
+        shift = init.get(f"{name}.shift", np.zeros_like(scale))
+        codes = init[f"{name}.codes"][: len(scale)]  # without the all-ones channel
+        weights[name] = scale[..., None] * codes.astype(np.float32) + shift[..., None]
+    return weights
+
+
+# ---------------------------------------------------------------- running it
+
+def session(onnx_model: onnx.ModelProto | bytes, threads: int | None = None) -> ort.InferenceSession:
+    """An onnxruntime CPU session (``threads`` intra-op threads; default torch's thread count)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    data = onnx_model if isinstance(onnx_model, bytes) else onnx_model.SerializeToString()
+    return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+
+
+def onnx_logits(sess: ort.InferenceSession, dataset: ImageDataset, batch_size: int = 1000) -> Tensor:
+    """Logits [N, C] of an exported model on every image of ``dataset`` (no augmentation)."""
+    out = [sess.run(["logits"], {"input": x.float().contiguous().numpy()})[0]
+           for x, _, _ in batches(dataset, torch.arange(len(dataset)), batch_size, shuffle=False)]
+    return torch.from_numpy(np.concatenate(out))
+
+
+def _accuracy(logits: Tensor, targets: Tensor) -> float:
+    return 100.0 * (logits.argmax(1) == targets).float().mean().item()
+
+
+def compare(run: Run, bits: int, onnx_model: onnx.ModelProto, dataset: ImageDataset | None = None) -> dict:
+    """Test accuracy of the fake-quantized model and of the export at ``bits``, and the largest logit difference."""
+    dataset = dataset if dataset is not None else load_run_data(run.config)[1]
+    fake = predict(run.model(bits), dataset, bits, activation_bits=run.config.activation_bits)
+    exported = onnx_logits(session(onnx_model), dataset)
+    return {"bits": bits, "fake_quant_accuracy": _accuracy(fake, dataset.targets),
+            "export_accuracy": _accuracy(exported, dataset.targets),
+            "max_logit_difference": float((fake - exported).abs().max())}
+
+
+# ---------------------------------------------------------------- the command
+
+def check_served(run: Run, bits: int) -> None:
+    """Refuse a bit-width the run serves poorly: less than SERVED_SHARE of the best bit-width's gain over chance."""
+    table = run.evaluate("1-8,32").set_index("bits").accuracy
+    chance = 100.0 / DATASET_SHAPES[run.config.dataset][0]
+    best = table.max()
+    if table[bits] < chance + SERVED_SHARE * (best - chance):
+        raise ValueError(f"the run serves {bits} bits poorly: {table[bits]:.1f}% test accuracy (best {best:.1f}% at "
+                         f"{table.idxmax()} bits, chance {chance:.1f}%); pass --allow-low-accuracy to export it anyway")
+
+
+def export_run(run: str | Path | Run, bits: int, out: str | Path, force: bool = False,
+               allow_low_accuracy: bool = False) -> dict:
+    """Export ``run`` at ``bits`` to ``out`` (ONNX), after checking it against the fake-quantized model.
+
+    Refuses (ValueError, nothing written) an existing ``out`` without ``force``, a bit-width the
+    run serves poorly without ``allow_low_accuracy``, and an export whose test accuracy differs
+    from the fake-quantized model's by more than ACCURACY_TOLERANCE points. Returns :func:`compare`'s
+    numbers with the file's size.
+    """
+    out = Path(out)
+    bits = check_bits(bits)
+    if out.exists() and not force:
+        raise ValueError(f"{out} exists; pass --force to overwrite it")
+    run = run if isinstance(run, Run) else load_run(run)
+    if run.config.method == "dedicated" and bits not in run.config.bits:
+        raise ValueError(f"this Dedicated run has models for bits {','.join(map(str, run.config.bits))} only, "
+                         f"not {bits}; pick one of those")
+    if not allow_low_accuracy:
+        check_served(run, bits)
+    onnx_model = to_onnx(run.model(bits), bits, run.config.activation_bits,
+                         metadata={"run": config_hash(run.config), "method": run.config.method})
+    result = compare(run, bits, onnx_model)
+    gap = abs(result["export_accuracy"] - result["fake_quant_accuracy"])
+    if gap > ACCURACY_TOLERANCE:
+        raise ExportMismatchError(f"the export's test accuracy {result['export_accuracy']:.2f}% differs from the "
+                                  f"fake-quantized {result['fake_quant_accuracy']:.2f}% by {gap:.2f} points; "
+                                  "nothing was written (please report this)")
+    data = onnx_model.SerializeToString()
+    atomic_write_bytes(out, data)
+    return {**result, "path": str(out), "bytes": len(data)}
+
+
+# ---------------------------------------------------------------- bench rows
+
+def packed_bytes(onnx_model: onnx.ModelProto, bits: int) -> int:
+    """Model size with each weight code packed at ``bits`` bits (the all-ones kernel is not stored)
+    and every other number (float parameters, scales, shifts) at its stored width."""
+    total_bits = 0
+    for t in onnx_model.graph.initializer:
+        array = numpy_helper.to_array(t)
+        if t.name.endswith(".codes"):
+            total_bits += array[:-1].size * bits if _has_shift(onnx_model, t.name) else array.size * bits
+        else:
+            total_bits += array.size * array.itemsize * 8
+    return (total_bits + 7) // 8
+
+
+def _has_shift(onnx_model: onnx.ModelProto, codes_name: str) -> bool:
+    shift = codes_name[: -len(".codes")] + ".shift"
+    return any(t.name == shift for t in onnx_model.graph.initializer)
+
+
+def export_bench_rows(run: Run, bits: str | list[int] = "1-8,32", reps: int = 10, warmup: int = 2,
+                      threads: int | None = None) -> list[dict]:
+    """Rows (metric, value, unit, setting) per bit-width: latency at batch 1 and 128 of the
+    fake-quantized PyTorch model and of the onnxruntime export (best of ``reps``, taken in
+    turns), the cost of the shift term, and model size (packed at B bits, as stored; PyTorch's
+    float checkpoint for comparison)."""
+    from .bench import Variant, best, row, time_interleaved  # bench imports this module: import here, not above
+
+    threads = threads or torch.get_num_threads()
+    _, test = load_run_data(run.config)
+    where = f"{run.config.model} width {run.config.width:g}, run {config_hash(run.config)}, {threads} threads, CPU"
+    buffer = io.BytesIO()
+    torch.save(run.model(parse_bits(bits)[0]).state_dict(), buffer)
+    rows = [row("export_size", len(buffer.getvalue()), "bytes", f"PyTorch fake-quant checkpoint (float32 latent "
+                                                                 f"weights, every bit-width's BatchNorm); {where}")]
+    for b in parse_bits(bits):
+        model = run.model(b)
+        set_bits(model, b, run.config.activation_bits)
+        exact = to_onnx(model, b, run.config.activation_bits)
+        stored = exact.SerializeToString()
+        rows += [row("export_size", packed_bytes(exact, b), "bytes", f"{b}-bit, weights packed at {b} bits; {where}"),
+                 row("export_size", len(stored), "bytes", f"{b}-bit, ONNX file as stored (int8 codes); {where}")]
+        sessions = {"onnxruntime": session(stored, threads)}
+        if b != FULL_PRECISION:
+            sessions["onnxruntime without shift"] = session(to_onnx(model, b, run.config.activation_bits, shift=False),
+                                                            threads)
+        for n in (1, 128):
+            x = test.inputs(torch.arange(n) % len(test)).float().contiguous()
+            feed = {"input": x.numpy()}
+            variants = [Variant("pytorch", lambda x=x: model(x.to(memory_format=torch.channels_last)), threads)]
+            variants += [Variant(name, lambda s=s: s.run(["logits"], feed), threads) for name, s in sessions.items()]
+            with torch.no_grad():
+                t = best(time_interleaved(variants, reps, warmup))
+            rows += [row("export_latency", t["pytorch"] * 1e3, "ms", f"{b}-bit, batch {n}, PyTorch fake-quant; {where}"),
+                     row("export_latency", t["onnxruntime"] * 1e3, "ms", f"{b}-bit, batch {n}, onnxruntime integer "
+                                                                       f"export; {where}")]
+            if b != FULL_PRECISION:
+                rows.append(row("export_shift_cost", t["onnxruntime"] / t["onnxruntime without shift"], "x",
+                                f"{b}-bit, batch {n}: onnxruntime latency with the exact per-channel shift term over "
+                                f"the export without it; {where}"))
+    return rows
+
+
+__all__ = ["ActivationGrid", "IntegerWeight", "integer_weight", "to_onnx", "dequantized_weights", "session",
+           "onnx_logits", "compare", "check_served", "export_run", "packed_bytes", "export_bench_rows",
+           "ExportMismatchError"]
