@@ -97,7 +97,8 @@ def _export(args: argparse.Namespace) -> None:
     bits = parse_bits(args.bits)
     if len(bits) != 1:
         raise ValueError(f"export takes one bit-width, got {args.bits!r}; run it once per bit-width")
-    result = export_run(args.run, bits[0], args.out, force=args.force, allow_low_accuracy=args.allow_low_accuracy)
+    result = export_run(args.run, bits[0], args.out, force=args.force, allow_low_accuracy=args.allow_low_accuracy,
+                        kernel=args.kernel)
     print(f"wrote {result['path']} ({result['bytes']} bytes): {bits[0]}-bit test accuracy "
           f"{result['export_accuracy']:.2f}% with onnxruntime, {result['fake_quant_accuracy']:.2f}% fake-quantized "
           f"(largest logit difference {result['max_logit_difference']:.2g})")
@@ -138,6 +139,8 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("--bits", required=True, help="one bit-width: 1..8 or 32")
     export.add_argument("--out", required=True, help="the .onnx file to write")
     export.add_argument("--force", action="store_true", help="overwrite an existing --out")
+    export.add_argument("--kernel", choices=["qdq", "integer"], default="qdq",
+                        help="quantized convs as DequantizeLinear + float Conv (fast), or ConvInteger (int32 sums)")
     export.add_argument("--allow-low-accuracy", action="store_true",
                         help="export a bit-width that the run serves poorly (see the error's accuracies)")
     export.set_defaults(func=_export)

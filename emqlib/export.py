@@ -1,16 +1,24 @@
 """Integer deployment: a trained multi-bit ResNet at one bit-width as an integer ONNX model for onnxruntime.
 
 ``python -m emqlib export RUN --bits B --out FILE`` (and :func:`export_run`) writes the model
-that the run serves at B bits as an ONNX graph whose quantized convolutions multiply integers:
+that the run serves at B bits as an ONNX graph that stores and passes integers:
 
 * activation codes: BN -> q = round(clip(x * (2^a - 1), 0, 2^a - 1)) as uint8 (DoReFa,
   Any-Precision's activation quantizer), or round(clip(x / step, 0, Q_P)) (LSQ): the
-  fake-quantized model's own operations in its own order, so a code differs only where
-  onnxruntime's float32 rounding of the input puts it on the other side of a rounding tie;
-* weight codes: int8 c in [-2^(b-1), 2^(b-1) - 1], per output channel a scale S_c (zero-point 0)
-  and a float shift T_c, so that S_c * c + T_c is the corrected fake-quantized weight;
-* ConvInteger (uint8 x int8 -> int32, exact integer sums), then one float multiply-add per
-  output channel: y = s_a * (S_c * conv(q, c) + T_c * boxsum(q)).
+  fake-quantized model's own operations in its own order (not QuantizeLinear, whose x / scale
+  with scale = 1 / (2^a - 1) rounds differently), so a code differs only where onnxruntime's
+  float32 rounding of the input puts it on the other side of a rounding tie;
+* weight codes: int8 c in [-2^(b-1), 2^(b-1) - 1] with, per output channel, a scale S_c
+  (zero-point 0) and a float shift T_c, so that S_c c + T_c is the corrected fake-quantized weight.
+
+Two forms of the quantized convolution (``kernel``):
+
+* ``"qdq"`` (the default): DequantizeLinear of the activation and weight codes, the shift added
+  to the dequantized weight, then onnxruntime's float Conv: conv(s_a q, S c + T);
+* ``"integer"``: ConvInteger (uint8 x int8 -> int32, exact integer sums), then one float
+  multiply-add per output channel: y = s_a (S_c conv(q, c) + T_c boxsum(q)). onnxruntime's
+  ConvInteger kernel is about 10x slower than its float Conv on these small convolutions
+  (measured by :func:`export_bench_rows`), hence the default.
 
 The grids that the integer types cannot hold directly, and how they are handled:
 
@@ -21,12 +29,13 @@ The grids that the integer types cannot hold directly, and how they are handled:
 2. EMQ's weight bias correction, w' = r (w_q + E[w] - E[w_q]) per output channel (EMQ, weight
    bias correction; ``correction_mode="exact"``: r (w_q - E[w_q]) + E[w]), is affine in w_q:
    the scale becomes r S and the shift r o + d, which is not an integer zero-point either.
-Both shifts are one per-channel float T_c, applied exactly as a float term on the input sums:
-conv(q, S c + T) = S conv(q, c) + T boxsum(q), where boxsum(q) is the sum of the codes over the
-kernel window (zero padding included). It is computed by the same ConvInteger as one extra
+Both shifts are one per-channel float T_c. The QDQ form adds it to the dequantized weight (one
+Add on the weights per run). The integer form applies it exactly as a float term on the input
+sums: conv(q, S c + T) = S conv(q, c) + T boxsum(q), where boxsum(q) is the sum of the codes
+over the kernel window (zero padding included), computed by the same ConvInteger as one extra
 output channel whose kernel is all ones (1 / C_out more multiply-adds, then a slice, a multiply
-and an add per output); :func:`export_bench_rows` measures its latency against an export
-without it (``shift=False``, not the model's numbers).
+and an add per output). :func:`export_bench_rows` measures its latency against an export without
+it (``shift=False``, not the model's numbers).
 
 What is exact and what is not: the integer codes of weights and activations equal the
 fake-quantized model's (atol 0 for the weights); the dequantized weights S_c c + T_c equal the
@@ -160,10 +169,17 @@ def integer_weight(layer: QConv2d) -> IntegerWeight:
 
 # ---------------------------------------------------------------- ONNX graph
 
-class _Graph:
-    """A tiny ONNX graph builder: nodes, float/int initializers, unique names."""
+KERNELS = ("qdq", "integer")
 
-    def __init__(self) -> None:
+
+class _Graph:
+    """A tiny ONNX graph builder (nodes, initializers, unique names) with the export's choices:
+    ``kernel`` of the quantized convs and whether they apply the exact ``shift`` term."""
+
+    def __init__(self, kernel: str, shift: bool) -> None:
+        if kernel not in KERNELS:
+            raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+        self.kernel, self.shift = kernel, shift
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[onnx.TensorProto] = []
         self._count = 0
@@ -213,7 +229,7 @@ def _activation_codes(g: _Graph, x: str, grid: ActivationGrid, name: str) -> str
     return g.add("Cast", [g.add("Round", [clipped], name)], name, to=TensorProto.UINT8)
 
 
-def _integer_conv(g: _Graph, codes: str, conv: QConv2d, grid: ActivationGrid, name: str, shift: bool) -> str:
+def _integer_conv(g: _Graph, codes: str, conv: QConv2d, grid: ActivationGrid, name: str) -> str:
     """y = s_a (S_c conv(q, c) + T_c boxsum(q)): one ConvInteger, the all-ones kernel as its last output channel.
 
     Initializers: ``<name>.codes`` (int8), ``<name>.scale`` S_c and ``<name>.shift`` T_c ([out, 1, 1]),
@@ -222,13 +238,13 @@ def _integer_conv(g: _Graph, codes: str, conv: QConv2d, grid: ActivationGrid, na
     weight = integer_weight(conv)
     out = weight.codes.shape[0]
     kernel = weight.codes.numpy()
-    if shift:
+    if g.shift:
         kernel = np.concatenate([kernel, np.ones((1, *kernel.shape[1:]), dtype=np.int8)])
     sums = g.add("Cast", [g.add("ConvInteger", [codes, g.const(f"{name}.codes", kernel)], name,
                                 **_conv_attrs(conv))], name, to=TensorProto.FLOAT)
     step = g.const(f"{name}.step", np.float32(grid.step))
     scale = g.add("Mul", [g.const(f"{name}.scale", weight.scale.float().numpy().reshape(out, 1, 1)), step], name)
-    if not shift:
+    if not g.shift:
         return g.add("Mul", [sums, scale], name)
     index = lambda n, v: g.const(f"{name}.{n}", np.array([v], dtype=np.int64))  # noqa: E731
     axis, start, stop, end = index("axis", 1), index("start", 0), index("stop", out), index("end", out + 1)
@@ -238,8 +254,26 @@ def _integer_conv(g: _Graph, codes: str, conv: QConv2d, grid: ActivationGrid, na
     return g.add("Add", [products, window], name)
 
 
-def _quantized_conv(g: _Graph, x: str, bn: MultiBitBatchNorm2d, act: QuantAct, conv: QConv2d, name: str,
-                    shift: bool) -> str:
+def _qdq_conv(g: _Graph, codes: str, conv: QConv2d, grid: ActivationGrid, name: str) -> str:
+    """conv(DequantizeLinear(q), DequantizeLinear(c) + T_c): the codes dequantized when the model
+    runs, the shift added to the weight, the convolution in float (onnxruntime's float kernels).
+
+    Initializers: ``<name>.codes`` (int8), ``<name>.scale`` S_c ([out], zero-point 0) and
+    ``<name>.shift`` T_c ([out, 1, 1, 1]), ``<name>.step`` s_a (uint8 zero-point 0).
+    """
+    weight = integer_weight(conv)
+    out = weight.codes.shape[0]
+    x = g.add("DequantizeLinear", [codes, g.const(f"{name}.step", np.float32(grid.step)),
+                                   g.const(f"{name}.act.zero_point", np.uint8(0))], name)
+    w = g.add("DequantizeLinear", [g.const(f"{name}.codes", weight.codes.numpy()),
+                                   g.const(f"{name}.scale", weight.scale.float().numpy()),
+                                   g.const(f"{name}.zero_point", np.zeros(out, dtype=np.int8))], name, axis=0)
+    if g.shift:
+        w = g.add("Add", [w, g.const(f"{name}.shift", weight.shift.float().numpy().reshape(out, 1, 1, 1))], name)
+    return g.add("Conv", [x, w], name, **_conv_attrs(conv))
+
+
+def _quantized_conv(g: _Graph, x: str, bn: MultiBitBatchNorm2d, act: QuantAct, conv: QConv2d, name: str) -> str:
     """BN -> activation quantizer -> quantized conv of a pre-activation block, at the current bit-widths."""
     h = _batch_norm(g, x, _running_norm(bn), f"{name}.bn")
     if act.bits == FULL_PRECISION:
@@ -249,12 +283,13 @@ def _quantized_conv(g: _Graph, x: str, bn: MultiBitBatchNorm2d, act: QuantAct, c
             h = g.add("Clip", [h, g.const(f"{name}.low", np.float32(0)), g.const(f"{name}.high", np.float32(1))], name)
         return _float_conv(g, h, conv, conv.full_precision_weight(), name)
     grid = ActivationGrid.of(act, act.bits)
-    return _integer_conv(g, _activation_codes(g, h, grid, f"{name}.act"), conv, grid, name, shift)
+    quantized = _integer_conv if g.kernel == "integer" else _qdq_conv
+    return quantized(g, _activation_codes(g, h, grid, f"{name}.act"), conv, grid, name)
 
 
-def _block(g: _Graph, x: str, block: PreActBlock, name: str, shift: bool) -> str:
-    out = _quantized_conv(g, x, block.bn1, block.act1, block.conv1, f"{name}.conv1", shift)
-    out = _quantized_conv(g, out, block.bn2, block.act2, block.conv2, f"{name}.conv2", shift)
+def _block(g: _Graph, x: str, block: PreActBlock, name: str) -> str:
+    out = _quantized_conv(g, x, block.bn1, block.act1, block.conv1, f"{name}.conv1")
+    out = _quantized_conv(g, out, block.bn2, block.act2, block.conv2, f"{name}.conv2")
     skip = x
     if not isinstance(block.shortcut, nn.Identity):
         conv, bn = block.shortcut
@@ -271,22 +306,23 @@ def _check_bits(model: nn.Module, bits: int, activation_bits: int) -> None:
 
 
 @torch.no_grad()
-def to_onnx(model: nn.Module, bits: int, activation_bits: int | None = None, shift: bool = True,
-            metadata: dict | None = None) -> onnx.ModelProto:
+def to_onnx(model: nn.Module, bits: int, activation_bits: int | None = None, kernel: str = "qdq",
+            shift: bool = True, metadata: dict | None = None) -> onnx.ModelProto:
     """The ONNX model of ``model`` (a PreActResNet) at ``bits`` (activations at ``activation_bits``).
 
-    ``shift=False`` leaves out the per-channel shift term T_c boxsum(q): the result is then not
-    the model's numbers, only a measure of what the term costs.
+    ``kernel``: "qdq" (DequantizeLinear of the codes, float Conv) or "integer" (ConvInteger on
+    the codes, int32 sums). ``shift=False`` leaves out the per-channel shift T_c: the result is
+    then not the model's numbers, only a measure of what the term costs.
     """
     bits = check_bits(bits)
     activation_bits = bits if activation_bits is None else check_bits(activation_bits)
     _check_bits(model, bits, activation_bits)
     model = model.float().eval()
     set_bits(model, bits, activation_bits)
-    g = _Graph()
+    g = _Graph(kernel, shift)
     h = _float_conv(g, "input", model.stem, model.stem.weight, "stem")
     for i, block in enumerate(model.layers):
-        h = _block(g, h, block, f"layers.{i}", shift)
+        h = _block(g, h, block, f"layers.{i}")
     h = _batch_norm(g, h, _running_norm(model.bn), "bn")
     features = g.add("Flatten", [g.add("GlobalAveragePool", [h], "pool")], "pool")
     logits = g.add("Gemm", [features, g.const("classifier.weight", _f32(model.classifier.weight)),
@@ -301,7 +337,7 @@ def to_onnx(model: nn.Module, bits: int, activation_bits: int | None = None, shi
     onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="emqlib")
     onnx_model.ir_version = 10  # onnxruntime 1.32 reads IR <= 11
     helper.set_model_props(onnx_model, {"bits": str(bits), "activation_bits": str(activation_bits),
-                                        "shift": str(shift), **(metadata or {})})
+                                        "kernel": kernel, "shift": str(shift), **(metadata or {})})
     onnx.checker.check_model(onnx_model)
     return onnx_model
 
@@ -312,10 +348,11 @@ def dequantized_weights(onnx_model: onnx.ModelProto) -> dict[str, np.ndarray]:
     init = {t.name: numpy_helper.to_array(t) for t in onnx_model.graph.initializer}
     weights = {}
     for name in (n[: -len(".codes")] for n in init if n.endswith(".codes")):
-        scale = init[f"{name}.scale"]
-        shift = init.get(f"{name}.shift", np.zeros_like(scale))
-        codes = init[f"{name}.codes"][: len(scale)]  # without the all-ones channel
-        weights[name] = scale[..., None] * codes.astype(np.float32) + shift[..., None]
+        channel = (init[f"{name}.scale"].size, 1, 1, 1)
+        scale = init[f"{name}.scale"].reshape(channel)
+        shift = init.get(f"{name}.shift", np.zeros_like(scale)).reshape(channel)
+        codes = init[f"{name}.codes"][: len(scale)]  # without the all-ones channel of the integer kernel
+        weights[name] = scale * codes.astype(np.float32) + shift
     return weights
 
 
@@ -379,7 +416,7 @@ def check_served(run: Run, bits: int, allow_low_accuracy: bool = False) -> None:
 
 
 def export_run(run: str | Path | Run, bits: int, out: str | Path, force: bool = False,
-               allow_low_accuracy: bool = False) -> dict:
+               allow_low_accuracy: bool = False, kernel: str = "qdq") -> dict:
     """Export ``run`` at ``bits`` to ``out`` (ONNX), after checking it against the fake-quantized model.
 
     Refuses (ValueError, nothing written) an existing ``out`` without ``force``, a bit-width the
@@ -393,7 +430,7 @@ def export_run(run: str | Path | Run, bits: int, out: str | Path, force: bool = 
         raise ValueError(f"{out} exists; pass --force to overwrite it")
     run = run if isinstance(run, Run) else load_run(run)
     check_served(run, bits, allow_low_accuracy)
-    onnx_model = to_onnx(run.model(bits), bits, run.config.activation_bits,
+    onnx_model = to_onnx(run.model(bits), bits, run.config.activation_bits, kernel,
                          metadata={"run": config_hash(run.config), "method": run.config.method})
     result = compare(run, bits, onnx_model)
     gap = abs(result["export_accuracy"] - result["fake_quant_accuracy"])
@@ -409,29 +446,25 @@ def export_run(run: str | Path | Run, bits: int, out: str | Path, force: bool = 
 # ---------------------------------------------------------------- bench rows
 
 def packed_bytes(onnx_model: onnx.ModelProto, bits: int) -> int:
-    """Model size with each weight code packed at ``bits`` bits (the all-ones kernel is not stored)
-    and every other number (float parameters, scales, shifts) at its stored width."""
+    """Model size with each weight code packed at ``bits`` bits (the integer kernel's all-ones
+    channel not counted) and every other number (float parameters, scales, shifts) at its stored width."""
+    init = {t.name: numpy_helper.to_array(t) for t in onnx_model.graph.initializer}
     total_bits = 0
-    for t in onnx_model.graph.initializer:
-        array = numpy_helper.to_array(t)
-        if t.name.endswith(".codes"):
-            total_bits += array[:-1].size * bits if _has_shift(onnx_model, t.name) else array.size * bits
+    for name, array in init.items():
+        if name.endswith(".codes"):
+            out = init[name[: -len(".codes")] + ".scale"].size  # the weight's channels, not the all-ones one
+            total_bits += array[:out].size * bits
         else:
             total_bits += array.size * array.itemsize * 8
     return (total_bits + 7) // 8
 
 
-def _has_shift(onnx_model: onnx.ModelProto, codes_name: str) -> bool:
-    shift = codes_name[: -len(".codes")] + ".shift"
-    return any(t.name == shift for t in onnx_model.graph.initializer)
-
-
 def export_bench_rows(run: Run, bits: str | list[int] = "1-8,32", reps: int = 10, warmup: int = 2,
                       threads: int | None = None) -> list[dict]:
     """Rows (metric, value, unit, setting) per bit-width: latency at batch 1 and 128 of the
-    fake-quantized PyTorch model and of the onnxruntime export (best of ``reps``, taken in
-    turns), the cost of the shift term, and model size (packed at B bits, as stored; PyTorch's
-    float checkpoint for comparison)."""
+    fake-quantized PyTorch model and of the onnxruntime exports (both kernels; best of ``reps``,
+    taken in turns), what the exact shift term costs the integer kernel, and model size (weights
+    packed at B bits, and as stored; PyTorch's float checkpoint for comparison)."""
     from .bench import Variant, best, row, time_interleaved  # bench imports this module: import here, not above
 
     threads = threads or torch.get_num_threads()
@@ -443,32 +476,34 @@ def export_bench_rows(run: Run, bits: str | list[int] = "1-8,32", reps: int = 10
                                                                  f"weights, every bit-width's BatchNorm); {where}")]
     for b in parse_bits(bits):
         model = run.model(b)
-        set_bits(model, b, run.config.activation_bits)
-        exact = to_onnx(model, b, run.config.activation_bits)
-        stored = exact.SerializeToString()
-        rows += [row("export_size", packed_bytes(exact, b), "bytes", f"{b}-bit, weights packed at {b} bits; {where}"),
-                 row("export_size", len(stored), "bytes", f"{b}-bit, ONNX file as stored (int8 codes); {where}")]
-        sessions = {"onnxruntime": session(stored, threads)}
+        exports = {"onnxruntime float": to_onnx(model, b, run.config.activation_bits)} if b == FULL_PRECISION else {
+            f"onnxruntime {kernel}": to_onnx(model, b, run.config.activation_bits, kernel) for kernel in KERNELS}
+        for name, onnx_model in exports.items():
+            stored = len(onnx_model.SerializeToString())
+            rows += [row("export_size", packed_bytes(onnx_model, b), "bytes",
+                         f"{b}-bit, {name}, weights packed at {b} bits; {where}"),
+                     row("export_size", stored, "bytes", f"{b}-bit, {name}, ONNX file as stored; {where}")]
+        sessions = {name: session(onnx_model, threads) for name, onnx_model in exports.items()}
         if b != FULL_PRECISION:
-            sessions["onnxruntime without shift"] = session(to_onnx(model, b, run.config.activation_bits, shift=False),
-                                                            threads)
+            sessions["integer without shift"] = session(to_onnx(model, b, run.config.activation_bits, "integer",
+                                                                shift=False), threads)
         for n in (1, 128):
             x = test.inputs(torch.arange(n) % len(test)).float().contiguous()
             feed = {"input": x.numpy()}
-            variants = [Variant("pytorch", lambda x=x: model(x.to(memory_format=torch.channels_last)), threads)]
+            variants = [Variant("PyTorch fake-quant", lambda x=x: model(x.to(memory_format=torch.channels_last)),
+                                threads)]
             variants += [Variant(name, lambda s=s: s.run(["logits"], feed), threads) for name, s in sessions.items()]
             with torch.no_grad():
                 t = best(time_interleaved(variants, reps, warmup))
-            rows += [row("export_latency", t["pytorch"] * 1e3, "ms", f"{b}-bit, batch {n}, PyTorch fake-quant; {where}"),
-                     row("export_latency", t["onnxruntime"] * 1e3, "ms", f"{b}-bit, batch {n}, onnxruntime integer "
-                                                                       f"export; {where}")]
+            rows += [row("export_latency", t[name] * 1e3, "ms", f"{b}-bit, batch {n}, {name}; {where}")
+                     for name in ["PyTorch fake-quant", *exports]]
             if b != FULL_PRECISION:
-                rows.append(row("export_shift_cost", t["onnxruntime"] / t["onnxruntime without shift"], "x",
-                                f"{b}-bit, batch {n}: onnxruntime latency with the exact per-channel shift term over "
-                                f"the export without it; {where}"))
+                rows.append(row("export_shift_cost", t["onnxruntime integer"] / t["integer without shift"], "x",
+                                f"{b}-bit, batch {n}: onnxruntime integer kernel with the exact per-channel shift "
+                                f"term over the same without it; {where}"))
     return rows
 
 
-__all__ = ["ActivationGrid", "IntegerWeight", "integer_weight", "to_onnx", "dequantized_weights", "session",
+__all__ = ["KERNELS", "ActivationGrid", "IntegerWeight", "integer_weight", "to_onnx", "dequantized_weights", "session",
            "onnx_logits", "compare", "served_bits", "check_served", "export_run", "packed_bytes", "export_bench_rows",
            "ExportMismatchError"]

@@ -109,23 +109,27 @@ def test_only_resnets_and_matching_weight_and_activation_precision_are_exported(
 
 # ---------------------------------------------------------------- trained smoke models
 
+@pytest.mark.parametrize("kernel", ["qdq", "integer"])
 @pytest.mark.parametrize("bits", SUPPORTED_BITS)
-def test_export_equals_the_fake_quantized_model_at_every_bit_width(runs, bits):
+def test_export_equals_the_fake_quantized_model_at_every_bit_width(runs, bits, kernel):
     run = runs["emq"]
-    onnx_model = to_onnx(run.model(bits), bits)
+    onnx_model = to_onnx(run.model(bits), bits, kernel=kernel)
     result = compare(run, bits, onnx_model)
     assert abs(result["export_accuracy"] - result["fake_quant_accuracy"]) <= ACCURACY_TOLERANCE
     assert result["max_logit_difference"] <= LOGIT_BOUND
     ops = [n.op_type for n in onnx_model.graph.node]
-    # every quantized conv multiplies uint8 activation codes by int8 weight codes; 32 bits is all float
-    assert ops.count("ConvInteger") == (0 if bits == 32 else len(quantized_convs(run.model(bits))))
+    # every quantized conv takes uint8 activation codes and int8 weight codes; 32 bits is all float
+    n_convs = 0 if bits == 32 else len(quantized_convs(run.model(bits)))
+    assert ops.count("ConvInteger") == (n_convs if kernel == "integer" else 0)
+    assert ops.count("DequantizeLinear") == (2 * n_convs if kernel == "qdq" else 0)
 
 
+@pytest.mark.parametrize("kernel", ["qdq", "integer"])
 @pytest.mark.parametrize("bits", [1, 2, 5, 8])
-def test_onnx_initializers_dequantize_to_the_corrected_fake_quant_weights(runs, bits):
+def test_onnx_initializers_dequantize_to_the_corrected_fake_quant_weights(runs, bits, kernel):
     run = runs["emq"]
     model = run.model(bits)
-    onnx_model = to_onnx(model, bits)
+    onnx_model = to_onnx(model, bits, kernel=kernel)
     stored = {t.name: numpy_helper.to_array(t) for t in onnx_model.graph.initializer}
     dequantized = dequantized_weights(onnx_model)
     convs = quantized_convs(model)
@@ -133,18 +137,21 @@ def test_onnx_initializers_dequantize_to_the_corrected_fake_quant_weights(runs, 
     for name, conv in convs.items():
         codes = stored[f"{name}.codes"]
         assert codes.dtype == np.int8
-        # the integer codes are exact; the last output channel is the all-ones kernel of the shift term
-        assert np.array_equal(codes[:-1], integer_weight(conv).codes.numpy()) and (codes[-1] == 1).all()
+        out = conv.out_channels
+        # the integer codes are exact; the integer kernel's last output channel is the all-ones kernel of the shift
+        assert np.array_equal(codes[:out], integer_weight(conv).codes.numpy())
+        assert len(codes) == out + (kernel == "integer") and (kernel == "qdq" or (codes[-1] == 1).all())
         fake_quant = conv.quantized_weight().detach().numpy()
         assert np.abs(dequantized[name] - fake_quant).max() <= WEIGHT_BOUND * np.abs(fake_quant).max()
 
 
-def test_the_shift_term_is_needed(runs):
-    """Without T_c boxsum(q) (DoReFa's half-level offset and the correction's mean shift) the logits are wrong."""
+@pytest.mark.parametrize("kernel", ["qdq", "integer"])
+def test_the_shift_term_is_needed(runs, kernel):
+    """Without T_c (DoReFa's half-level offset and the correction's mean shift) the logits are wrong."""
     run = runs["emq"]
     _, test = load_run_data(run.config)
-    exact = onnx_logits(session(to_onnx(run.model(4), 4)), test)
-    without = onnx_logits(session(to_onnx(run.model(4), 4, shift=False)), test)
+    exact = onnx_logits(session(to_onnx(run.model(4), 4, kernel=kernel)), test)
+    without = onnx_logits(session(to_onnx(run.model(4), 4, kernel=kernel, shift=False)), test)
     assert (exact - without).abs().max() > 10 * LOGIT_BOUND
 
 
@@ -168,12 +175,13 @@ def run_cli(*argv) -> int:
     return main(["export", *map(str, argv)])
 
 
-def test_export_command_writes_a_model_that_onnxruntime_runs(runs, tmp_path, capsys):
+@pytest.mark.parametrize("kernel", ["qdq", "integer"])
+def test_export_command_writes_a_model_that_onnxruntime_runs(runs, tmp_path, capsys, kernel):
     out = tmp_path / "model-4bit.onnx"
-    assert run_cli(runs["emq"].path, "--bits", "4", "--out", out) == 0
+    assert run_cli(runs["emq"].path, "--bits", "4", "--out", out, "--kernel", kernel) == 0
     assert "wrote" in capsys.readouterr().out
     onnx.checker.check_model(onnx.load(out))
-    assert onnx.load(out).metadata_props[0].key == "bits"
+    assert {p.key: p.value for p in onnx.load(out).metadata_props}["kernel"] == kernel
     _, test = load_run_data(runs["emq"].config)
     assert onnx_logits(session(out.read_bytes()), test).shape == (len(test), 4)
 
@@ -245,11 +253,12 @@ def test_export_bench_rows(runs):
     assert list(rows.columns) == ["metric", "value", "unit", "setting"]
     assert (rows.value > 0).all()
     latency = rows[rows.metric == "export_latency"]
-    assert len(latency) == 2 * 2 * 2  # 2 bit-widths x batch 1, 128 x PyTorch, onnxruntime
-    for runtime in ("PyTorch fake-quant", "onnxruntime"):
-        for batch in (1, 128):
-            assert latency.setting.str.contains(f"batch {batch}, {runtime}").sum() == 2
+    # per batch size: PyTorch and both kernels at 2 bits, PyTorch and the float export at 32 bits
+    for batch in (1, 128):
+        at = latency[latency.setting.str.contains(f"batch {batch},")]
+        assert sorted(at.setting.str.extract(r"batch \d+, ([^;]+);")[0]) == [
+            "PyTorch fake-quant", "PyTorch fake-quant", "onnxruntime float", "onnxruntime integer", "onnxruntime qdq"]
     sizes = rows[rows.metric == "export_size"]
-    packed = sizes[sizes.setting.str.contains("packed")].value.tolist()
-    assert len(packed) == 2 and packed[0] < packed[1]  # 2-bit codes pack smaller than 32-bit floats
+    packed = sizes[sizes.setting.str.contains("packed")]
+    assert len(packed) == 3 and packed.value.iloc[0] < packed.value.iloc[-1]  # 2-bit codes pack smaller than floats
     assert (rows.metric == "export_shift_cost").sum() == 2  # batch 1 and 128 at 2 bits; none at 32
