@@ -22,8 +22,9 @@ from emqlib.quant import QConv2d, QuantAct, QuantSpec
 from emqlib.runs import Run, get_run
 from emqlib.train import Runtime, load_run_data
 
-# logits of the export and of the fake-quantized model: float32 summation order differs, and an
-# activation code may land on the other side of a rounding tie (measured: below 3e-4 on the smoke model)
+# logits of the export and of the fake-quantized model (|logit| about 1.3): float32 summation order
+# differs, and an activation at a rounding tie may get the neighbouring code, which moves the logits
+# by up to about a code's step times the weights after it (measured: below 3e-4 on the smoke model)
 LOGIT_BOUND = 1e-2
 # dequantized weight vs the corrected fake-quantized one, as a share of the layer's largest |weight|:
 # both are float32 roundings of the same real number (measured: below 2e-7)
