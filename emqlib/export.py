@@ -64,7 +64,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 from torch import Tensor, nn
 
-from .bits import FULL_PRECISION, SUPPORTED_BITS, check_bits, parse_bits, set_bits
+from .bits import FULL_PRECISION, SUPPORTED_BITS, bit_width, check_bits, parse_bits, set_bits
 from .bn import MultiBitBatchNorm2d
 from .config import config_hash
 from .correction import EPS, _moments
@@ -318,13 +318,12 @@ def to_onnx(model: nn.Module, bits: int, activation_bits: int | None = None, ker
     bits = check_bits(bits)
     activation_bits = bits if activation_bits is None else check_bits(activation_bits)
     _check_bits(model, bits, activation_bits)
-    model = model.float().eval()
-    set_bits(model, bits, activation_bits)
     g = _Graph(kernel, shift)
-    h = _float_conv(g, "input", model.stem, model.stem.weight, "stem")
-    for i, block in enumerate(model.layers):
-        h = _block(g, h, block, f"layers.{i}")
-    h = _batch_norm(g, h, _running_norm(model.bn), "bn")
+    with bit_width(model, bits, activation_bits):  # the model's own bit-widths are restored after
+        h = _float_conv(g, "input", model.stem, model.stem.weight, "stem")
+        for i, block in enumerate(model.layers):
+            h = _block(g, h, block, f"layers.{i}")
+        h = _batch_norm(g, h, _running_norm(model.bn), "bn")
     features = g.add("Flatten", [g.add("GlobalAveragePool", [h], "pool")], "pool")
     logits = g.add("Gemm", [features, g.const("classifier.weight", _f32(model.classifier.weight)),
                             g.const("classifier.bias", _f32(model.classifier.bias))], "classifier", transB=1)
@@ -477,6 +476,7 @@ def export_bench_rows(run: Run, bits: str | list[int] = "1-8,32", reps: int = 10
                                                                  f"weights, every bit-width's BatchNorm); {where}")]
     for b in parse_bits(bits):
         model = run.model(b)
+        set_bits(model, b, run.config.activation_bits)
         exports = {"onnxruntime float": to_onnx(model, b, run.config.activation_bits)} if b == FULL_PRECISION else {
             f"onnxruntime {kernel}": to_onnx(model, b, run.config.activation_bits, kernel) for kernel in KERNELS}
         for name, onnx_model in exports.items():

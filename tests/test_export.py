@@ -12,7 +12,7 @@ import torch
 from onnx import numpy_helper
 
 from emqlib.__main__ import main
-from emqlib.bits import SUPPORTED_BITS, set_bits
+from emqlib.bits import SUPPORTED_BITS, current_bits, set_bits
 from emqlib.config import profile_config
 from emqlib.correction import bias_correct
 from emqlib.export import (ACCURACY_TOLERANCE, ActivationGrid, ExportMismatchError, compare, dequantized_weights,
@@ -130,7 +130,9 @@ def test_export_equals_the_fake_quantized_model_at_every_bit_width(runs, bits, k
 def test_onnx_initializers_dequantize_to_the_corrected_fake_quant_weights(runs, bits, kernel):
     run = runs["emq"]
     model = run.model(bits)
+    set_bits(model, bits)
     onnx_model = to_onnx(model, bits, kernel=kernel)
+    assert current_bits(model) == (bits, bits)  # to_onnx leaves the model at its own bit-widths
     stored = {t.name: numpy_helper.to_array(t) for t in onnx_model.graph.initializer}
     dequantized = dequantized_weights(onnx_model)
     convs = quantized_convs(model)
