@@ -45,7 +45,7 @@ corrected fake-quantized weights up to float32 rounding, not bit for bit (torch 
 a (2 round(u L) / L - 1) and then the correction in several float32 steps, the export rounds
 S_c c + T_c once: measured at most 2e-7 of a layer's largest weight); and the logits differ by
 float summation order, and where an activation lands on a rounding tie, by one code there and
-what follows from it (measured: largest logit difference 3e-4 on the smoke model, 1.9e-2 on a
+what follows from it (measured: largest logit difference 3e-4 on the smoke model, 2.4e-2 on a
 cpu-profile model, from one of its 10,000 test images at 1 bit; test accuracy equal at 1-8, 32 bits). Everything else stays float: the stem conv, the 1x1
 shortcut convs with their BatchNorm, the BatchNorms (the one that runs at B bits: shared, or
 the switchable one that ``MultiBitBatchNorm2d.key`` picks) and the classifier, as in the
