@@ -1,7 +1,8 @@
-"""Command line: ``python -m emqlib train|eval|download``.
+"""Command line: ``python -m emqlib train|eval|export|download``.
 
   python -m emqlib train --profile cpu --method emq --bits 2,4,8,32 [--out DIR]
   python -m emqlib eval RUN --bits 1-8,32 [--recalibrate]
+  python -m emqlib export RUN --bits 4 --out model-4bit.onnx [--force]   (integer ONNX for onnxruntime)
   torchrun --nproc_per_node 2 -m emqlib train --profile smoke ...   (DistributedDataParallel)
 
 Bad input ends with a one-line ``error: ...`` that says what to do, and exit status 2.
@@ -90,6 +91,19 @@ def _eval(args: argparse.Namespace) -> None:
     print(frame.to_string(index=False))
 
 
+def _export(args: argparse.Namespace) -> None:
+    from .export import export_run
+
+    bits = parse_bits(args.bits)
+    if len(bits) != 1:
+        raise ValueError(f"export takes one bit-width, got {args.bits!r}; run it once per bit-width")
+    result = export_run(args.run, bits[0], args.out, force=args.force, allow_low_accuracy=args.allow_low_accuracy,
+                        kernel=args.kernel)
+    print(f"wrote {result['path']} ({result['bytes']} bytes): {bits[0]}-bit test accuracy "
+          f"{result['export_accuracy']:.2f}% with onnxruntime, {result['fake_quant_accuracy']:.2f}% fake-quantized "
+          f"(largest logit difference {result['max_logit_difference']:.2g})")
+
+
 def _download(args: argparse.Namespace) -> None:
     from .data import load_dataset
 
@@ -120,6 +134,16 @@ def parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--bits", default="1-8,32")
     evaluate.add_argument("--recalibrate", action="store_true", help="re-estimate BatchNorm statistics per bit-width")
     evaluate.set_defaults(func=_eval)
+    export = sub.add_parser("export", help="write a finished run at one bit-width as an integer ONNX model")
+    export.add_argument("run", help="run folder or hash")
+    export.add_argument("--bits", required=True, help="one bit-width: 1..8 or 32")
+    export.add_argument("--out", required=True, help="the .onnx file to write")
+    export.add_argument("--force", action="store_true", help="overwrite an existing --out")
+    export.add_argument("--kernel", choices=["qdq", "integer"], default="qdq",
+                        help="quantized convs as DequantizeLinear + float Conv (fast), or ConvInteger (int32 sums)")
+    export.add_argument("--allow-low-accuracy", action="store_true",
+                        help="export a bit-width that the run serves poorly (see the error's accuracies)")
+    export.set_defaults(func=_export)
     download = sub.add_parser("download", help="download a data set (needs internet)")
     download.add_argument("dataset", choices=["fashion-mnist", "cifar10", "cifar100"])
     download.set_defaults(func=_download)
