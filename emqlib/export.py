@@ -76,7 +76,7 @@ from .models.resnet import PreActBlock, PreActResNet
 from .quant import QConv2d, QuantAct
 from .runs import Run, load_run
 from .storage import atomic_write_bytes
-from .train import load_run_data
+from .build import load_run_data
 
 OPSET = 21
 ACCURACY_TOLERANCE = 0.1  # points: the exported model's test accuracy must equal the fake-quantized one's

@@ -24,7 +24,7 @@ LAYERS = [
     # the run cache
     {"runs"},
     # experiments and reporting
-    {"experiments", "bench", "results", "plots", "report", "claims", "explorer"},
+    {"experiments", "bench", "results", "plots", "report", "claims", "explorer", "export"},
     # entry points
     {"reproduce", "__main__"},
 ]
