@@ -233,8 +233,8 @@ def load_run(path: str | Path) -> Run:
     if not path.exists() and (paths.runs_dir() / str(path)).exists():
         path = paths.runs_dir() / str(path)
     if not path.is_dir():
-        raise FileNotFoundError(f"{path} is not a run folder (nor a run's hash in {paths.runs_dir()}); "
-                                "train it with `python -m emqlib train`")
+        raise FileNotFoundError(f"{path} is not a finished run: no such run folder (nor a run's hash in "
+                                f"{paths.runs_dir()}); train it with `python -m emqlib train`")
     reason = unfinished_reason(path)
     if reason is not None:
         todo = _train_again(path) if (path / "config.json").exists() else "train it with `python -m emqlib train`"
