@@ -80,7 +80,9 @@ def _train(args: argparse.Namespace) -> None:
     runtime = Runtime(threads=args.threads, channels_last=not args.no_channels_last, compile=args.compile)
     if args.no_progress:  # otherwise Runtime's default: on unless EMQ_PROGRESS=0
         runtime.progress = False
-    out = Path(args.out) if args.out else None
+    if args.out is not None and not args.out.strip():
+        raise ValueError("--out is empty; give the run folder, or leave --out out to use the run cache")
+    out = Path(args.out) if args.out is not None else None
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         from .distributed import train_distributed
 

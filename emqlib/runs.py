@@ -232,6 +232,8 @@ def load_run(path: str | Path) -> Run:
     path = Path(path)
     if not path.exists() and (paths.runs_dir() / str(path)).exists():
         path = paths.runs_dir() / str(path)
+    if path.is_file():
+        raise FileNotFoundError(f"{path} is a file, not a run folder; give eval a run folder or a run's hash")
     if not path.is_dir():
         raise FileNotFoundError(f"{path} is not a finished run: no such run folder (nor a run's hash in "
                                 f"{paths.runs_dir()}); train it with `python -m emqlib train`")

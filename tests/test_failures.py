@@ -388,3 +388,35 @@ def test_reproduce_exits_2_on_bad_input(capsys) -> None:
     assert reproduce.main(["--profile", "smoke", "--only", "99"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "no notebook '99'" in err and len(err.splitlines()) == 1
+
+
+# ---------------------------------------------------------------- further hostile cases
+
+def test_out_empty_or_the_runs_folder_itself(base, capsys) -> None:
+    fails([*TRAIN, "--out", ""], "--out is empty", capsys, base)
+    (base / "runs" / ".locks").mkdir(parents=True)
+    fails([*TRAIN, "--out", str(base / "runs")], "holds files but no run", capsys, base)
+
+
+def test_eval_of_a_file_an_empty_folder_and_an_unknown_hash(base, capsys) -> None:
+    (base / "plain.txt").write_text("x")
+    fails(["eval", str(base / "plain.txt")], "is a file, not a run folder", capsys, base)
+    (base / "empty").mkdir()
+    fails(["eval", str(base / "empty")], "is not a finished run (it has no done.json)", capsys, base)
+    fails(["eval", "0123456789abcdef"], "no such run folder", capsys, base)
+
+
+def test_garbage_or_missing_config_json(run, base, capsys) -> None:
+    (run / "config.json").write_text("{garbage")
+    fails([*TRAIN, "--out", str(run)], "config.json is not valid JSON", capsys, base, run)
+    (run / "config.json").unlink()
+    fails([*TRAIN, "--out", str(run)], "holds files but no run (no config.json)", capsys, base, run)
+    fails(["eval", str(run), "--bits", "2"], "its config.json is missing or damaged", capsys, base, run)
+
+
+def test_a_corrupt_snapshot_says_to_retrain(run) -> None:
+    snapshot = next((run / "snapshots").glob("*.pt"))
+    snapshot.write_bytes(b"garbage")
+    epoch = int(snapshot.stem.split("-")[1])
+    with pytest.raises(storage.CorruptFileError, match=f"delete the run folder {run} and train it again"):
+        load_run(run).model(2, epoch=epoch)
