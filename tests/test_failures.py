@@ -420,3 +420,24 @@ def test_a_corrupt_snapshot_says_to_retrain(run) -> None:
     epoch = int(snapshot.stem.split("-")[1])
     with pytest.raises(storage.CorruptFileError, match=f"delete the run folder {run} and train it again"):
         load_run(run).model(2, epoch=epoch)
+
+
+def test_papermill_run_directly_fails_naming_the_parameter(tmp_path) -> None:
+    """The real thing: papermill (not emqlib.reproduce) with a wrongly typed value stops in the
+    cell after the parameters cell, with an error that names the parameter."""
+    import nbformat
+    import papermill
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "emqlib", "display_name": "Python (emqlib)", "language": "python"}
+    parameters = nbformat.v4.new_code_cell(DECLARED)
+    parameters.metadata["tags"] = ["parameters"]
+    nb.cells = [parameters, nbformat.v4.new_code_cell("from emqlib.parameters import check_injected_parameters; "
+                                                      "check_injected_parameters()"),
+                nbformat.v4.new_code_cell("raise AssertionError('not reached')")]
+    nbformat.write(nb, tmp_path / "nb.ipynb")
+    with pytest.raises(papermill.PapermillExecutionError) as error:
+        papermill.execute_notebook(str(tmp_path / "nb.ipynb"), str(tmp_path / "out.ipynb"),
+                                   parameters={"n_seeds": "two"}, kernel_name="emqlib", progress_bar=False,
+                                   start_timeout=180)
+    assert error.value.ename == "ValueError" and "parameter 'n_seeds' must be of type int" in error.value.evalue
