@@ -17,9 +17,9 @@ import pytest
 
 from emqlib import storage
 from emqlib.__main__ import error_line, main
-from emqlib.config import config_hash, profile_config
+from emqlib.config import profile_config
 from emqlib.parameters import check_injected_parameters
-from emqlib.runs import get_run, is_done, load_run, unfinished_reason
+from emqlib.runs import get_run, is_done, load_run
 from emqlib.storage import load_json
 from emqlib.train import Runtime, Trainer
 
@@ -149,14 +149,21 @@ def test_a_finished_run_that_does_not_check_out_is_resumed_to_the_right_result(r
     assert is_done(run) and (run / "metrics.csv").read_bytes() == metrics
 
 
-def test_a_stray_done_json_in_an_unfinished_run_resumes_training(base, capsys, finished) -> None:
+def test_a_stray_done_json_in_an_unfinished_run_resumes_training(base, capsys, monkeypatch, finished) -> None:
     out = base / "unfinished"
-    trainer = Trainer(CONFIG, out, Runtime(progress=False))
-    trainer._epoch(0)
-    trainer._checkpoint(0)  # killed after the first of two epochs
-    storage.save_json(out / "config.json", {"schema": 1, "hash": config_hash(CONFIG), "config": CONFIG.to_dict()})
+    real = storage.atomic_write_bytes
+
+    def ctrl_c_at_the_second_checkpoint(path, data):
+        if Path(path).name == "checkpoint-0001.pt":
+            raise KeyboardInterrupt
+        return real(path, data)
+
+    monkeypatch.setattr(storage, "atomic_write_bytes", ctrl_c_at_the_second_checkpoint)
+    fails([*TRAIN, "--out", str(out)], "interrupted", capsys, base, out, status=130)
+    monkeypatch.undo()
+    monkeypatch.setenv("EMQ_RUNS_DIR", str(base / "runs"))
+    assert load_json(out / "checkpoint.json")["epoch"] == 0  # killed after the first of two epochs
     (out / "done.json").write_text("{}")
-    assert "no done.json" not in unfinished_reason(out)
     printed = succeeds([*TRAIN, "--out", str(out)], capsys, note="resuming it from its last checkpoint")
     assert _printed_table(printed) == finished[1]
     assert pd.read_csv(out / "metrics.csv").epoch.unique().tolist() == [0, 1]
