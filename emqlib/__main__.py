@@ -5,13 +5,16 @@
   python -m emqlib export RUN --bits 4 --out model-4bit.onnx [--force]   (integer ONNX for onnxruntime)
   torchrun --nproc_per_node 2 -m emqlib train --profile smoke ...   (DistributedDataParallel)
 
-Bad input ends with a one-line ``error: ...`` that says what to do, and exit status 2.
+Bad input, a damaged file, a file-system or network failure end with a one-line
+``error: ...`` that names the path and says what to do, and exit status 2 (130 for Ctrl-C).
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import os
+import socket
 import sys
 import typing
 from pathlib import Path
@@ -52,6 +55,8 @@ def _field_value(name: str, text: str):
 
 
 def build_config(args: argparse.Namespace) -> RunConfig:
+    """The run configuration of the command line; a field given twice (``--bits`` and ``--set
+    bits=``, or ``--set`` twice) is an error, not silently resolved."""
     overrides = {name: getattr(args, name) for name in _FLAGS if getattr(args, name) is not None}
     if args.bits is not None:
         overrides["bits"] = tuple(parse_bits(args.bits))
@@ -59,9 +64,12 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         overrides["static"] = True
     for item in args.set or []:
         name, sep, value = item.partition("=")
+        name = name.strip()
         if not sep:
             raise ValueError(f"--set takes NAME=VALUE, got {item!r}")
-        overrides[name.strip()] = _field_value(name.strip(), value.strip())
+        if name in overrides:
+            raise ValueError(f"{name} is given twice (as --{name.replace('_', '-')} or --set {name}=...); give it once")
+        overrides[name] = _field_value(name, value.strip())
     return profile_config(args.profile, **overrides)
 
 
@@ -70,9 +78,12 @@ def _train(args: argparse.Namespace) -> None:
     from .train import Runtime
 
     config = build_config(args)
-    runtime = Runtime(threads=args.threads, progress=not args.no_progress, channels_last=not args.no_channels_last,
-                      compile=args.compile)
-    out = Path(args.out) if args.out else None
+    runtime = Runtime(threads=args.threads, channels_last=not args.no_channels_last, compile=args.compile)
+    if args.no_progress:  # otherwise Runtime's default: on unless EMQ_PROGRESS=0
+        runtime.progress = False
+    if args.out is not None and not args.out.strip():
+        raise ValueError("--out is empty; give the run folder, or leave --out out to use the run cache")
+    out = Path(args.out) if args.out is not None else None
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         from .distributed import train_distributed
 
@@ -112,6 +123,12 @@ def _download(args: argparse.Namespace) -> None:
         print(f"{args.dataset} {'train' if train else 'test'}: {len(load_dataset(args.dataset, train))} images")
 
 
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return int(text)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m emqlib", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -124,7 +141,7 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--static", action="store_true", help="select coresets once instead of every R epochs")
     train.add_argument("--set", action="append", metavar="NAME=VALUE", help="any other RunConfig field")
     train.add_argument("--out", help="run folder (default: runs/<config-hash>)")
-    train.add_argument("--threads", type=int)
+    train.add_argument("--threads", type=_positive_int, help="torch threads (default: torch's choice)")
     train.add_argument("--no-progress", action="store_true")
     train.add_argument("--no-channels-last", action="store_true", help="NCHW tensors instead of the faster NHWC")
     train.add_argument("--compile", action="store_true", help="torch.compile the model (faster steps, slow start)")
@@ -150,6 +167,37 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+# what to do about an operating-system error, by its errno
+_OS_ADVICE = {
+    errno.ENOSPC: "free some disk space and run the same command again (training resumes from its last checkpoint)",
+    errno.EDQUOT: "free some disk space and run the same command again (training resumes from its last checkpoint)",
+    errno.EACCES: "choose a folder you can write to (--out, or EMQ_RUNS_DIR for the run cache)",
+    errno.EPERM: "choose a folder you can write to (--out, or EMQ_RUNS_DIR for the run cache)",
+    errno.EROFS: "choose a folder on a writable disk (--out, or EMQ_RUNS_DIR for the run cache)",
+    errno.ENOTDIR: "a file stands where a folder is needed: move it, or choose another folder (--out, EMQ_RUNS_DIR)",
+    errno.EEXIST: "a file stands where a folder is needed: move it, or choose another folder (--out, EMQ_RUNS_DIR)",
+    errno.EISDIR: "a folder stands where a file is needed: move it, or choose another folder",
+}
+
+
+def error_line(error: BaseException) -> str:
+    """The one line ``main`` prints for ``error``: what happened, where, and what to do. Errors
+    raised by emqlib carry their own advice; raw operating-system and network errors get it here."""
+    from urllib.error import URLError
+
+    if isinstance(error, URLError) or (isinstance(error, ConnectionError | TimeoutError | socket.gaierror)
+                                       and error.errno is not None):
+        reason = getattr(error, "reason", None) or error.strerror or error
+        return (f"error: network failure ({reason}); check the internet connection and run the same command again "
+                "(training resumes from its last checkpoint)")
+    if isinstance(error, OSError) and error.errno is not None:
+        where = " -> ".join(str(f) for f in (error.filename, error.filename2) if f is not None)
+        advice = _OS_ADVICE.get(error.errno, "check that path and run the same command again")
+        return f"error: {error.strerror or error}: {where or 'unknown path'}; {advice}"
+    text = str(error).strip()
+    return f"error: {text.splitlines()[0] if text else type(error).__name__}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     from .runs import IncompatibleRunError
@@ -157,8 +205,12 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError, IncompatibleRunError, CorruptFileError, NonFiniteLossError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("error: interrupted; run the same command again: training resumes from its last checkpoint",
+              file=sys.stderr)
+        return 130
+    except (ValueError, OSError, IncompatibleRunError, CorruptFileError, NonFiniteLossError) as error:
+        print(error_line(error), file=sys.stderr)
         return 2
     return 0
 

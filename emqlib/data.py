@@ -188,6 +188,24 @@ def require_dataset(name: str, train: bool | None = None) -> None:
         raise DatasetMissingError(message)
 
 
+class DownloadError(ConnectionError):
+    """A data set could not be downloaded (offline, or the server failed)."""
+
+
+def _download(dataset_class, name: str, train: bool) -> None:
+    """torchvision's downloader into ``$EMQ_DATA_DIR``; its failures (it raises RuntimeError or
+    URLError) become one DownloadError that says what to do."""
+    from urllib.error import URLError
+
+    try:
+        dataset_class(paths.data_dir(), train=train, download=True)
+    except (RuntimeError, URLError, ConnectionError, TimeoutError) as error:
+        reason = str(getattr(error, "reason", error)).strip().splitlines()[0]
+        raise DownloadError(f"downloading {name} into {paths.data_dir()} failed ({reason}); check the internet "
+                            f"connection and run `EMQ_DOWNLOAD=1 python -m emqlib download {name}` again, or copy the "
+                            "data set there from a machine that has it") from None
+
+
 def _load_fashion_mnist(train: bool) -> ImageDataset:
     images_name, labels_name = _FASHION_FILES[train]
     require_dataset("fashion-mnist", train)
@@ -195,7 +213,7 @@ def _load_fashion_mnist(train: bool) -> ImageDataset:
     if folder is None:
         import torchvision
 
-        torchvision.datasets.FashionMNIST(paths.data_dir(), train=train, download=True)
+        _download(torchvision.datasets.FashionMNIST, "fashion-mnist", train)
         folder = paths.data_dir() / "FashionMNIST" / "raw"
     images = read_idx(folder / images_name)
     labels = read_idx(folder / labels_name)
@@ -226,7 +244,7 @@ def _load_cifar(name: str, train: bool) -> ImageDataset:
     require_dataset(name, train)
     cls, folder, files = _cifar_folder(name, train)
     if not all((folder / f).exists() for f, _ in files):
-        cls(paths.data_dir(), train=train, download=True)  # downloads and checks the archive's md5
+        _download(cls, name, train)  # downloads and checks the archive's md5
     images, labels = [], []
     for filename, _ in files:
         try:
@@ -272,7 +290,8 @@ def balanced_subset(targets: Tensor, n_per_class: int | None = None, fraction: f
         members = members[torch.randperm(len(members), generator=generator)]
         budget = n_per_class if budgets is None else budgets[c]
         if budget > len(members):
-            raise ValueError(f"class {c} has {len(members)} samples, fewer than n_per_class={budget}")
+            raise ValueError(f"class {c} has {len(members)} samples, fewer than n_per_class={budget}; ask for at most "
+                             f"{len(members)} per class (the run options train_per_class and test_per_class)")
         keep.append(members[:budget])
     return torch.sort(torch.cat(keep)).values
 

@@ -115,25 +115,30 @@ def check_parameters(notebook_path: str | os.PathLike, parameters: dict) -> dict
     import papermill
 
     notebook_path = Path(notebook_path)
-    declared = papermill.inspect_notebook(str(notebook_path))
+    return check_declared(papermill.inspect_notebook(str(notebook_path)), parameters, notebook_path.name)
+
+
+def check_declared(declared: dict, parameters: dict, notebook_name: str) -> dict:
+    """:func:`check_parameters` against ``declared``, papermill's description of a parameters cell
+    (name -> {"inferred_type_name", "default", "help"})."""
     checked = {}
     for name, value in parameters.items():
         if name not in declared:
             known = ", ".join(sorted(declared)) or "none: it has no cell tagged 'parameters'"
-            raise ValueError(f"{notebook_path.name}: unknown parameter {name!r} (its parameters: {known})")
+            raise ValueError(f"{notebook_name}: unknown parameter {name!r} (its parameters: {known})")
         spec = declared[name]
         expected = _expected_type(spec)
         if expected is not None:
             try:
                 value = _conform(value, expected)
             except TypeError:
-                raise ValueError(f"{notebook_path.name}: parameter {name!r} must be of type {expected.__name__} "
+                raise ValueError(f"{notebook_name}: parameter {name!r} must be of type {expected.__name__} "
                                  f"(default {spec['default']}), got {value!r} of type {type(value).__name__}") from None
         help_text = spec.get("help") or ""
         if isinstance(value, str) and _CHOICES.match(help_text):
             choices = [c.strip() for c in help_text.split("|")]
             if value not in choices:
-                raise ValueError(f"{notebook_path.name}: parameter {name!r} must be one of {choices}, got {value!r}")
+                raise ValueError(f"{notebook_name}: parameter {name!r} must be one of {choices}, got {value!r}")
         checked[name] = value
     return checked
 
@@ -405,9 +410,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         reproduce(args.profile, args.only, args.output_dir, progress_bar=args.cell_progress)
-    except (ValueError, KernelMissingError, NotebookFailedError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    except (ValueError, OSError, KernelMissingError, NotebookFailedError) as error:
+        from .__main__ import error_line
+
+        print(error_line(error), file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("\ninterrupted: run the same command again; finished runs are reused from the run cache",
               file=sys.stderr)

@@ -7,11 +7,16 @@ time works on a run (a file lock); a second one asking for it waits and then reu
 A run folder holds ``config.json``, ``metrics.csv`` (one row per epoch and bit-width), the
 last checkpoint (``checkpoint-NNNN.pt`` named by ``checkpoint.json`` with its checksum),
 optional ``snapshots/``, and when finished ``final.pt`` and ``done.json``. Every file is
-written atomically.
+written atomically. ``done.json`` records the checksums of ``final.pt``, ``metrics.csv`` (and
+``trajectory.pt``), the configuration's hash and the number of epochs: a run is finished only
+when all of them check out (:func:`unfinished_reason`); otherwise it is resumed from its last
+checkpoint. Locks live in ``<runs folder>/.locks/``, never next to a ``--out`` folder.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import sys
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -26,7 +31,8 @@ from .config import SCHEMA_VERSION, RunConfig, config_hash, reference_config
 from .coreset.sampling import Reference
 from .data import require_dataset
 from .inference import accuracy_at_bits
-from .storage import CorruptFileError, file_lock, load_json, load_torch, save_csv, save_json, save_torch, sha256
+from .storage import (CorruptFileError, file_lock, file_sha256, load_json, load_torch, save_csv, save_json,
+                      save_torch, sha256)
 from .build import Runtime, learner_bits, load_run_data
 from .checkpoint import snapshot_path
 from .cost import run_cost
@@ -47,11 +53,12 @@ class Run:
 
     @cached_property
     def metrics(self) -> pd.DataFrame:
-        return pd.read_csv(self.path / "metrics.csv")
+        return pd.read_csv(self.path / "metrics.csv")  # its checksum was verified (unfinished_reason)
 
     @cached_property
     def _final(self) -> list[dict]:
-        return load_torch(self.path / "final.pt", load_json(self.path / "done.json")["final_sha256"])
+        return load_torch(self.path / "final.pt", load_json(self.path / "done.json")["final_sha256"],
+                          _train_again(self.path))
 
     def model(self, bits: int | None = None, epoch: int | None = None) -> nn.Module:
         """The trained model that runs ``bits`` (Dedicated: that bit-width's own model), in eval
@@ -64,7 +71,7 @@ class Run:
             snapshot = snapshot_path(self.path, epoch)
             if not snapshot.exists():
                 raise FileNotFoundError(f"no snapshot of epoch {epoch} in {self.path}; set snapshot_every in the config")
-            state = load_torch(snapshot)[index]
+            state = load_torch(snapshot, remedy=_retrain(self.path))[index]
         model = model_for(self.config, groups[index])
         model.load_state_dict(state)
         # the memory format training uses by default, so evaluation repeats its numbers exactly
@@ -72,7 +79,8 @@ class Run:
 
     def trajectory(self) -> torch.Tensor:
         """Training softmax outputs [epochs, N, C] (runs with ``record_trajectory``)."""
-        return load_torch(self.path / "trajectory.pt").float()
+        return load_torch(self.path / "trajectory.pt", load_json(self.path / "done.json").get("trajectory_sha256"),
+                          _train_again(self.path)).float()
 
     def final_metrics(self) -> pd.DataFrame:
         """The last epoch's row per bit-width."""
@@ -92,10 +100,14 @@ class Run:
         bits = parse_bits(bits)
         if self.config.method == "dedicated":
             bits = [b for b in bits if b in self.config.bits]
+            if not bits:
+                trained = ",".join(map(str, sorted(self.config.bits)))
+                raise ValueError(f"{self.path} is a Dedicated run: it has a model for bits {trained} only; "
+                                 f"evaluate it at some of those (--bits {trained})")
         key = sha256(json.dumps([bits, recalibrate]).encode())[:12]
-        cached = self.path / f"eval-{key}.csv"
-        if cached.exists():
-            return pd.read_csv(cached)
+        cached = _cached_evaluation(self.path / f"eval-{key}.csv", bits)
+        if cached is not None:
+            return cached
         train, test = load_run_data(self.config)
         rows = []
         for b in bits:
@@ -103,45 +115,121 @@ class Run:
                                         recalibrate_on=train if recalibrate else None):
                 rows.append({**row, "trained": b in self.config.bits, "recalibrated": recalibrate})
         frame = pd.DataFrame(rows)
-        save_csv(frame, cached)
+        save_csv(frame, self.path / f"eval-{key}.csv")
         return frame
+
+
+def _cached_evaluation(path: Path, bits: list[int]) -> pd.DataFrame | None:
+    """A cached evaluation that holds one row per bit-width of ``bits``; None (evaluate again,
+    overwriting it) when the file is missing, empty or damaged: a cache is never trusted blindly."""
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, ValueError, UnicodeDecodeError):  # missing, empty (EmptyDataError) or garbled (ParserError)
+        return None
+    if "accuracy" not in frame.columns or "bits" not in frame.columns or frame.bits.tolist() != bits:
+        return None
+    return frame
 
 
 def run_path(config: RunConfig, root: Path | None = None) -> Path:
     return (root or paths.runs_dir()) / config_hash(config)
 
 
+def _retrain(path: Path) -> str:
+    return f"delete the run folder {path} and train it again to start over"
+
+
+def _train_again(path: Path) -> str:
+    return (f"run the same `python -m emqlib train` command again (its options are in {path / 'config.json'}): "
+            "it resumes the run from its last checkpoint")
+
+
+def _stored_config(path: Path) -> RunConfig:
+    """The configuration in ``path/config.json``, refusing one that was edited after it was written."""
+    stored = load_json(path / "config.json", f"{path} is not a usable run folder; use another folder or delete it")
+    if not isinstance(stored, dict) or stored.get("schema") != SCHEMA_VERSION:
+        schema = stored.get("schema") if isinstance(stored, dict) else None
+        raise IncompatibleRunError(f"{path} was written by schema {schema}, this code reads {SCHEMA_VERSION}; "
+                                   "use another output folder or delete that one")
+    try:
+        config = RunConfig.from_dict(stored["config"])
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise IncompatibleRunError(f"{path / 'config.json'} does not hold a valid configuration ({error}); "
+                                   "use another output folder or delete that one") from None
+    if config_hash(config) != stored.get("hash"):
+        raise IncompatibleRunError(f"{path / 'config.json'} was changed after the run was written (it describes "
+                                   f"run {config_hash(config)}, the folder holds run {stored.get('hash')}): this folder "
+                                   "holds another configuration; restore that file, or train into another folder")
+    return config
+
+
 def check_compatible(path: Path, config: RunConfig) -> None:
-    stored_file = path / "config.json"
-    if not stored_file.exists():
-        if any(path.glob("checkpoint*")):
-            raise IncompatibleRunError(f"{path} holds checkpoints but no config.json; delete it or use another folder")
+    """Refuse, before anything is written, a ``path`` that is not a run folder of ``config``: a
+    file, a folder with files but no run, or the run of another configuration."""
+    if path.exists() and not path.is_dir():
+        raise IncompatibleRunError(f"{path} is a file, not a run folder; give --out a new or empty folder")
+    if not (path / "config.json").exists():
+        if path.is_dir() and any(path.iterdir()):
+            raise IncompatibleRunError(f"{path} holds files but no run (no config.json), so a run written there could "
+                                       "overwrite them; give --out a new or empty folder")
         return
-    stored = load_json(stored_file)
-    if stored.get("schema") != SCHEMA_VERSION or stored.get("config") != config.to_dict():
-        theirs = stored.get("config", {})
-        differing = sorted(k for k, v in config.to_dict().items() if theirs.get(k) != v)
-        raise IncompatibleRunError(
-            f"{path} holds a run of another configuration (schema {stored.get('schema')} vs {SCHEMA_VERSION}; "
-            f"fields that differ: {differing or 'none'}); use another output folder or delete that one")
+    stored = _stored_config(path)
+    if stored != config:
+        theirs, ours = stored.to_dict(), config.to_dict()
+        differing = sorted(k for k, v in ours.items() if theirs.get(k) != v)
+        raise IncompatibleRunError(f"{path} holds a run of another configuration (fields that differ: {differing}); "
+                                   "use another output folder or delete that one")
+
+
+def unfinished_reason(path: Path) -> str | None:
+    """Why ``path`` is not a verified finished run, or None when it is: ``done.json`` parses and
+    its checksums of ``final.pt``, ``metrics.csv`` (and ``trajectory.pt``), its configuration hash
+    and its number of epochs match the files in the folder."""
+    try:
+        done = json.loads((path / "done.json").read_text())
+    except FileNotFoundError:
+        return "it has no done.json"
+    except (OSError, ValueError) as error:  # unreadable, not JSON, not UTF-8
+        return f"its done.json cannot be read ({type(error).__name__})"
+    keys = {"final_sha256", "metrics_sha256", "config_hash", "epochs"}
+    if not isinstance(done, dict) or not keys <= set(done):
+        return "its done.json does not record the checksums of final.pt and metrics.csv"
+    try:
+        stored = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError):
+        return "its config.json is missing or damaged"
+    if not isinstance(stored, dict) or stored.get("hash") != done["config_hash"]:
+        return "its done.json belongs to another configuration"
+    if done["epochs"] != (stored.get("config") or {}).get("epochs"):
+        return f"its done.json records {done['epochs']} epochs, its configuration {stored['config'].get('epochs')}"
+    files = {"final.pt": done["final_sha256"], "metrics.csv": done["metrics_sha256"],
+             "trajectory.pt": done.get("trajectory_sha256")}
+    for name, digest in files.items():
+        if digest is not None and file_sha256(path / name) != digest:
+            return f"its {name} is missing or does not match the checksum in done.json"
+    return None
 
 
 def is_done(path: Path) -> bool:
-    return (path / "done.json").exists()
+    """Whether ``path`` holds a verified finished run (see :func:`unfinished_reason`)."""
+    return unfinished_reason(Path(path)) is None
 
 
 def load_run(path: str | Path) -> Run:
-    """A finished run from its folder (or its hash in the run cache)."""
+    """A verified finished run from its folder (or its hash in the run cache)."""
     path = Path(path)
     if not path.exists() and (paths.runs_dir() / str(path)).exists():
         path = paths.runs_dir() / str(path)
-    if not is_done(path):
-        raise FileNotFoundError(f"{path} is not a finished run (no done.json); train it with `python -m emqlib train`")
-    stored = load_json(path / "config.json")
-    if stored.get("schema") != SCHEMA_VERSION:
-        raise IncompatibleRunError(f"{path} was written by schema {stored.get('schema')}, this code reads "
-                                   f"{SCHEMA_VERSION}; retrain it")
-    return Run(path, RunConfig.from_dict(stored["config"]))
+    if path.is_file():
+        raise FileNotFoundError(f"{path} is a file, not a run folder; give eval a run folder or a run's hash")
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path} is not a finished run: no such run folder (nor a run's hash in "
+                                f"{paths.runs_dir()}); train it with `python -m emqlib train`")
+    reason = unfinished_reason(path)
+    if reason is not None:
+        todo = _train_again(path) if (path / "config.json").exists() else "train it with `python -m emqlib train`"
+        raise FileNotFoundError(f"{path} is not a finished run ({reason}); {todo}")
+    return Run(path, _stored_config(path))
 
 
 def reference_of(config: RunConfig, runtime: Runtime = Runtime(), root: Path | None = None) -> Reference | None:
@@ -152,36 +240,60 @@ def reference_of(config: RunConfig, runtime: Runtime = Runtime(), root: Path | N
     return Reference(run.model(FULL_PRECISION), run.trajectory())
 
 
+def lock_path(path: Path, root: Path | None = None) -> Path:
+    """The lock of run folder ``path``: in the runs folder, named by the folder's absolute path."""
+    key = hashlib.sha256(str(Path(path).absolute()).encode()).hexdigest()[:16]
+    return (root or paths.runs_dir()) / ".locks" / f"{key}.lock"
+
+
 def get_run(config: RunConfig, runtime: Runtime = Runtime(), root: Path | None = None,
             path: Path | None = None) -> Run:
     """The finished run of ``config``: from the cache, or trained (resumed) now.
 
-    ``path`` overrides the cache folder (``train --out``). Raises IncompatibleRunError when
-    that folder holds another configuration's run.
+    ``path`` overrides the cache folder (``train --out``). Raises IncompatibleRunError, before
+    anything is written, when that folder is a file, holds other files, or holds another
+    configuration's run. A run whose ``done.json`` does not check out is resumed from its last
+    checkpoint (a note on stderr says so).
     """
     path = Path(path) if path is not None else run_path(config, root)
+    check_compatible(path, config)
     if not is_done(path):
         require_dataset(config.dataset)  # before anything is written
-    lock = path.parent / ".locks" / f"{path.name}.lock"
-    with file_lock(lock):
+    with file_lock(lock_path(path, root)):
         check_compatible(path, config)
-        if is_done(path):
+        reason = unfinished_reason(path)
+        if reason is None:
             return Run(path, config)
+        if (path / "done.json").exists():  # it claims to be finished but does not check out
+            resume = ("resuming it from its last checkpoint" if (path / "checkpoint.json").exists()
+                      else "training it from its first epoch")
+            print(f"note: {path} is not a verified finished run ({reason}); {resume}", file=sys.stderr)
+            (path / "done.json").unlink()
         reference = reference_of(config, runtime, root)
+        try:
+            trainer = Trainer(config, path, runtime, reference)  # loads data and checkpoint: fails before writing
+        except CorruptFileError as error:
+            raise CorruptFileError(f"{error}; no earlier checkpoint is kept: delete {path / 'checkpoint.json'} and run "
+                                   "the same command again to train the run from its first epoch") from None
         save_json(path / "config.json", {"schema": SCHEMA_VERSION, "hash": config_hash(config),
                                          "config": config.to_dict()})
-        trainer = Trainer(config, path, runtime, reference)
         trainer.run()
         finish(trainer, path)
     return Run(path, config)
 
 
 def finish(trainer: Trainer, path: Path) -> None:
-    """Write the final weights (and trajectory), then mark the run done."""
-    digest = save_torch([l.module.state_dict() for l in trainer.learners], path / "final.pt")
+    """Write the final weights (and trajectory), then mark the run done with the checksums
+    :func:`unfinished_reason` verifies."""
+    # metrics.csv is written again from the checkpointed rows: a resumed run may have found it damaged
+    save_csv(pd.DataFrame(trainer.metrics), path / "metrics.csv")
+    done = {"final_sha256": save_torch([l.module.state_dict() for l in trainer.learners], path / "final.pt"),
+            "metrics_sha256": file_sha256(path / "metrics.csv"), "config_hash": config_hash(trainer.config),
+            "epochs": trainer.config.epochs}
     if trainer.trajectory is not None:
-        save_torch(trainer.trajectory, path / "trajectory.pt")
-    save_json(path / "done.json", {"final_sha256": digest, "epochs": trainer.config.epochs})
+        done["trajectory_sha256"] = save_torch(trainer.trajectory, path / "trajectory.pt")
+    save_json(path / "done.json", done)
 
 
-__all__ = ["Run", "get_run", "load_run", "run_path", "IncompatibleRunError", "CorruptFileError", "reference_of"]
+__all__ = ["Run", "get_run", "load_run", "run_path", "is_done", "unfinished_reason", "IncompatibleRunError",
+           "CorruptFileError", "reference_of"]

@@ -49,12 +49,18 @@ def save_json(path: str | os.PathLike, obj) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
-def load_json(path: str | os.PathLike):
+def _corrupt(message: str, remedy: str | None) -> CorruptFileError:
+    """A CorruptFileError whose message ends with what to do (``remedy``), when the caller knows it."""
+    return CorruptFileError(f"{message}; {remedy}" if remedy else message)
+
+
+def load_json(path: str | os.PathLike, remedy: str | None = None):
+    """Parse the JSON file ``path``; a damaged one raises CorruptFileError naming it (and ``remedy``)."""
     path = Path(path)
     try:
         return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise CorruptFileError(f"{path} is not valid JSON ({error}); delete it to start over") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise _corrupt(f"{path} is not valid JSON ({error})", remedy) from None
 
 
 def save_csv(df: pd.DataFrame, path: str | os.PathLike) -> Path:
@@ -63,6 +69,14 @@ def save_csv(df: pd.DataFrame, path: str | os.PathLike) -> Path:
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def file_sha256(path: str | os.PathLike) -> str | None:
+    """sha256 of the file ``path``, or None when there is no such file."""
+    try:
+        return sha256(Path(path).read_bytes())
+    except (FileNotFoundError, IsADirectoryError):
+        return None
 
 
 def save_torch(obj, path: str | os.PathLike) -> str:
@@ -74,21 +88,20 @@ def save_torch(obj, path: str | os.PathLike) -> str:
     return sha256(data)
 
 
-def load_torch(path: str | os.PathLike, expected_sha256: str | None = None):
-    """Load a file written by :func:`save_torch`, refusing a truncated or altered one."""
+def load_torch(path: str | os.PathLike, expected_sha256: str | None = None, remedy: str | None = None):
+    """Load a file written by :func:`save_torch`, refusing a missing, truncated or altered one
+    (CorruptFileError naming it; ``remedy``, the caller's advice, ends the message)."""
     path = Path(path)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise CorruptFileError(f"checkpoint {path} is missing; delete its run folder to start over") from None
+        raise _corrupt(f"{path} is missing", remedy) from None
     if expected_sha256 is not None and sha256(data) != expected_sha256:
-        raise CorruptFileError(f"checkpoint {path} is corrupt or truncated (checksum mismatch); "
-                               "delete it to retrain from the previous checkpoint or from scratch")
+        raise _corrupt(f"{path} is corrupt or truncated (checksum mismatch)", remedy)
     try:
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
     except Exception as error:  # torch raises several types for damaged zip/pickle data
-        raise CorruptFileError(f"checkpoint {path} cannot be read ({type(error).__name__}: {error}); "
-                               "delete it to start over") from None
+        raise _corrupt(f"{path} cannot be read ({type(error).__name__}: {error})", remedy) from None
 
 
 @contextlib.contextmanager

@@ -26,7 +26,7 @@ LAYERS = [
     # experiments and reporting
     {"experiments", "bench", "results", "plots", "report", "claims", "explorer", "export"},
     # entry points
-    {"reproduce", "__main__"},
+    {"reproduce", "__main__", "parameters"},
 ]
 # upward imports made on purpose, each inside a function
 ALLOWED_UPWARD = {

@@ -182,7 +182,7 @@ def test_reproduce_refuses_bad_input_before_running_anything(tmp_path, monkeypat
         rep.reproduce("smoke", output_dir=paths.NOTEBOOKS)
     with pytest.raises(ValueError, match="unknown profile"):
         rep.reproduce("gpu")
-    assert rep.main(["--profile", "smoke", "--only", "99"]) == 1
+    assert rep.main(["--profile", "smoke", "--only", "99"]) == 2
     assert "no notebook '99'" in capsys.readouterr().err
     assert not (tmp_path / "results").exists()
 
