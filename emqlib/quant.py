@@ -50,15 +50,16 @@ def _ste_levels_gradient(grad: Tensor, levels: int) -> Tensor:
 class _ClampRound(torch.autograd.Function):
     """clamp(x, 0, 1), rounded to ``levels`` + 1 levels when ``levels`` is given, in one autograd node.
 
-    The backward pass is clamp's gradient (the incoming gradient where 0 <= x <= 1, else 0)
-    with rounding as the identity; it keeps a boolean mask instead of the input.
+    The backward pass is torch.clamp's gradient (the incoming gradient where 0 < x < 1, else 0:
+    torch gives none at the bounds themselves) with rounding as the identity; it keeps a boolean
+    mask instead of the input.
     """
 
     @staticmethod
     def forward(ctx, x: Tensor, levels: int | None) -> Tensor:
         out = torch.clamp(x, 0, 1)
         ctx.levels = levels
-        ctx.save_for_backward(out != x)  # outside [0, 1]; NaN too, as in clamp's own gradient
+        ctx.save_for_backward((x > 0).logical_and_(x < 1))  # False for NaN too, as in clamp's gradient
         if levels is not None:
             # round(v) / L: equal to round_ste(v) / L, whose v + (round(v) - v) is exactly round(v)
             out.mul_(levels).round_().div_(levels)
@@ -66,9 +67,10 @@ class _ClampRound(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
-        (outside,) = ctx.saved_tensors
-        grad = grad.clone() if ctx.levels is None else _ste_levels_gradient(grad, ctx.levels)
-        return grad.masked_fill_(outside, 0), None
+        (inside,) = ctx.saved_tensors
+        if ctx.levels is not None:
+            grad = _ste_levels_gradient(grad, ctx.levels)
+        return torch.where(inside, grad, 0.0), None
 
 
 def _sum_to_scalar(x: Tensor) -> Tensor:
