@@ -38,28 +38,28 @@ def quantize_unit(x: Tensor, bits: int) -> Tensor:
     return round_ste(x * levels) / levels
 
 
-def _ste_levels_gradient(grad: Tensor, levels: int) -> Tensor:
+def _ste_levels_gradient(grad: Tensor, levels: int, in_place: bool = False) -> Tensor:
     """The gradient of ``round_ste(u * levels) / levels`` w.r.t. u, in autograd's order: (g / L) * L.
 
     Mathematically g; in floating point (g / 3) * 3 can differ from g in the last bit, and keeping
     the composed formula's order keeps trained numbers bit-identical to it.
     """
-    return grad.div(levels).mul_(levels)
+    return (grad.div_(levels) if in_place else grad.div(levels)).mul_(levels)
 
 
 class _ClampRound(torch.autograd.Function):
     """clamp(x, 0, 1), rounded to ``levels`` + 1 levels when ``levels`` is given, in one autograd node.
 
     The backward pass is torch.clamp's gradient (the incoming gradient where 0 < x < 1, else 0:
-    torch gives none at the bounds themselves) with rounding as the identity; it keeps a boolean
-    mask instead of the input.
+    torch gives none at the bounds themselves) with rounding as the identity, computed by one
+    fused kernel (hardtanh's backward, which differs from clamp's only for NaN inputs).
     """
 
     @staticmethod
     def forward(ctx, x: Tensor, levels: int | None) -> Tensor:
         out = torch.clamp(x, 0, 1)
         ctx.levels = levels
-        ctx.save_for_backward((x > 0).logical_and_(x < 1))  # False for NaN too, as in clamp's gradient
+        ctx.save_for_backward(x)
         if levels is not None:
             # round(v) / L: equal to round_ste(v) / L, whose v + (round(v) - v) is exactly round(v)
             out.mul_(levels).round_().div_(levels)
@@ -67,10 +67,11 @@ class _ClampRound(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
-        (inside,) = ctx.saved_tensors
-        if ctx.levels is not None:
-            grad = _ste_levels_gradient(grad, ctx.levels)
-        return torch.where(inside, grad, 0.0), None
+        (x,) = ctx.saved_tensors
+        grad = torch.ops.aten.hardtanh_backward(grad, x, 0.0, 1.0)
+        if ctx.levels is not None and ctx.levels != 1:  # (g / 1) * 1 is g
+            grad = _ste_levels_gradient(grad, ctx.levels, in_place=True)
+        return grad, None
 
 
 def _sum_to_scalar(x: Tensor) -> Tensor:
@@ -105,21 +106,23 @@ class _DoReFaWeight(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, w: Tensor, bits: int, correction: _Correction | None) -> Tensor:
+        # in-place steps on fresh temporaries: the same arithmetic as the composed formula, fewer allocations
         t = torch.tanh(w)
         abs_t = t.abs()
         m = abs_t.max()
         a = w.abs().mean()
-        full_precision = a * t / m
         ctx.bits = bits
         if bits == FULL_PRECISION:
+            full_precision = (a * t).div_(m)
             ctx.save_for_backward(t, abs_t, m, a, full_precision, None)
             return full_precision
         levels = 2**bits - 1
         t_over_2m = t / (2 * m)
-        w_q = a * (2 * (torch.round((t_over_2m + 0.5) * levels) / levels) - 1)
+        # a * (2 Q_b(T / 2M + 1/2) - 1)
+        w_q = (t_over_2m + 0.5).mul_(levels).round_().div_(levels).mul_(2).sub_(1).mul_(a)
         scale = None
         if correction is not None:
-            terms = correction_terms(full_precision, w_q, correction.per_channel)
+            terms = correction_terms((a * t).div_(m), w_q, correction.per_channel)
             w_q, scale = apply_correction(w_q, terms, correction.mode), terms.scale
         ctx.save_for_backward(t, abs_t, m, a, t_over_2m, scale)
         return w_q
@@ -128,16 +131,15 @@ class _DoReFaWeight(torch.autograd.Function):
     def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:
         t, abs_t, m, a, ratio, scale = ctx.saved_tensors
         if ctx.bits == FULL_PRECISION:  # ratio = A T / M
-            grad_m = _sum_to_scalar(-grad * (ratio / m))
-            grad_t = grad / m * a
+            grad_m = _sum_to_scalar(-grad * (ratio / m))  # the sum's order follows grad's memory layout
+            grad_t = (grad / m).mul_(a)
         else:  # ratio = T / 2M
-            if scale is not None:
-                grad = grad * scale
-            grad = _ste_levels_gradient(grad * a * 2, 2**ctx.bits - 1)
+            grad = grad * a if scale is None else (grad * scale).mul_(a)
+            grad = _ste_levels_gradient(grad.mul_(2), 2**ctx.bits - 1, in_place=True)
             two_m = 2 * m
             grad_t = grad / two_m
-            grad_m = _sum_to_scalar(-grad * (ratio / two_m)) * 2
-        grad_t = grad_t + _max_backward(grad_m, abs_t, m) * t.sgn()
+            grad_m = _sum_to_scalar(-grad * (ratio / two_m)) * 2  # through T / 2M, then 2M
+        grad_t += _max_backward(grad_m, abs_t, m).mul_(t.sgn())
         return torch.ops.aten.tanh_backward(grad_t, t), None, None
 
 
