@@ -32,12 +32,6 @@ def round_ste(x: Tensor) -> Tensor:
     return x + (torch.round(x) - x).detach()
 
 
-def quantize_unit(x: Tensor, bits: int) -> Tensor:
-    """Q_b(x) = round(x * (2^b - 1)) / (2^b - 1) for x in [0, 1] (SPEC 2.1 step 3)."""
-    levels = 2**bits - 1
-    return round_ste(x * levels) / levels
-
-
 def _ste_levels_gradient(grad: Tensor, levels: int, in_place: bool = False) -> Tensor:
     """The gradient of ``round_ste(u * levels) / levels`` w.r.t. u, in autograd's order: (g / L) * L.
 
