@@ -7,6 +7,8 @@ BatchNorm sees (nearly) the same pre-activation statistics at every bit-width.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import Tensor
 
@@ -14,11 +16,42 @@ CORRECTION_MODES = ("paper", "exact")
 EPS = 1e-8  # guards V[w_q] = 0 (a 1-bit channel whose weights all quantize to one level)
 
 
+class CorrectionTerms(NamedTuple):
+    """The per-channel (or per-tensor) quantities of one correction: w_q' is affine in w_q with slope ``scale``."""
+
+    scale: Tensor  # r = sqrt(V[w] / (V[w_q] + eps)), 1 where V[w_q] < eps
+    mean_w: Tensor
+    mean_q: Tensor
+
+
 def _moments(x: Tensor, per_channel: bool) -> tuple[Tensor, Tensor]:
     """Mean and population variance (divide by n), per output channel (dim 0) or per tensor."""
     dims = tuple(range(1, x.dim())) if per_channel and x.dim() > 1 else tuple(range(x.dim()))
     var, mean = torch.var_mean(x, dim=dims, correction=0, keepdim=True)
     return mean, var
+
+
+def correction_terms(w: Tensor, w_q: Tensor, per_channel: bool = True, eps: float = EPS,
+                     detach_stats: bool = True) -> CorrectionTerms:
+    """The moments of ``w`` and ``w_q`` and the scale r of :func:`bias_correct`."""
+    mean_w, var_w = _moments(w, per_channel)
+    mean_q, var_q = _moments(w_q, per_channel)
+    if detach_stats:
+        mean_w, var_w, mean_q, var_q = (t.detach() for t in (mean_w, var_w, mean_q, var_q))
+    scale = torch.where(var_q < eps, torch.ones_like(var_q), torch.sqrt(var_w / (var_q + eps)))
+    return CorrectionTerms(scale, mean_w, mean_q)
+
+
+def apply_correction(w_q: Tensor, terms: CorrectionTerms, mode: str) -> Tensor:
+    """w_q' from its :class:`CorrectionTerms` (the two modes of :func:`bias_correct`)."""
+    if mode == "paper":
+        return terms.scale * (w_q + (terms.mean_w - terms.mean_q))
+    return terms.scale * (w_q - terms.mean_q) + terms.mean_w
+
+
+def check_correction_mode(mode: str) -> None:
+    if mode not in CORRECTION_MODES:
+        raise ValueError(f"mode must be one of {CORRECTION_MODES}, got {mode!r}")
 
 
 def bias_correct(w: Tensor, w_q: Tensor, per_channel: bool = True, mode: str = "paper",
@@ -37,15 +70,7 @@ def bias_correct(w: Tensor, w_q: Tensor, per_channel: bool = True, mode: str = "
     reaches the latent weight only through ``w_q`` (and its straight-through rounding).
     Shapes: ``w`` and ``w_q`` both [out, ...]; the result has the shape of ``w_q``.
     """
-    if mode not in CORRECTION_MODES:
-        raise ValueError(f"mode must be one of {CORRECTION_MODES}, got {mode!r}")
+    check_correction_mode(mode)
     if w.shape != w_q.shape:
         raise ValueError(f"w and w_q must have the same shape, got {tuple(w.shape)} and {tuple(w_q.shape)}")
-    mean_w, var_w = _moments(w, per_channel)
-    mean_q, var_q = _moments(w_q, per_channel)
-    if detach_stats:
-        mean_w, var_w, mean_q, var_q = (t.detach() for t in (mean_w, var_w, mean_q, var_q))
-    scale = torch.where(var_q < eps, torch.ones_like(var_q), torch.sqrt(var_w / (var_q + eps)))
-    if mode == "paper":
-        return scale * (w_q + (mean_w - mean_q))
-    return scale * (w_q - mean_q) + mean_w
+    return apply_correction(w_q, correction_terms(w, w_q, per_channel, eps, detach_stats), mode)

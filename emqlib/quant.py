@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .bits import FULL_PRECISION, ActivationBitWidth, BitWidthModule, check_bits
-from .correction import CORRECTION_MODES, bias_correct
+from .correction import CORRECTION_MODES, apply_correction, bias_correct, correction_terms
 
 WEIGHT_QUANTIZERS = ("dorefa", "lsq")
 FULL_PRECISION_WEIGHTS = ("tanh", "plain")
@@ -32,26 +32,109 @@ def round_ste(x: Tensor) -> Tensor:
     return x + (torch.round(x) - x).detach()
 
 
-def quantize_unit(x: Tensor, bits: int) -> Tensor:
-    """Q_b(x) = round(x * (2^b - 1)) / (2^b - 1) for x in [0, 1] (SPEC 2.1 step 3)."""
-    levels = 2**bits - 1
-    return round_ste(x * levels) / levels
+def _ste_levels_gradient(grad: Tensor, levels: int, in_place: bool = False) -> Tensor:
+    """The gradient of ``round_ste(u * levels) / levels`` w.r.t. u, in autograd's order: (g / L) * L.
 
-
-def dorefa_weights(w: Tensor, bits: int) -> tuple[Tensor, Tensor]:
-    """The full-precision path and the ``bits``-bit weight of the DoReFa quantizer, from one tanh.
-
-    With T = tanh(W), M = max|T| and A = mean|W| (detached; SPEC 2.1): the full-precision path is
-    A * T / M; the quantized weight is A * (2 Q_b(T / 2M + 1/2) - 1) (the path itself at b = 32).
+    Mathematically g; in floating point (g / 3) * 3 can differ from g in the last bit, and keeping
+    the composed formula's order keeps trained numbers bit-identical to it.
     """
-    bits = check_bits(bits)
-    t = torch.tanh(w)
-    m = t.abs().max()
-    a = w.abs().mean().detach()
-    full_precision = a * t / m
-    if bits == FULL_PRECISION:
-        return full_precision, full_precision
-    return full_precision, a * (2 * quantize_unit(t / (2 * m) + 0.5, bits) - 1)
+    return (grad.div_(levels) if in_place else grad.div(levels)).mul_(levels)
+
+
+class _ClampRound(torch.autograd.Function):
+    """clamp(x, 0, 1), rounded to ``levels`` + 1 levels when ``levels`` is given, in one autograd node.
+
+    The backward pass is torch.clamp's gradient (the incoming gradient where 0 < x < 1, else 0:
+    torch gives none at the bounds themselves) with rounding as the identity, computed by one
+    fused kernel (hardtanh's backward, which differs from clamp's only for NaN inputs).
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, levels: int | None) -> Tensor:
+        out = torch.clamp(x, 0, 1)
+        ctx.levels = levels
+        ctx.save_for_backward(x)
+        if levels is not None:
+            # round(v) / L: equal to round_ste(v) / L, whose v + (round(v) - v) is exactly round(v)
+            out.mul_(levels).round_().div_(levels)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
+        (x,) = ctx.saved_tensors
+        grad = torch.ops.aten.hardtanh_backward(grad, x, 0.0, 1.0)
+        if ctx.levels is not None and ctx.levels != 1:  # (g / 1) * 1 is g
+            grad = _ste_levels_gradient(grad, ctx.levels, in_place=True)
+        return grad, None
+
+
+def _sum_to_scalar(x: Tensor) -> Tensor:
+    """Sum of all elements, reduced the way autograd reduces a broadcast 0-dim operand's gradient."""
+    return x.sum(dim=tuple(range(x.dim())), keepdim=True).view(())
+
+
+def _max_backward(grad: Tensor, x: Tensor, maximum: Tensor) -> Tensor:
+    """The gradient of ``x.max()``: ``grad`` shared evenly by the elements equal to the maximum
+    (autograd's rule; on CPU it fills zeros, elsewhere it multiplies by the mask)."""
+    mask = x == maximum
+    if x.is_cuda:
+        return mask * (grad / mask.sum())
+    return grad.new_zeros(x.shape).masked_fill_(mask, grad / mask.sum())
+
+
+@dataclass(frozen=True)
+class _Correction:
+    per_channel: bool
+    mode: str
+
+
+class _DoReFaWeight(torch.autograd.Function):
+    """The DoReFa weight quantizer (and optionally its detached-moment bias correction) in one node.
+
+    Forward: T = tanh(W), M = max|T|, A = mean|W|; the 32-bit path A T / M, or at b < 32
+    A (2 Q_b(T / 2M + 1/2) - 1), then w_q' = apply_correction(w_q) with moments of the 32-bit path.
+    Backward: the gradient the composed formula gets from autograd, op for op (so results are
+    bit-identical): rounding is the identity, A and the correction moments are constants, the
+    gradient flows through tanh and through M.
+    """
+
+    @staticmethod
+    def forward(ctx, w: Tensor, bits: int, correction: _Correction | None) -> Tensor:
+        # in-place steps on fresh temporaries: the same arithmetic as the composed formula, fewer allocations
+        t = torch.tanh(w)
+        abs_t = t.abs()
+        m = abs_t.max()
+        a = w.abs().mean()
+        ctx.bits = bits
+        if bits == FULL_PRECISION:
+            full_precision = (a * t).div_(m)
+            ctx.save_for_backward(t, abs_t, m, a, full_precision, None)
+            return full_precision
+        levels = 2**bits - 1
+        t_over_2m = t / (2 * m)
+        # a * (2 Q_b(T / 2M + 1/2) - 1)
+        w_q = (t_over_2m + 0.5).mul_(levels).round_().div_(levels).mul_(2).sub_(1).mul_(a)
+        scale = None
+        if correction is not None:
+            terms = correction_terms((a * t).div_(m), w_q, correction.per_channel)
+            w_q, scale = apply_correction(w_q, terms, correction.mode), terms.scale
+        ctx.save_for_backward(t, abs_t, m, a, t_over_2m, scale)
+        return w_q
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:
+        t, abs_t, m, a, ratio, scale = ctx.saved_tensors
+        if ctx.bits == FULL_PRECISION:  # ratio = A T / M
+            grad_m = _sum_to_scalar(-grad * (ratio / m))  # the sum's order follows grad's memory layout
+            grad_t = (grad / m).mul_(a)
+        else:  # ratio = T / 2M
+            grad = grad * a if scale is None else (grad * scale).mul_(a)
+            grad = _ste_levels_gradient(grad.mul_(2), 2**ctx.bits - 1, in_place=True)
+            two_m = 2 * m
+            grad_t = grad / two_m
+            grad_m = _sum_to_scalar(-grad * (ratio / two_m)) * 2  # through T / 2M, then 2M
+        grad_t += _max_backward(grad_m, abs_t, m).mul_(t.sgn())
+        return torch.ops.aten.tanh_backward(grad_t, t), None, None
 
 
 def quantize_weight(w: Tensor, bits: int) -> Tensor:
@@ -61,7 +144,7 @@ def quantize_weight(w: Tensor, bits: int) -> Tensor:
     T = tanh(W), M = max|T|, A = mean|W| (detached). b = 1 is the same formula: levels {-A, +A}
     with the threshold at W = 0 (W = 0 itself rounds half-to-even, to -A).
     """
-    return dorefa_weights(w, bits)[1]
+    return _DoReFaWeight.apply(w, check_bits(bits), None)
 
 
 def quantize_activation(x: Tensor, bits: int, full_precision: str = "relu") -> Tensor:
@@ -72,8 +155,8 @@ def quantize_activation(x: Tensor, bits: int, full_precision: str = "relu") -> T
     """
     bits = check_bits(bits)
     if bits == FULL_PRECISION:
-        return F.relu(x) if full_precision == "relu" else torch.clamp(x, 0, 1)
-    return quantize_unit(torch.clamp(x, 0, 1), bits)
+        return F.relu(x) if full_precision == "relu" else _ClampRound.apply(x, None)
+    return _ClampRound.apply(x, 2**bits - 1)
 
 
 def _scale_gradient(x: Tensor, scale: float) -> Tensor:
@@ -158,26 +241,26 @@ class _QuantizedWeight(BitWidthModule):
         self.spec = spec
         self.lsq = LSQQuantizer(spec.bits, signed=True) if spec.weight_quantizer == "lsq" else None
 
-    def _weights(self) -> tuple[Tensor, Tensor]:
-        """(the 32-bit path's weight, the weight at the current bit-width), before correction."""
-        if self.spec.full_precision_weight == "tanh":
-            return dorefa_weights(self.weight, self.bits)
-        if self.bits == FULL_PRECISION:
-            return self.weight, self.weight
-        quantized = self.lsq(self.weight, self.bits) if self.lsq is not None else quantize_weight(self.weight, self.bits)
-        return self.weight, quantized
-
     def full_precision_weight(self) -> Tensor:
         """The 32-bit path's weight: the reference the correction aligns to (SPEC 3.1)."""
-        return self._weights()[0]
+        return quantize_weight(self.weight, FULL_PRECISION) if self.spec.full_precision_weight == "tanh" else self.weight
 
     def quantized_weight(self) -> Tensor:
-        """The weight this layer uses at its current bit-width."""
-        reference, w_q = self._weights()
-        if self.bits == FULL_PRECISION or not self.spec.bias_correction:
+        """The weight this layer uses at its current bit-width (bias-corrected when the spec says so)."""
+        spec, bits = self.spec, self.bits
+        correct = spec.bias_correction and bits != FULL_PRECISION
+        if spec.full_precision_weight == "tanh" and (spec.detach_stats or not correct):
+            # one autograd node for the quantizer and the correction with constant moments
+            correction = _Correction(spec.per_channel, spec.correction_mode) if correct else None
+            return _DoReFaWeight.apply(self.weight, bits, correction)
+        if bits == FULL_PRECISION:
+            w_q = self.full_precision_weight()
+        else:
+            w_q = self.lsq(self.weight, bits) if self.lsq is not None else quantize_weight(self.weight, bits)
+        if not correct:
             return w_q
-        return bias_correct(reference, w_q, per_channel=self.spec.per_channel, mode=self.spec.correction_mode,
-                            detach_stats=self.spec.detach_stats)
+        return bias_correct(self.full_precision_weight(), w_q, per_channel=spec.per_channel,
+                            mode=spec.correction_mode, detach_stats=spec.detach_stats)
 
 
 class QConv2d(nn.Conv2d, _QuantizedWeight):

@@ -1,0 +1,174 @@
+"""GPU throughput of the paper recipe and the GPU-hours it projects (`python -m emqlib.bench_gpu`).
+
+On the ``paper`` profile's model (ResNet-20 x5, CIFAR-shaped random data, batch 128) it times,
+interleaved, the training step of every bit-width alone (a Dedicated model's step) and the
+joint step over all bit-widths without and with EMQ's weight bias correction, eager and
+torch.compile'd, in fp32 and under bf16 autocast. From the median step it writes images/s and
+the GPU-hours of the 200-epoch recipe on 50,000 images:
+
+* Dedicated: the sum over bit-widths of one model trained alone;
+* joint (Any-Precision): one joint step per batch, every bit-width on it;
+* EMQ: the joint step with bias correction;
+* EMQ + coreset at 80%: 0.8 x EMQ (training passes only: coreset scoring and selection are not
+  timed here), next to the paper's 1.52 GPU-h for EMQ with its bit-wise coreset (CIFAR-10).
+
+It refuses to run without a CUDA device unless ``--allow-cpu`` is given together with an
+explicit ``--out`` (for tests), so that ``results/bench_gpu.csv`` only ever holds GPU numbers.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import paths
+from .bench import Variant, Workload, joint_step, log, row, time_interleaved
+from .bits import set_bits
+from .config import profile_config
+from .storage import save_csv
+
+PAPER_GPU_HOURS = 1.52  # EMQ with bit-wise coreset, CIFAR-10, ResNet-20 x5 (the paper's Results)
+CORESET_FRACTION = 0.8
+TRAIN_IMAGES = 50_000  # CIFAR-10 training set
+MODES = ("eager", "compiled")
+PRECISIONS = ("fp32", "bf16")
+
+
+def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _steps(work: Workload, mode: str, precision: str, x: torch.Tensor, y: torch.Tensor) -> dict[str, Callable[[], None]]:
+    """The step callables of one (mode, precision): each bit-width alone, joint, joint + correction."""
+    bits = work.config.bits
+    steps = {}
+
+    def build(correction: bool, first_bits: int) -> tuple[nn.Module, torch.optim.Optimizer]:
+        model = work.model(work.emq_spec(correction), first_bits).to(memory_format=torch.channels_last)
+        optimizer = work.optimizer(model)
+        return (torch.compile(model) if mode == "compiled" else model), optimizer
+
+    for b in bits:
+        model, optimizer = build(False, b)
+
+        def single(model=model, optimizer=optimizer) -> None:
+            optimizer.zero_grad(set_to_none=True)
+            with _autocast(work.device, precision):
+                loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            optimizer.step()
+        steps[f"{b}-bit"] = single
+    for name, correction in (("joint", False), ("emq", True)):
+        model, optimizer = build(correction, bits[0])
+
+        def joint(model=model, optimizer=optimizer) -> None:
+            with _autocast(work.device, precision):
+                joint_step(model, optimizer, x, y, bits)
+        steps[name] = joint
+    return steps
+
+
+def measure(work: Workload, modes: Sequence[str], precisions: Sequence[str], steps: int,
+            warmup: int) -> pd.DataFrame:
+    """Median step seconds of every variant, all (mode, precision) pairs interleaved in one loop."""
+    x, y = work.batch()
+    x = x.contiguous(memory_format=torch.channels_last)
+    variants = []
+    for mode in modes:
+        for precision in precisions:
+            for name, step in _steps(work, mode, precision, x, y).items():
+                variants.append(Variant(f"{mode}|{precision}|{name}", step))
+    log(f"timing {len(variants)} variants x {steps} steps after {warmup} warm-up steps ({work.describe()})")
+    times = time_interleaved(variants, steps, warmup, work.device)
+    records = [dict(zip(("mode", "precision", "step"), name.split("|")), seconds=statistics.median(t))
+               for name, t in times.items()]
+    return pd.DataFrame(records)
+
+
+def projected_rows(medians: pd.DataFrame, work: Workload, device_name: str, steps: int) -> list[dict]:
+    """images/s per step and the GPU-hours of the recipe per method, for each (mode, precision)."""
+    c = work.config
+    rows = []
+    for (mode, precision), group in medians.groupby(["mode", "precision"], sort=False):
+        seconds = dict(zip(group["step"], group["seconds"]))
+        setting = (f"{device_name}; {mode}, {precision}; {work.describe()}; median of {steps} interleaved steps")
+        for name, s in seconds.items():
+            rows.append(row("images_per_second", c.batch_size / s, "images/s", f"{name} step; {setting}"))
+        hours_per_step = {name: c.epochs * TRAIN_IMAGES / c.batch_size * s / 3600 for name, s in seconds.items()}
+        recipe = f"{c.epochs} epochs x {TRAIN_IMAGES} images, bits {','.join(map(str, c.bits))}; {setting}"
+        emq = hours_per_step["emq"]
+        rows += [row("projected_gpu_hours", sum(hours_per_step[f"{b}-bit"] for b in c.bits), "GPU-h",
+                     f"Dedicated (one model per bit-width); {recipe}"),
+                 row("projected_gpu_hours", hours_per_step["joint"], "GPU-h", f"joint (Any-Precision); {recipe}"),
+                 row("projected_gpu_hours", emq, "GPU-h", f"EMQ (joint + bias correction); {recipe}"),
+                 row("projected_gpu_hours", CORESET_FRACTION * emq, "GPU-h",
+                     f"EMQ + coreset at {CORESET_FRACTION:.0%} (training passes only, selection not timed); "
+                     f"paper: {PAPER_GPU_HOURS} GPU-h; {recipe}")]
+    rows.append(row("paper_gpu_hours", PAPER_GPU_HOURS, "GPU-h", "EMQ + bit-wise coreset, CIFAR-10 (the paper)"))
+    return rows
+
+
+def device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+
+
+def run(out: Path, steps: int, warmup: int, modes: Sequence[str], precisions: Sequence[str],
+        device: torch.device, **overrides) -> pd.DataFrame:
+    work = Workload(profile_config("paper", method="emq", **overrides), device)
+    medians = measure(work, modes, precisions, steps, warmup)
+    table = pd.DataFrame(projected_rows(medians, work, device_name(device), steps))
+    save_csv(table, out)
+    log(f"wrote {out}")
+    return table
+
+
+def _choices(text: str, allowed: Sequence[str], what: str) -> list[str]:
+    chosen = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [t for t in chosen if t not in allowed]
+    if bad or not chosen:
+        raise SystemExit(f"--{what} takes a comma-separated subset of {','.join(allowed)}, got {text!r}")
+    return chosen
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m emqlib.bench_gpu", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=300, help="timed steps per variant (default 300)")
+    parser.add_argument("--warmup", type=int, default=20, help="untimed steps per variant first (compilation included)")
+    parser.add_argument("--modes", default=",".join(MODES), help="eager,compiled")
+    parser.add_argument("--precisions", default=",".join(PRECISIONS), help="fp32,bf16")
+    parser.add_argument("--out", type=Path, help="default: results/bench_gpu.csv ($EMQ_RESULTS_DIR)")
+    parser.add_argument("--allow-cpu", action="store_true", help="run on the CPU (needs --out; for tests)")
+    parser.add_argument("--width", type=float, help="model width instead of the paper's 5 (for tests)")
+    parser.add_argument("--batch-size", type=int, help="batch instead of the paper's 128 (for tests)")
+    args = parser.parse_args(argv)
+    modes, precisions = _choices(args.modes, MODES, "modes"), _choices(args.precisions, PRECISIONS, "precisions")
+    if args.steps < 1 or args.warmup < 0:
+        raise SystemExit("--steps must be at least 1 and --warmup at least 0")
+    if torch.cuda.is_available():
+        device = torch.device("cuda")
+    elif args.allow_cpu and args.out is not None:
+        device = torch.device("cpu")
+    else:
+        print("bench_gpu needs a CUDA GPU: results/bench_gpu.csv holds GPU numbers only "
+              "(on a CPU, pass --allow-cpu with --out PATH to try the script)", file=sys.stderr)
+        return 2
+    overrides = {k: v for k, v in (("width", args.width), ("batch_size", args.batch_size)) if v is not None}
+    table = run(args.out or paths.results_dir() / "bench_gpu.csv", args.steps, args.warmup, modes, precisions,
+                device, **overrides)
+    with pd.option_context("display.max_rows", None, "display.max_colwidth", 90, "display.width", 220):
+        print(table.to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

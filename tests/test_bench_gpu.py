@@ -1,0 +1,53 @@
+"""The GPU benchmark script, run on the CPU at a tiny size: its table and its GPU-hour arithmetic."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+
+from emqlib import bench_gpu
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory) -> pd.DataFrame:
+    out = tmp_path_factory.mktemp("bench_gpu") / "bench_gpu.csv"
+    argv = ["--out", str(out), "--steps", "2", "--warmup", "1", "--width", "0.125", "--batch-size", "2",
+            "--modes", "eager", "--precisions", "fp32,bf16"]
+    if not torch.cuda.is_available():
+        argv.append("--allow-cpu")
+    assert bench_gpu.main(argv) == 0
+    return pd.read_csv(out)
+
+
+def test_refuses_a_cpu_run_into_results(monkeypatch, tmp_path) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("EMQ_RESULTS_DIR", str(tmp_path))
+    assert bench_gpu.main(["--allow-cpu", "--steps", "1"]) == 2  # no --out: would write results/
+    assert bench_gpu.main(["--out", str(tmp_path / "x.csv"), "--steps", "1"]) == 2  # no --allow-cpu
+    assert not list(tmp_path.iterdir())
+
+
+def test_rows_per_bit_width_and_method(table: pd.DataFrame) -> None:
+    assert list(table.columns) == ["metric", "value", "unit", "setting"]
+    speeds = table[table.metric == "images_per_second"]
+    for precision in ("fp32", "bf16"):
+        names = {s.split(" step;")[0] for s in speeds.setting if f"eager, {precision}" in s}
+        assert names == {"32-bit", "8-bit", "4-bit", "2-bit", "1-bit", "joint", "emq"}
+    assert (speeds.value > 0).all()
+    device = "CPU" if not torch.cuda.is_available() else torch.cuda.get_device_name()
+    assert speeds.setting.str.contains(device, regex=False).all()
+    assert table[table.metric == "paper_gpu_hours"].value.tolist() == [1.52]
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_projected_hours_follow_from_the_measured_speeds(table: pd.DataFrame, precision: str) -> None:
+    rows = table[table.setting.str.contains(f"eager, {precision};", regex=False)]
+    speed = {s.split(" step;")[0]: v for s, v in zip(rows.setting, rows.value) if "step;" in s}
+    hours = {s.split(";")[0]: v for s, v in zip(rows.setting, rows.value) if s.startswith(("Dedicated", "joint", "EMQ"))}
+    per_image = 200 * 50_000 / 3600  # hours per (image/s)
+    assert hours["Dedicated (one model per bit-width)"] == pytest.approx(
+        sum(per_image / speed[f"{b}-bit"] for b in (32, 8, 4, 2, 1)), rel=1e-9)
+    assert hours["joint (Any-Precision)"] == pytest.approx(per_image / speed["joint"], rel=1e-9)
+    assert hours["EMQ (joint + bias correction)"] == pytest.approx(per_image / speed["emq"], rel=1e-9)
+    coreset = [v for k, v in hours.items() if k.startswith("EMQ + coreset at 80%")]
+    assert coreset == [pytest.approx(0.8 * hours["EMQ (joint + bias correction)"], rel=1e-12)]
