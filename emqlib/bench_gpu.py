@@ -30,8 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import paths
-from .bench import Variant, Workload, joint_step, log, row, time_interleaved
-from .bits import set_bits
+from .bench import Variant, Workload, log, row, time_interleaved
+from .distill import joint_step
 from .config import profile_config
 from .storage import save_csv
 
@@ -54,7 +54,7 @@ def _steps(work: Workload, mode: str, precision: str, x: torch.Tensor, y: torch.
     steps = {}
 
     def build(correction: bool, first_bits: int) -> tuple[nn.Module, torch.optim.Optimizer]:
-        model = work.model(work.emq_spec(correction), first_bits).to(memory_format=torch.channels_last)
+        model = work.model(work.emq(correction), first_bits).to(memory_format=torch.channels_last)
         optimizer = work.optimizer(model)
         return (torch.compile(model) if mode == "compiled" else model), optimizer
 
@@ -72,8 +72,11 @@ def _steps(work: Workload, mode: str, precision: str, x: torch.Tensor, y: torch.
         model, optimizer = build(correction, bits[0])
 
         def joint(model=model, optimizer=optimizer) -> None:
+            optimizer.zero_grad(set_to_none=True)
             with _autocast(work.device, precision):
-                joint_step(model, optimizer, x, y, bits)
+                total = joint_step(model, x, y, bits).total
+            total.backward()  # gradients of all bit-widths summed, one step (as the trainer's joint loop)
+            optimizer.step()
         steps[name] = joint
     return steps
 

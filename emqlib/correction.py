@@ -1,4 +1,4 @@
-"""EMQ weight bias correction (SPEC 3.1).
+"""EMQ weight bias correction (docs/method.md §3.1).
 
 Quantization shifts the mean and rescales the spread of each channel's weights, and by a
 different amount at each bit-width. The correction re-aligns the first two moments of the

@@ -69,7 +69,7 @@ from torch import Tensor, nn
 from .bits import FULL_PRECISION, SUPPORTED_BITS, bit_width, check_bits, parse_bits, set_bits
 from .bn import MultiBitBatchNorm2d
 from .config import config_hash
-from .correction import EPS, _moments
+from .correction import correction_terms
 from .data import DATASET_SHAPES, ImageDataset, batches
 from .inference import predict
 from .models.resnet import PreActBlock, PreActResNet
@@ -143,10 +143,9 @@ def _correction(reference: Tensor, w_q: Tensor, layer: QConv2d) -> tuple[Tensor,
     out = w_q.shape[0]
     if not spec.bias_correction:
         return torch.ones(out, dtype=torch.float64), torch.zeros(out, dtype=torch.float64)
-    mean_w, var_w = _moments(reference, spec.per_channel)
-    mean_q, var_q = _moments(w_q, spec.per_channel)
-    r = torch.where(var_q < EPS, torch.ones_like(var_q), torch.sqrt(var_w / (var_q + EPS)))
-    d = r * (mean_w - mean_q) if spec.correction_mode == "paper" else mean_w - r * mean_q
+    terms = correction_terms(reference, w_q, spec.per_channel)
+    r = terms.scale
+    d = r * (terms.mean_w - terms.mean_q) if spec.correction_mode == "paper" else terms.mean_w - r * terms.mean_q
     return r.double().flatten().expand(out), d.double().flatten().expand(out)
 
 
@@ -159,7 +158,7 @@ def integer_weight(layer: QConv2d) -> IntegerWeight:
     """
     if layer.bits == FULL_PRECISION:
         raise ValueError("a 32-bit weight has no integer codes")
-    reference, w_q = layer._weights()
+    reference, w_q = layer.full_precision_weight(), layer.uncorrected_weight()
     s, o, lowest = _uncorrected_grid(layer)
     exact = (w_q.double() - o) / s
     codes = torch.round(exact)

@@ -1,11 +1,11 @@
-"""Quantizers (SPEC 2) and the quantized layers built on them.
+"""Quantizers (docs/method.md §2) and the quantized layers built on them.
 
-* :func:`quantize_weight` is the Any-Precision / DoReFa weight quantizer (SPEC 2.1); its
+* :func:`quantize_weight` is the Any-Precision / DoReFa weight quantizer (docs/method.md §2.1); its
   32-bit case is the full-precision *path*: the tanh-normalised weight scaled by mean |W|.
-* :func:`quantize_activation` clamps to [0, 1] and rounds (SPEC 2.2); 32 bits is a ReLU.
-* :class:`LSQQuantizer` is the learned-step quantizer used by the ACS experiments (SPEC 2.4).
+* :func:`quantize_activation` clamps to [0, 1] and rounds (docs/method.md §2.2); 32 bits is a ReLU.
+* :class:`LSQQuantizer` is the learned-step quantizer used by the ACS experiments (docs/method.md §2.4).
 * :class:`QConv2d` / :class:`QLinear` quantize their weight at the model's current bit-width
-  and, with ``bias_correction=True``, apply EMQ's weight bias correction (SPEC 3).
+  and, with ``bias_correction=True``, apply EMQ's weight bias correction (docs/method.md §3).
 
 Rounding uses a straight-through estimator: the forward pass rounds, the backward pass
 treats rounding as the identity.
@@ -138,7 +138,7 @@ class _DoReFaWeight(torch.autograd.Function):
 
 
 def quantize_weight(w: Tensor, bits: int) -> Tensor:
-    """Any-Precision / DoReFa weight quantizer (SPEC 2.1), per tensor.
+    """Any-Precision / DoReFa weight quantizer (docs/method.md §2.1), per tensor.
 
     b = 32 gives A * T / M (no rounding); b < 32 gives A * (2 Q_b(T / 2M + 1/2) - 1) with
     T = tanh(W), M = max|T|, A = mean|W| (detached). b = 1 is the same formula: levels {-A, +A}
@@ -148,7 +148,7 @@ def quantize_weight(w: Tensor, bits: int) -> Tensor:
 
 
 def quantize_activation(x: Tensor, bits: int, full_precision: str = "relu") -> Tensor:
-    """Any-Precision activation quantizer (SPEC 2.2): Q_b(clamp(x, 0, 1)).
+    """Any-Precision activation quantizer (docs/method.md §2.2): Q_b(clamp(x, 0, 1)).
 
     At 32 bits: ReLU (``full_precision="relu"``, Any-Precision) or clamp(x, 0, 1) without
     rounding (``"clamp"``, the limit of the quantizer as b grows).
@@ -165,7 +165,7 @@ def _scale_gradient(x: Tensor, scale: float) -> Tensor:
 
 
 class LSQQuantizer(nn.Module):
-    """Learned step-size quantizer (LSQ, SPEC 2.4), one step per bit-width.
+    """Learned step-size quantizer (LSQ, docs/method.md §2.4), one step per bit-width.
 
     Signed: levels -2^(b-1) .. 2^(b-1)-1 (weights); unsigned: 0 .. 2^b-1 (post-ReLU
     activations). Each step is initialised to 2 mean|x| / sqrt(Q_P) on the first training
@@ -205,8 +205,8 @@ class LSQQuantizer(nn.Module):
 class QuantSpec:
     """How the quantized layers of one model quantize (one spelling per option)."""
 
-    weight_quantizer: str = "dorefa"  # "dorefa" (Any-Precision, SPEC 2.1) or "lsq" (ACS, SPEC 2.4)
-    bias_correction: bool = False  # EMQ weight bias correction (SPEC 3) at every b < 32
+    weight_quantizer: str = "dorefa"  # "dorefa" (Any-Precision, docs/method.md §2.1) or "lsq" (ACS, docs/method.md §2.4)
+    bias_correction: bool = False  # EMQ weight bias correction (docs/method.md §3) at every b < 32
     correction_mode: str = "paper"  # "paper": the EMQ equation literally; "exact": also matches the mean
     per_channel: bool = True  # correction moments per output channel (dim 0) or per layer
     detach_stats: bool = True  # correction moments treated as constants in the backward pass
@@ -232,7 +232,7 @@ class QuantSpec:
 
 
 class _QuantizedWeight(BitWidthModule):
-    """Shared weight path of QConv2d and QLinear: quantize, then bias-correct (SPEC 2.1, 3.1)."""
+    """Shared weight path of QConv2d and QLinear: quantize, then bias-correct (docs/method.md §2.1, §3.1)."""
 
     spec: QuantSpec
     weight: nn.Parameter
@@ -242,8 +242,14 @@ class _QuantizedWeight(BitWidthModule):
         self.lsq = LSQQuantizer(spec.bits, signed=True) if spec.weight_quantizer == "lsq" else None
 
     def full_precision_weight(self) -> Tensor:
-        """The 32-bit path's weight: the reference the correction aligns to (SPEC 3.1)."""
+        """The 32-bit path's weight: the reference the correction aligns to (docs/method.md §3.1)."""
         return quantize_weight(self.weight, FULL_PRECISION) if self.spec.full_precision_weight == "tanh" else self.weight
+
+    def uncorrected_weight(self) -> Tensor:
+        """The weight at the current bit-width before any correction (the 32-bit path's at 32 bits)."""
+        if self.bits == FULL_PRECISION:
+            return self.full_precision_weight()
+        return self.lsq(self.weight, self.bits) if self.lsq is not None else quantize_weight(self.weight, self.bits)
 
     def quantized_weight(self) -> Tensor:
         """The weight this layer uses at its current bit-width (bias-corrected when the spec says so)."""
@@ -253,10 +259,7 @@ class _QuantizedWeight(BitWidthModule):
             # one autograd node for the quantizer and the correction with constant moments
             correction = _Correction(spec.per_channel, spec.correction_mode) if correct else None
             return _DoReFaWeight.apply(self.weight, bits, correction)
-        if bits == FULL_PRECISION:
-            w_q = self.full_precision_weight()
-        else:
-            w_q = self.lsq(self.weight, bits) if self.lsq is not None else quantize_weight(self.weight, bits)
+        w_q = self.uncorrected_weight()
         if not correct:
             return w_q
         return bias_correct(self.full_precision_weight(), w_q, per_channel=spec.per_channel,
@@ -288,9 +291,9 @@ class QLinear(nn.Linear, _QuantizedWeight):
 class QuantAct(ActivationBitWidth):
     """Activation quantizer at the model's activation bit-width.
 
-    DoReFa: clamp to [0, 1] and round (SPEC 2.2), ReLU at 32 bits. LSQ: ReLU followed by an
+    DoReFa: clamp to [0, 1] and round (docs/method.md §2.2), ReLU at 32 bits. LSQ: ReLU followed by an
     unsigned learned-step quantizer (a simplification of the ACS repository's signed,
-    PReLU-based block; SPEC 2.4).
+    PReLU-based block; docs/method.md §2.4).
     """
 
     def __init__(self, spec: QuantSpec = QuantSpec()) -> None:

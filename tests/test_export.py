@@ -83,7 +83,7 @@ def test_integer_weight_reproduces_the_corrected_weight(spec, bits):
     codes = weight.codes.long()
     assert codes.min() >= -(2 ** (bits - 1)) and codes.max() <= 2 ** (bits - 1) - 1
     assert len(codes.unique()) <= 2**bits
-    reference, w_q = conv._weights()
+    reference, w_q = conv.full_precision_weight(), conv.uncorrected_weight()
     corrected = bias_correct(reference, w_q, per_channel=spec.per_channel, mode=spec.correction_mode)
     assert torch.equal(corrected, conv.quantized_weight())
     assert (weight.dequantize() - corrected).abs().max() <= WEIGHT_BOUND * corrected.abs().max()

@@ -24,7 +24,7 @@ LAYERS = [
     # the run cache
     {"runs"},
     # experiments and reporting
-    {"experiments", "bench", "results", "plots", "report", "claims", "explorer", "export"},
+    {"experiments", "bench", "bench_gpu", "results", "plots", "report", "claims", "explorer", "export"},
     # entry points
     {"reproduce", "__main__", "parameters"},
 ]
