@@ -42,6 +42,7 @@ from .config import PROFILES, RunConfig, config_hash, profile_config
 from .cost import FORWARD_PASS_WEIGHT, ideal_pass_ratio, speedups
 from .data import DATASET_SHAPES, ImageDataset, batches
 from .distill import joint_step
+from .export import export_bench_rows
 from .models import model_for
 from .runs import Run, get_run
 from .storage import atomic_write_bytes, save_csv
@@ -536,7 +537,9 @@ def run_bench(profile: str, out_csv: Path, out_png: Path, runtime: Runtime = Run
     cost_rows = method_rows(summaries, method_configs(profile)["emq+coreset"])
     cost_rows += disturbance_rows(summaries, curves["size_fit"][0], f"{curves['lowest']}-bit EMQ step, slope of "
                                                                     f"epoch time vs N, {work.describe()}")
-    table = pd.DataFrame(step_rows + cost_rows + scaling_rows + option_rows, columns=COLUMNS)
+    # integer deployment: latency and size of every served bit-width, fake-quant vs onnxruntime
+    export_rows = export_bench_rows(get_run(method_configs(profile)["emq"], runtime), threads=torch.get_num_threads())
+    table = pd.DataFrame(step_rows + cost_rows + scaling_rows + option_rows + export_rows, columns=COLUMNS)
     save_csv(table, out_csv)
     title = f"emqlib bench, profile {profile}: {work.describe()}"
     save_figure(plot(over_fp, work.config, summaries, curves, title), out_png)

@@ -21,6 +21,7 @@ FAMILIES = {
     "4 selection overhead": ["selection_share"],
     "5 efficiency": ["step_gflops", "matmul_gflops", "efficiency"],
     "6 scaling": ["epoch_time", "scaling_slope", "scaling_r2"],
+    "7 integer deployment": ["export_size", "export_latency", "export_shift_cost"],
 }
 
 
