@@ -84,8 +84,8 @@ def bench_section() -> str:
     bench = paths.results_dir() / "bench.csv"
     if not bench.exists():
         return "(run `make bench`)"
-    frame = pd.read_csv(bench)
-    frame = frame[frame.metric.isin(BENCH_SUMMARY)].copy()
+    every = pd.read_csv(bench)
+    frame = every[every.metric.isin(BENCH_SUMMARY)].copy()
     frame["order"] = frame.metric.map(BENCH_SUMMARY.index)
     frame = frame.sort_values("order", kind="stable")
     frame["value"] = frame.value.map(lambda v: f"{v:.3g}")
@@ -96,7 +96,31 @@ def bench_section() -> str:
     return (f"{markdown_table(frame[['metric', 'value', 'unit', 'seed', 'setting']])}\n\n"
             "A row with a seed is one run of that seed, read from the run cache (the claims table above pairs "
             "every seed); a row without one is a timing measured by `make bench`. "
-            "All rows, with full settings: `results/bench.csv`; figure: `figures/bench.png`.")
+            "All rows, with full settings: `results/bench.csv`; figure: `figures/bench.png`." + export_section(every))
+
+
+EXPORT_SETTING = re.compile(r"^(?P<bits>\d+)-bit, (?:batch (?P<batch>\d+), )?(?P<runtime>[^,;]+)")
+
+
+def export_section(frame: pd.DataFrame) -> str:
+    """Integer deployment per bit-width: latency of the fake-quantized PyTorch model and of the
+    onnxruntime exports at batch 1 and 128, and the weights' size packed at the bit-width."""
+    table = {}
+    for r in frame[frame.metric.isin(["export_latency", "export_size"])].itertuples():
+        found = EXPORT_SETTING.match(r.setting)
+        if found is None:  # the PyTorch checkpoint's size belongs to no bit-width
+            continue
+        runtime = found["runtime"].strip().replace("onnxruntime float", "onnxruntime qdq")  # 32 bits is plain float
+        cells = table.setdefault(int(found["bits"]), {})
+        if r.metric == "export_latency":
+            cells[f"{runtime}, batch {found['batch']} (ms)"] = f"{r.value:.3g}"
+        elif "weights packed" in r.setting and runtime == "onnxruntime qdq":
+            cells["weights packed (bytes)"] = f"{int(r.value):,}"
+    if not table:
+        return ""
+    out = pd.DataFrame([{"bits": b, **cells} for b, cells in sorted(table.items())]).fillna("")
+    return ("\n\nInteger deployment (`python -m emqlib export`; at 32 bits the float model) of the cached EMQ run, "
+            "per bit-width, best of interleaved repetitions:\n\n" + markdown_table(out))
 
 
 def replace_block(text: str, name: str, body: str) -> str:

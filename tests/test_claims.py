@@ -213,6 +213,24 @@ def test_bench_block_names_the_seed_of_each_cached_run_and_leaves_out_the_9_mode
     assert not any("derived" in line for line in lines)
 
 
+def test_bench_block_tabulates_the_export_rows_per_bit_width():
+    where = "resnet8 width 1, run 00000000000000aa, 1 threads, CPU"
+    rows = [("export_size", 332475, "PyTorch fake-quant checkpoint (float32 latent weights); " + where),
+            ("export_size", 37482, f"2-bit, onnxruntime qdq, weights packed at 2 bits; {where}"),
+            ("export_size", 108123, f"2-bit, onnxruntime qdq, ONNX file as stored; {where}"),
+            ("export_size", 39000, f"2-bit, onnxruntime integer, weights packed at 2 bits; {where}"),
+            ("export_latency", 3.5, f"2-bit, batch 1, PyTorch fake-quant; {where}"),
+            ("export_latency", 0.125, f"2-bit, batch 1, onnxruntime qdq; {where}"),
+            ("export_latency", 0.11, f"32-bit, batch 1, onnxruntime float; {where}"),
+            ("export_shift_cost", 1.02, f"2-bit, batch 1: integer kernel with the shift over without; {where}")]
+    save_result(pd.DataFrame(rows, columns=["metric", "value", "setting"]).assign(unit="ms"), "bench.csv")
+    block = report.bench_section()
+    table = block[block.index("| bits |"):].splitlines()
+    assert table[0] == "| bits | weights packed (bytes) | PyTorch fake-quant, batch 1 (ms) | onnxruntime qdq, batch 1 (ms) |"
+    assert table[2] == "| 2 | 37,482 | 3.5 | 0.125 |"
+    assert table[3] == "| 32 |  |  | 0.11 |"
+
+
 def test_a_study_without_an_arm_is_not_run_and_says_which():
     write_results()
     pruning = pd.read_csv(paths.results_dir() / "pruning.csv")
