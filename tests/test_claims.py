@@ -28,9 +28,10 @@ def write_results(seeds=(0, 1, 2), lead: float = 5.0, jitter: float = 0.1) -> No
             speed = (10.0 if lead > 0 else 2.0) + jitter * seed if method == CORESET else 1.0
             cost.append(dict(method=method, seed=seed, avg_accuracy=acc, speedup_wall=speed))
         for rate in (0.5, 0.8):
-            pruning += [dict(method=m, pruning_rate=rate, seed=seed, avg_accuracy=a) for m, a in
+            pruning += [dict(method=m, pruning_rate=rate, seed=seed, avg_accuracy=a, pass_equivalents=48000.0) for m, a in
                         [("random", 70.0), ("tdds", 70.0 - d), ("el2n", 70.0 - d), ("emq-topk", 70.0 + d)]]
-        pruning.append(dict(method="equal-budget full data", pruning_rate=0.8, seed=seed, avg_accuracy=70.0))
+        pruning.append(dict(method="equal-budget full data", pruning_rate=0.8, seed=seed, avg_accuracy=70.0,
+                            pass_equivalents=32000.0))
         pruning.append(dict(method="full data", pruning_rate=0.0, seed=seed, avg_accuracy=80.0))
         for epoch in (0, 1):
             for pair in [(32, 8), (8, 2)]:
