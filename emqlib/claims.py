@@ -107,9 +107,9 @@ def _speedup() -> Measurement:
     return Measurement(table["coreset"], f"wall-clock of Dedicated on the trained bit-widths over {label}'s")
 
 
-def _pruning_at(rate: float) -> pd.DataFrame:
+def _pruning_at(rate: float, value: str = "avg_accuracy") -> pd.DataFrame:
     pruning = load_result("pruning.csv")
-    return _by_seed(pruning[np.isclose(pruning.pruning_rate, rate)], "method")
+    return _by_seed(pruning[np.isclose(pruning.pruning_rate, rate)], "method", value)
 
 
 def _emq_minus_tdds() -> Measurement:
@@ -130,8 +130,7 @@ def _emq_minus_random() -> Measurement:
 def _emq_minus_equal_budget() -> Measurement:
     at80 = _pruning_at(0.8)
     coreset, equal = at80["emq-topk"], at80[labels.EQUAL_BUDGET]
-    pruning = load_result("pruning.csv")
-    passes = _by_seed(pruning[np.isclose(pruning.pruning_rate, 0.8)], "method", "pass_equivalents").mean()
+    passes = _pruning_at(0.8, "pass_equivalents").mean()
     # round(epochs * fraction) whole epochs cannot always give the coreset's passes: say what each arm spent
     return Measurement(coreset - equal, f"EMQ coreset {_arm(coreset)}, equal-budget full data {_arm(equal)}; "
                                         f"pass equivalents: coreset {passes['emq-topk']:,.0f}, "

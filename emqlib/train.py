@@ -108,9 +108,8 @@ def sequential_epoch(ctx: EpochContext, learner: Learner, subsets: dict[int, Ten
                 if distil_losses is not None:
                     loss = c.label_loss_weight * loss + distil_losses.mean()
             else:
-                per_sample = c.label_loss_weight * label_losses if distil_losses is not None else label_losses
-                if distil_losses is not None:
-                    per_sample = per_sample + distil_losses
+                per_sample = (label_losses if distil_losses is None
+                              else c.label_loss_weight * label_losses + distil_losses)
                 loss = (per_sample * weights.to(logits.device)).mean()
             ctx.step(learner, loss, b)
             ctx.sampler.observe(b, idx, logits)
