@@ -32,6 +32,10 @@ SETTING_NOTES = {
     "06_acs": "; ACS setting: one bit-width, W2/A32 with LSQ, initialised from and distilled by the FP reference run",
     "07_label_noise": "; ACS setting (W2/A32, LSQ) with 10% symmetric label noise",
 }
+# notebooks whose studies train on the profile's short schedule (their claims hold at any point of training,
+# or, for 07 and 08, are judged off convergence to keep `make reproduce` within its time)
+SHORT_SCHEDULE_NOTEBOOKS = ("01_activation_alignment", "02_shared_bn", "03_gradient_angles", "07_label_noise",
+                            "08_score_extraction")
 NON_INFERIORITY = 0.5  # points: "at least as good as" holds when A - B > -0.5 (a margin inside seed noise)
 
 
@@ -103,8 +107,21 @@ def _cost_difference(a: str, b: str) -> Callable[[], Measurement]:
 
 
 def _speedup() -> Measurement:
-    table, label = _cost("speedup_wall")
-    return Measurement(table["coreset"], f"wall-clock of Dedicated on the trained bit-widths over {label}'s")
+    served, label = _cost("speedup_wall_served")
+    trained, _ = _cost("speedup_wall")
+    bits = load_result("training_cost.csv").query("method == @label").served_bits.iloc[0]
+    return Measurement(served["coreset"], f"Dedicated trained on every bit-width {label} serves ({bits}) over "
+                                          f"{label}, wall-clock; on the trained bit-widths only: "
+                                          f"{_arm(trained['coreset'], 'x')}")
+
+
+def _speedup_at_60() -> Measurement:
+    cost = load_result("training_cost.csv")
+    label = labels.emq_coreset(0.4)
+    rows = cost[cost.method == label]
+    return Measurement(_by_seed(rows, "method", "speedup_wall_served")[label],
+                       f"{label}: served bit-widths {rows.served_bits.iloc[0] if len(rows) else '-'}; on the trained "
+                       f"bit-widths only: {rows.speedup_wall.mean():.2f}x")
 
 
 def _pruning_at(rate: float, value: str = "avg_accuracy") -> pd.DataFrame:
@@ -112,28 +129,30 @@ def _pruning_at(rate: float, value: str = "avg_accuracy") -> pd.DataFrame:
     return _by_seed(pruning[np.isclose(pruning.pruning_rate, rate)], "method", value)
 
 
+EMQ = labels.EMQ_CORESET
+
+
 def _emq_minus_tdds() -> Measurement:
     at80 = _pruning_at(0.8)
-    return Measurement(at80["emq-topk"] - at80["tdds"], f"EMQ {_arm(at80['emq-topk'])}, TDDS {_arm(at80['tdds'])}")
+    return Measurement(at80[EMQ] - at80["tdds"], f"EMQ {_arm(at80[EMQ])}, TDDS {_arm(at80['tdds'])}")
 
 
 def _emq_minus_random() -> Measurement:
     at80 = _pruning_at(0.8)
     pruning = load_result("pruning.csv")
     means = pruning.pivot_table(index="pruning_rate", columns="method", values="avg_accuracy")
-    every = (means["emq-topk"] - means["random"]).dropna()
-    return Measurement(at80["emq-topk"] - at80["random"],
-                       f"EMQ {_arm(at80['emq-topk'])}, random {_arm(at80['random'])}; EMQ - random (seed mean) at "
+    every = (means[EMQ] - means["random"]).dropna()
+    return Measurement(at80[EMQ] - at80["random"],
+                       f"EMQ {_arm(at80[EMQ])}, random {_arm(at80['random'])}; EMQ - random (seed mean) at "
                        "every pruning rate: " + ", ".join(f"{r:.0%}: {d:+.2f}" for r, d in every.items()))
 
 
 def _emq_minus_equal_budget() -> Measurement:
     at80 = _pruning_at(0.8)
-    coreset, equal = at80["emq-topk"], at80[labels.EQUAL_BUDGET]
+    coreset, equal = at80[EMQ], at80[labels.EQUAL_BUDGET]
     passes = _pruning_at(0.8, "pass_equivalents").mean()
-    # round(epochs * fraction) whole epochs cannot always give the coreset's passes: say what each arm spent
     return Measurement(coreset - equal, f"EMQ coreset {_arm(coreset)}, equal-budget full data {_arm(equal)}; "
-                                        f"pass equivalents: coreset {passes['emq-topk']:,.0f}, "
+                                        f"pass equivalents: coreset {passes[EMQ]:,.0f}, "
                                         f"equal-budget {passes[labels.EQUAL_BUDGET]:,.0f}")
 
 
@@ -265,8 +284,8 @@ CLAIMS: list[Claim] = [
     Claim("E2", "training time with bit-wise coreset", "EMQ Results, CIFAR-10", "1.52 GPU-h",
           reason="needs a GPU (GPU-hours on CIFAR-10 at the paper profile)"),
     Claim("E3", "speed-up of EMQ + bit-wise coreset over Dedicated", "EMQ abstract/Results, CIFAR-10", "7.88x",
-          "04_training_cost", _speedup, "wall-clock speed-up over Dedicated", "above", round(0.9 * 7.88, 2),
-          unit="x"),
+          "04_training_cost", _speedup, "wall-clock speed-up over Dedicated on every served bit-width", "above",
+          round(0.9 * 7.88, 2), unit="x"),
     Claim("E4", "EMQ without coreset above Dedicated (average accuracy)", "EMQ Results, CIFAR-10; Any-Precision README",
           "93.46% vs 93.08% (+0.38)", "04_training_cost", _cost_difference("EMQ", "Dedicated"),
           "EMQ - Dedicated average accuracy", paper_effect=0.38),
@@ -284,8 +303,10 @@ CLAIMS: list[Claim] = [
           "03_gradient_angles", _depth_trend, "Spearman(layer depth, angle)", "below", 0.0, unit=""),
     Claim("E12", "one shared BN; intermediate bit-widths (3, 5, 6, 7) work without fine-tuning", "EMQ abstract",
           "qualitative", "02_shared_bn", _untrained_gap, "largest |gap| of an untrained bit-width", "below", 1.0),
-    Claim("E13", "GPU-hour reduction at 60% pruning", "secondary source, TinyImageNet", "8.41x",
-          reason="needs TinyImageNet, not available offline, and a GPU"),
+    Claim("E13", "cost reduction of EMQ + bit-wise coreset at 60% pruning over Dedicated",
+          "secondary source, TinyImageNet (GPU-hours)", "8.41x", "04_training_cost", _speedup_at_60,
+          "wall-clock speed-up over Dedicated on every served bit-width, 60% pruning", "above",
+          round(0.9 * 8.41, 2), unit="x"),
     Claim("E14", "EMQ's bit-wise coreset is at least as good as random selection at 80% pruning",
           "implied by EMQ's comparative results (a selection rule that loses to random has no point)",
           "not reported", "05_pruning_tdds", _emq_minus_random, "EMQ - random average accuracy at 80% pruning",
@@ -369,6 +390,6 @@ def grade_claim(claim: Claim, setting: str) -> dict:
 
 def build_claims(profile: str, claims: list[Claim] | None = None) -> pd.DataFrame:
     """The claims table, graded from the results CSVs written by notebooks 02-08 at ``profile``."""
-    setting = describe_profile(profile)
-    frame = pd.DataFrame([grade_claim(c, setting) for c in (CLAIMS if claims is None else claims)])
+    frame = pd.DataFrame([grade_claim(c, describe_profile(profile, short=c.notebook in SHORT_SCHEDULE_NOTEBOOKS))
+                          for c in (CLAIMS if claims is None else claims)])
     return frame[COLUMNS]

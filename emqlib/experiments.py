@@ -16,7 +16,7 @@ from . import analysis, labels
 from .bits import FULL_PRECISION, SUPPORTED_BITS
 from .build import Runtime, load_run_data
 from .config import RunConfig, profile_config, reference_config
-from .coreset import equal_budget_epochs
+from .coreset import equal_budget_epochs, pruning_rate
 from .cost import speedups
 from .runs import Run, get_run
 from .stats import depth_trend, mean_std  # noqa: F401 (notebooks call experiments.mean_std / depth_trend)
@@ -63,11 +63,11 @@ SHARED_BN_ABLATIONS = {
 
 
 def accuracy_at_all_bits(profile: str, variants: dict, seeds: Sequence[int] = (0,), bits=SUPPORTED_BITS) -> pd.DataFrame:
-    """Test accuracy at every bit-width (trained or not) for each variant and seed."""
+    """Test accuracy at every bit-width (trained or not) for each variant and seed (short schedule)."""
     frames = []
     for seed in seeds:
         for label, (changes, recalibrate) in variants.items():
-            r = run(profile_config(profile, seed=seed, **changes))
+            r = run(profile_config(profile, short=True, seed=seed, **changes))
             frame = r.evaluate(bits, recalibrate=recalibrate)
             frames.append(frame.assign(variant=label, seed=seed, run=r.path.name))
     return pd.concat(frames, ignore_index=True)
@@ -125,7 +125,7 @@ def activation_alignment(profile: str = "cpu", seed: int = 0, bits=(1, 2, 3, 4, 
     with and without weight bias correction (docs/method.md §3.3)."""
     frames = []
     for label, changes in ALIGNMENT_VARIANTS.items():
-        r = run(profile_config(profile, seed=seed, **changes))
+        r = run(profile_config(profile, short=True, seed=seed, **changes))
         stats = analysis.bn_input_stats(r.model(), probe_inputs(r.config), [*bits, FULL_PRECISION])
         frames.append(analysis.alignment_gaps(stats).assign(variant=label, trained=lambda f: f.bits.isin(r.config.bits)))
     return pd.concat(frames, ignore_index=True)
@@ -136,7 +136,7 @@ def activation_alignment(profile: str = "cpu", seed: int = 0, bits=(1, 2, 3, 4, 
 def gradient_angle_study(profile: str = "cpu", seed: int = 0, n_batches: int = 8, batch_size: int = 128) -> pd.DataFrame:
     """Angles between the per-layer gradients of every pair of trained bit-widths, at the end of
     every epoch of the EMQ run (weights from its snapshots; docs/method.md §6.5: 8 x 128 training images)."""
-    config = profile_config(profile, seed=seed, method="emq")
+    config = profile_config(profile, short=True, seed=seed, method="emq")
     r = run(config)
     train, _ = load_run_data(config)
     n = min(len(train), n_batches * batch_size)
@@ -150,56 +150,179 @@ def gradient_angle_study(profile: str = "cpu", seed: int = 0, n_batches: int = 8
     return pd.concat(frames, ignore_index=True)
 
 
-# ---------------------------------------------------------------- 04: training cost
+# ---------------------------------------------------------------- 04, 05: EMQ's bit-wise coreset in the converged regime
 
-def cost_methods(fraction: float) -> dict:
-    return {labels.DEDICATED: dict(method="dedicated"), labels.JOINT: dict(method="joint"), labels.EMQ: dict(method="emq"),
-            labels.emq_coreset(fraction): dict(method="emq", coreset="emq-topk", fraction=fraction)}
+CONVERGENCE_GAIN = 0.5  # points: a profile is converged when doubling its epochs gains less than this
 
 
-def training_cost(profile: str = "cpu", seeds: Sequence[int] = (0, 1), fraction: float = 0.2) -> pd.DataFrame:
-    """Accuracy and cost of Dedicated, joint, EMQ and EMQ + bit-wise coreset, per seed, with the
-    speedup over Dedicated in wall-clock and in forward-pass equivalents (a forward-only pass
-    counts 1/3 of a forward+backward pass)."""
+def regime_check(profile: str = "cpu", seeds: Sequence[int] = (0, 1), factor: int = 2) -> pd.DataFrame:
+    """Full-data EMQ at the profile's epochs and at ``factor`` times as many, per seed, with the
+    gain of the longer schedule: pruning and cost claims need a profile where it is below
+    :data:`CONVERGENCE_GAIN` (far from convergence every pruned sample costs accuracy)."""
     rows = []
     for seed in seeds:
-        for label, changes in cost_methods(fraction).items():
-            rows.append(summarize(run(profile_config(profile, seed=seed, **changes)), method=label, seed=seed))
+        base = profile_config(profile, method="emq", seed=seed)
+        for epochs in (base.epochs, factor * base.epochs):
+            rows.append(summarize(run(base.replace(epochs=epochs)), method=labels.EMQ, epochs=epochs, seed=seed))
     frame = pd.DataFrame(rows)
-    dedicated = frame[frame.method == labels.DEDICATED].set_index("seed")
-    ratios = pd.DataFrame([speedups(dedicated.loc[row.seed], row) for _, row in frame.iterrows()], index=frame.index)
-    frame[["speedup_wall", "speedup_passes"]] = ratios[["speedup_wall", "speedup_passes"]]
-    # docs/method.md §9: a Dedicated that serves every supported bit-width (1..8, 32) needs 9 models
-    n_trained = len(profile_config(profile).bits)
-    frame["speedup_wall_all_bits"] = frame.speedup_wall * len(SUPPORTED_BITS) / n_trained
+    first = frame.groupby("seed").avg_accuracy.transform("first")
+    frame["gain_over_profile"] = frame.avg_accuracy - first
     return frame
 
 
-# ---------------------------------------------------------------- 05, 08: coreset comparisons on the multi-bit model
-
-PRUNING_METHODS = ("random", "tdds", "el2n", "acs", "emq-topk")
-
-
-def coreset_config(profile: str, coreset: str, fraction: float, seed: int, **changes) -> RunConfig:
+def coreset_config(profile: str, coreset: str, fraction: float, seed: int, short: bool = False,
+                   **changes) -> RunConfig:
     """EMQ multi-bit training (shared BN + correction) on per-bit coresets. Every selection rule
     trains the same way (sequential bit-wise, distillation from the 32-bit child), so that only
     the selection differs; ACS's DS term uses the full-precision reference run."""
-    return profile_config(profile, **{"method": "emq", "coreset": coreset, "fraction": fraction, "seed": seed,
-                                      "distillation": "fp-child", **changes})
+    return profile_config(profile, short, **{"method": "emq", "coreset": coreset, "fraction": fraction,
+                                             "seed": seed, "distillation": "fp-child", **changes})
 
 
-def pruning_study(profile: str = "cpu", rates: Sequence[float] = (0.3, 0.5, 0.7, 0.8, 0.9),
-                  methods: Sequence[str] = PRUNING_METHODS, seeds: Sequence[int] = (0,),
-                  headline_rate: float = 0.8, headline_seeds: Sequence[int] = (0, 1, 2)) -> pd.DataFrame:
-    """Average accuracy over the trained bit-widths at each pruning rate, per selection rule, with
-    full-data EMQ (pruning rate 0) per seed. The headline rate runs every seed of ``headline_seeds``
-    and adds equal-budget full data: full-data EMQ for the epochs that give the coreset's sample
-    passes (:func:`emqlib.coreset.equal_budget_epochs`), the competitor a coreset must beat."""
+# The sampling design space of EMQ's bit-wise coreset (docs/method.md §6), judged on a validation
+# split of the training data: label -> (coreset, config changes). Warm-up W=2 epochs on random subsets
+# wherever scores come from the model being trained.
+DESIGN_VARIANTS = {
+    "random, re-drawn every epoch": ("random", dict()),
+    "top-k, rescored every 2 epochs": ("emq-topk", dict(reselect_every=2, warmup_epochs=2)),
+    "sampled (tau 1, eps 0.1), scored once": ("emq-sample", dict(static=True, warmup_epochs=2)),
+    "sampled (tau 0.5, eps 0.5), scored once": ("emq-sample", dict(static=True, warmup_epochs=2, sample_tau=0.5,
+                                                                   sample_uniform_share=0.5)),
+    "sampled (tau 1, eps 0.1), free scores": ("emq-sample", dict(free_scores=True, reselect_every=1,
+                                                                 warmup_epochs=2)),
+    "coverage strata (beta 0.1, k 50), scored once": ("emq-ccs", dict(static=True, warmup_epochs=2)),
+    "coverage strata (beta 0.1, k 50), free scores": ("emq-ccs", dict(free_scores=True, reselect_every=1,
+                                                                      warmup_epochs=2)),
+}
+# EMQ's default sampler: the design with the best validation accuracy in results/coreset_design.csv
+# (chosen once, on held-out training samples; notebook 04 says whether a new run still picks it)
+EMQ_SAMPLER = "sampled (tau 1, eps 0.1), scored once"
+VALIDATION_PER_CLASS = {"smoke": 8}  # held-out training images per class the design is judged on
+DEFAULT_VALIDATION_PER_CLASS = 500
+
+
+def emq_coreset_config(profile: str, variant: str, fraction: float, seed: int, **changes) -> RunConfig:
+    """EMQ on per-bit coresets drawn by the design variant ``variant`` (a key of DESIGN_VARIANTS)."""
+    if variant not in DESIGN_VARIANTS:
+        raise ValueError(f"unknown coreset design {variant!r}; choose one of {list(DESIGN_VARIANTS)}")
+    coreset, knobs = DESIGN_VARIANTS[variant]
+    return coreset_config(profile, coreset, fraction, seed, **{**knobs, **changes})
+
+
+def coreset_design_study(profile: str = "cpu", rate: float = 0.8, seeds: Sequence[int] = (0, 1),
+                         variants: Sequence[str] = tuple(DESIGN_VARIANTS), anchor_seeds: Sequence[int] = (0,)
+                         ) -> pd.DataFrame:
+    """Each sampling variant at ``rate`` against equal-budget full data, all evaluated on held-out
+    training samples, never the test set, with the selection share of each run's wall-clock; on
+    ``anchor_seeds``, InfoBatch (which sets its own pruning rate: ``pruning_rate`` is the one it
+    reached) and full-data EMQ, the two costlier anchors."""
+    fraction = round(1 - rate, 6)
+    validation = dict(validation_per_class=VALIDATION_PER_CLASS.get(profile, DEFAULT_VALIDATION_PER_CLASS))
+    rows = []
+    for seed in seeds:
+        for label in variants:
+            r = run(emq_coreset_config(profile, label, fraction, seed, **validation))
+            rows.append(summarize(r, variant=label, coreset=r.config.coreset, pruning_rate=rate, seed=seed))
+        base = profile_config(profile, method="emq", seed=seed, **validation)
+        r = run(base.replace(epochs=equal_budget_epochs(base.epochs, fraction)))
+        rows.append(summarize(r, variant=labels.EQUAL_BUDGET, coreset="none", pruning_rate=rate, seed=seed))
+    for seed in anchor_seeds:
+        r = run(coreset_config(profile, "infobatch", 1.0, seed, **validation))
+        reached = pruning_rate(r.metrics.subset_size, len(load_run_data(r.config)[0]))
+        rows.append(summarize(r, variant="InfoBatch (r 0.5)", coreset="infobatch", pruning_rate=reached, seed=seed))
+        r = run(profile_config(profile, method="emq", seed=seed, **validation))
+        rows.append(summarize(r, variant=labels.FULL_DATA, coreset="none", pruning_rate=0.0, seed=seed))
+    frame = pd.DataFrame(rows)
+    frame["selection_share"] = frame.selection_seconds / frame.wall_seconds
+    return frame
+
+
+def chosen_design(design: pd.DataFrame) -> str:
+    """EMQ's default sampler: the design variant of EMQ's own samplers (emq-*) with the highest mean
+    validation accuracy over seeds (ties: the first listed)."""
+    ours = design[design.coreset.str.startswith("emq-")]
+    means = ours.groupby("variant", sort=False).avg_accuracy.mean()
+    return str(means.idxmax())
+
+
+def served_bits(evaluation: pd.DataFrame, gap: float = 1.5) -> tuple[int, ...]:
+    """The bit-widths a multi-bit model serves: the trained ones and each untrained one whose
+    accuracy is within ``gap`` points of its trained neighbours' mean (1 bit, with one neighbour,
+    of the 2-bit accuracy). ``evaluation``: accuracy per bit-width (mean over seeds), with ``trained``."""
+    acc = evaluation.groupby("bits").accuracy.mean()
+    trained = sorted(evaluation.bits[evaluation.trained].unique())
+    served = list(trained)
+    for b in sorted(set(acc.index) - set(trained)):
+        neighbours = [t for t in (max((t for t in trained if t < b), default=None),
+                                  min((t for t in trained if t > b), default=None)) if t is not None]
+        if neighbours and acc[b] >= np.mean([acc[t] for t in neighbours]) - gap:
+            served.append(b)
+    return tuple(sorted(int(b) for b in served))
+
+
+def cost_methods(profile: str, variant: str, fraction: float, seed: int) -> dict[str, RunConfig]:
+    return {labels.DEDICATED: profile_config(profile, method="dedicated", seed=seed),
+            labels.JOINT: profile_config(profile, method="joint", seed=seed),
+            labels.EMQ: profile_config(profile, method="emq", seed=seed),
+            labels.emq_coreset(fraction): emq_coreset_config(profile, variant, fraction, seed)}
+
+
+def training_cost(profile: str = "cpu", variant: str = EMQ_SAMPLER, seeds: Sequence[int] = (0, 1),
+                  fraction: float = 0.2, extra_fractions: Sequence[float] = ()) -> pd.DataFrame:
+    """Accuracy and cost of Dedicated, joint, EMQ and EMQ + bit-wise coreset (design ``variant``), per
+    seed, and of EMQ + coreset at ``extra_fractions`` on the first seed; speed-ups over Dedicated in
+    wall-clock and in pass equivalents (docs/method.md §9) two ways: (a) Dedicated on the trained
+    bit-widths; (b) Dedicated on every bit-width the multi-bit model serves (:func:`served_bits`),
+    each extra one actually trained (first seed: a single-bit Dedicated run per bit-width)."""
+    configs = [(label, seed, config) for seed in seeds
+               for label, config in cost_methods(profile, variant, fraction, seed).items()]
+    configs += [(labels.emq_coreset(f), seeds[0], emq_coreset_config(profile, variant, f, seeds[0]))
+                for f in extra_fractions]
+    runs = [run(config) for _, _, config in configs]
+    frame = pd.DataFrame([summarize(r, method=label, seed=seed, fraction=config.fraction)
+                          for (label, seed, config), r in zip(configs, runs)])
+    dedicated = frame[frame.method == labels.DEDICATED].set_index("seed")
+    ratios = pd.DataFrame([speedups(dedicated.loc[row.seed], row) for _, row in frame.iterrows()], index=frame.index)
+    frame[["speedup_wall", "speedup_passes"]] = ratios[["speedup_wall", "speedup_passes"]]
+    served = {}
+    for method, group in frame[frame.method.eq(labels.EMQ) | frame.method.map(labels.is_emq_coreset)].groupby("method"):
+        evaluation = pd.concat([runs[i].evaluate() for i in group.index])
+        served[method] = served_bits(evaluation)
+    trained = profile_config(profile).bits
+    extra = {b: run(profile_config(profile, method="dedicated", bits=(b,), seed=seeds[0])).cost()
+             for b in sorted({b for bits in served.values() for b in bits} - set(trained))}
+    for i, row in frame.iterrows():
+        if row.method not in served:
+            continue
+        bits = served[row.method]
+        baseline = dedicated.loc[row.seed]
+        baseline = {key: baseline[key] + sum(extra[b][key] for b in bits if b not in trained)
+                    for key in ("wall_seconds", "pass_equivalents")}
+        ratio = speedups(baseline, row)
+        frame.loc[i, ["served_bits", "speedup_wall_served", "speedup_passes_served"]] = [
+            ",".join(map(str, bits)), ratio["speedup_wall"], ratio["speedup_passes"]]
+    frame["extra_dedicated_seed"] = seeds[0]
+    return frame
+
+
+def pruning_study(profile: str = "cpu", variant: str = EMQ_SAMPLER,
+                  rates: Sequence[float] = (0.5, 0.6, 0.7, 0.8, 0.9), methods: Sequence[str] = ("random", "tdds"),
+                  seeds: Sequence[int] = (0,), headline_rate: float = 0.8,
+                  headline_seeds: Sequence[int] = (0, 1, 2)) -> pd.DataFrame:
+    """Average accuracy over the trained bit-widths at each pruning rate: EMQ's bit-wise coreset
+    (design ``variant``, method label "EMQ + bit-wise coreset") and the selection rules ``methods``,
+    with full-data EMQ (pruning rate 0) per seed. The headline rate runs every seed of
+    ``headline_seeds`` and adds equal-budget full data: full-data EMQ for the epochs that give the
+    coreset's sample passes (:func:`emqlib.coreset.equal_budget_epochs`), the competitor a coreset
+    must beat."""
     rows = []
     for rate in rates:
+        fraction = round(1 - rate, 6)
         for seed in (headline_seeds if np.isclose(rate, headline_rate) else seeds):
+            r = run(emq_coreset_config(profile, variant, fraction, seed))
+            rows.append(summarize(r, method=labels.EMQ_CORESET, sampler=variant, pruning_rate=rate, seed=seed))
             for method in methods:
-                r = run(coreset_config(profile, method, round(1 - rate, 6), seed))
+                r = run(coreset_config(profile, method, fraction, seed))
                 rows.append(summarize(r, method=method, pruning_rate=rate, seed=seed))
     base = profile_config(profile, method="emq")
     for seed in headline_seeds:
@@ -212,9 +335,9 @@ def pruning_study(profile: str = "cpu", rates: Sequence[float] = (0.3, 0.5, 0.7,
 
 
 def coreset_check(pruning: pd.DataFrame, rate: float = 0.8,
-                  methods: Sequence[str] = ("emq-topk", "random", "tdds", labels.EQUAL_BUDGET)) -> pd.DataFrame:
-    """The rows of ``pruning_study`` at one pruning rate for EMQ's bit-wise coreset and the comparisons it must survive
-    main comparisons: accuracy per bit-width, their average, per-sample passes, seconds."""
+                  methods: Sequence[str] = (labels.EMQ_CORESET, "random", "tdds", labels.EQUAL_BUDGET)) -> pd.DataFrame:
+    """The rows of ``pruning_study`` at one pruning rate for EMQ's bit-wise coreset and the comparisons it
+    must survive: accuracy per bit-width, their average, per-sample passes, seconds."""
     rows = pruning[(pruning.pruning_rate.sub(rate).abs() < 1e-9) & pruning.method.isin(methods)]
     accuracy = [c for c in pruning.columns if c.startswith("acc_")]
     columns = ["method", "pruning_rate", "seed", *accuracy, "avg_accuracy", "sample_passes", "teacher_forwards",
@@ -240,32 +363,33 @@ def extraction_study(profile: str = "cpu", fraction: float = 0.2, seeds: Sequenc
     for seed in seeds:
         for label, changes in EXTRACTION_VARIANTS.items():
             changes = {"coreset": "emq-topk", **changes}
-            config = coreset_config(profile, changes.pop("coreset"), fraction, seed, **changes)
+            config = coreset_config(profile, changes.pop("coreset"), fraction, seed, short=True, **changes)
             rows.append(summarize(run(config), variant=label, seed=seed, fraction=fraction))
     return pd.DataFrame(rows)
 
 
 # ---------------------------------------------------------------- 06, 07: ACS (single bit-width QAT)
 
-def acs_config(profile: str, coreset: str = "none", fraction: float = 1.0, seed: int = 0, **changes) -> RunConfig:
+def acs_config(profile: str, coreset: str = "none", fraction: float = 1.0, seed: int = 0, short: bool = False,
+               **changes) -> RunConfig:
     """The ACS setting (docs/method.md §7, §11): one bit-width (W2/A32) with LSQ, started from the
     full-precision reference run and distilled from it (KD only, no label term)."""
-    return profile_config(profile, method="dedicated", bits=(2,), activation_bits=FULL_PRECISION,
+    return profile_config(profile, short, method="dedicated", bits=(2,), activation_bits=FULL_PRECISION,
                           weight_quantizer="lsq", init_from_reference=True, distillation="reference",
                           label_loss_weight=0.0, coreset=coreset, fraction=fraction, seed=seed, **changes)
 
 
 def acs_fraction_study(profile: str = "cpu", fractions: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5),
                        methods: Sequence[str] = ("acs", "random"), seeds: Sequence[int] = (0,),
-                       label_noise: float = 0.0) -> pd.DataFrame:
+                       label_noise: float = 0.0, short: bool = False) -> pd.DataFrame:
     """Accuracy of the W2/A32 model at each data fraction for each selection rule, and on full data."""
     rows = []
     for seed in seeds:
         for fraction in fractions:
             for method in methods:
-                r = run(acs_config(profile, method, fraction, seed, label_noise=label_noise))
+                r = run(acs_config(profile, method, fraction, seed, short, label_noise=label_noise))
                 rows.append(summarize(r, method=method, fraction=fraction, seed=seed, label_noise=label_noise))
-        r = run(acs_config(profile, seed=seed, label_noise=label_noise))
+        r = run(acs_config(profile, seed=seed, short=short, label_noise=label_noise))
         rows.append(summarize(r, method=labels.FULL_DATA, fraction=1.0, seed=seed, label_noise=label_noise))
     return pd.DataFrame(rows)
 
@@ -296,7 +420,7 @@ def acs_interval_study(profile: str = "cpu", fraction: float = 0.1, intervals: S
 def label_noise_study(profile: str = "cpu", fractions: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5),
                       noise: float = 0.1, seeds: Sequence[int] = (0,)) -> pd.DataFrame:
     """ACS vs EL2N vs random under symmetric label noise (docs/method.md §10); records the wrong labels kept."""
-    return acs_fraction_study(profile, fractions, ("acs", "el2n", "random"), seeds, label_noise=noise)
+    return acs_fraction_study(profile, fractions, ("acs", "el2n", "random"), seeds, label_noise=noise, short=True)
 
 
 def reference_cost(config: RunConfig) -> dict:

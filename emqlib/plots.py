@@ -36,10 +36,11 @@ GRADIENT_ANGLE_BOUND = 28.0  # degrees: the paper's bound on angles between bit-
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")  # distinguishes lines that coincide
 HIGHLIGHT = "#d62728"  # the method or variant the notebook is about
 BASELINE = "#7f7f7f"  # full-data and other reference lines
-CORESET_NAMES = {"random": "Random", "tdds": "TDDS", "el2n": "EL2N", "acs": "ACS", "emq-topk": "EMQ bit-wise coreset (top-k)",
+CORESET_NAMES = {"random": "Random (re-drawn every epoch)", "tdds": "TDDS", "el2n": "EL2N", "acs": "ACS",
+                 labels.EMQ_CORESET: "EMQ bit-wise coreset",
                  "forgetting": "Forgetting", "kcenter": "kCenterGreedy", "moderate": "Moderate",
                  labels.EQUAL_BUDGET: "equal-budget full data (fewer epochs)"}
-CORESET_COLORS = {"random": "#7f7f7f", "tdds": "#9467bd", "el2n": "#2ca02c", "acs": "#1f77b4", "emq-topk": HIGHLIGHT,
+CORESET_COLORS = {"random": "#7f7f7f", "tdds": "#9467bd", "el2n": "#2ca02c", "acs": "#1f77b4", labels.EMQ_CORESET: HIGHLIGHT,
                   "forgetting": "#8c564b", "kcenter": "#e377c2", "moderate": "#bcbd22", labels.EQUAL_BUDGET: "#000000"}
 STYLE = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "legend.fontsize": 10,
          "xtick.labelsize": 10, "ytick.labelsize": 10, "figure.titlesize": 13, "axes.grid": True,
@@ -310,7 +311,8 @@ def plot_training_cost(csv_path: PathLike, png_path: PathLike | None = None) -> 
     """Wall-clock training time (mean ± std over seeds) and per-sample passes of each method,
     annotated with the speedup over Dedicated and the average accuracy over the trained bit-widths.
     CSV: ``method, seed, wall_seconds, sample_passes, pass_equivalents, speedup_wall, speedup_passes,
-    avg_accuracy`` (optional ``reference_seconds``, ``speedup_wall_all_bits``)."""
+    avg_accuracy`` (optional ``reference_seconds``; ``speedup_wall_served`` and ``served_bits``: the speed-up
+    over Dedicated trained on every bit-width the model serves)."""
     frame = _read(csv_path, ["method", "seed", "wall_seconds", "sample_passes", "pass_equivalents",
                              "speedup_wall", "speedup_passes", "avg_accuracy"])
     methods = list(dict.fromkeys(frame.method))
@@ -332,8 +334,9 @@ def plot_training_cost(csv_path: PathLike, png_path: PathLike | None = None) -> 
         for m, d in zip(methods, dedicated):
             row = mean.loc[m]
             speed = "baseline" if d else f"{row.speedup_wall:.2f}× faster"
-            if not d and "speedup_wall_all_bits" in mean:
-                speed += f" ({row.speedup_wall_all_bits:.1f}× vs 9 models)"
+            if not d and "speedup_wall_served" in mean and not np.isnan(row.speedup_wall_served):
+                n = len(str(frame[frame.method == m].served_bits.iloc[0]).split(","))
+                speed += f" ({row.speedup_wall_served:.1f}× vs {n} models)"
             texts.append(f"{speed}\navg acc {row.avg_accuracy:.1f}%")
         _annotate_bars(ax_t, y, (mean.wall_seconds + std.wall_seconds + reference).to_numpy(), texts, room=1.9)
         ax_t.set_yticks(y)
@@ -375,14 +378,16 @@ def plot_pruning(csv_path: PathLike, png_path: PathLike | None = None) -> Figure
         methods = list(dict.fromkeys(stats.method))
         for i, method in enumerate(methods):
             part = stats[stats.method == method].sort_values("pruning_rate")
-            emphasis = method == "emq-topk"
+            emphasis = method == labels.EMQ_CORESET
             shift = 0.5 * (i - (len(methods) - 1) / 2)  # points apart so that error bars do not hide each other
             ax.errorbar(100 * part.pruning_rate + shift, part["mean"], yerr=part["std"].where(part.n > 1, np.nan),
                         marker="o", capsize=3, lw=2.6 if emphasis else 1.5, zorder=3 if emphasis else 2,
                         color=CORESET_COLORS.get(method), label=CORESET_NAMES.get(method, method))
         at = pruned[np.isclose(pruned.pruning_rate, 0.8)].groupby("method").avg_accuracy.mean()
-        gap = (f"at 80% pruning:\nEMQ − TDDS = {at['emq-topk'] - at['tdds']:+.2f} points"
-               if {"emq-topk", "tdds"} <= set(at.index) else None)
+        emq = labels.EMQ_CORESET
+        gap = ("at 80% pruning:\n" + "\n".join(f"EMQ − {CORESET_NAMES.get(m, m).split(' (')[0]} = {at[emq] - at[m]:+.2f} points"
+                                                for m in ("tdds", "random", labels.EQUAL_BUDGET) if m in at.index)
+               if emq in at.index else None)
         ax.set_xlabel("pruning rate (% of training samples left out per bit-width)")
         ax.set_ylabel("average accuracy over trained bit-widths (%)")
         ax.set_title(f"Multi-bit training on coresets: accuracy vs pruning rate\n"
@@ -475,23 +480,21 @@ def plot_label_noise(csv_path: PathLike, png_path: PathLike | None = None) -> Fi
 
 # ---------------------------------------------------------------- 08: score extraction
 
-def plot_score_extraction(csv_path: PathLike, png_path: PathLike | None = None) -> Figure:
-    """Average accuracy over the trained bit-widths and wall-clock time of each score-extraction
-    variant (horizontal bars, mean ± std over seeds). CSV: ``variant, seed, avg_accuracy,
-    train_seconds, selection_seconds`` (optional ``reference_seconds``)."""
-    frame = _read(csv_path, ["variant", "seed", "avg_accuracy", "train_seconds", "selection_seconds"])
+def _variants_figure(frame: pd.DataFrame, highlight: Sequence[bool], note: str, title: str,
+                     png_path: PathLike | None, name: str) -> Figure:
+    """Accuracy (mean ± std over seeds) and wall-clock split into training and selection of each
+    variant, one horizontal bar per variant, ``highlight``-ed ones in red."""
     variants = list(dict.fromkeys(frame.variant))
     accuracy = _agg(frame, "variant", "avg_accuracy")
     mean = frame.groupby("variant", sort=False).mean(numeric_only=True).reindex(variants)
     reference = mean["reference_seconds"] if "reference_seconds" in mean else pd.Series(0.0, index=variants)
     y = np.arange(len(variants))[::-1]
-    first = [i == 0 for i in range(len(variants))]
     with _style():
         fig, (ax_a, ax_t) = plt.subplots(1, 2, figsize=(14, 0.5 * len(variants) + 2.4), sharey=True,
                                          layout="constrained")
-        _barh(ax_a, accuracy, variants, highlight=first)
+        _barh(ax_a, accuracy, variants, highlight=highlight)
         ax_a.set_xlabel("average accuracy over trained bit-widths (%)")
-        ax_a.set_title(f"(a) accuracy ({_seeds_note(frame)}; red: EMQ's default)")
+        ax_a.set_title(f"(a) accuracy ({_seeds_note(frame)}; {note})")
         ax_t.barh(y, mean.train_seconds, color="#1f77b4", alpha=0.85, label="training")
         ax_t.barh(y, mean.selection_seconds, left=mean.train_seconds, color="#ff7f0e", alpha=0.85,
                   label="scoring and selection")
@@ -504,11 +507,32 @@ def plot_score_extraction(csv_path: PathLike, png_path: PathLike | None = None) 
         ax_t.set_title("(b) wall-clock time")
         ax_t.grid(axis="y", visible=False)
         ax_t.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncols=3, frameon=False)
-        fig.suptitle(f"EMQ score extraction variants (kept fraction S = {frame.fraction.iloc[0]:.0%})"
-                     if "fraction" in frame.columns else "EMQ score extraction variants")
-    return _finish(fig, png_path, "score_extraction")
+        fig.suptitle(title)
+    return _finish(fig, png_path, name)
+
+
+def plot_score_extraction(csv_path: PathLike, png_path: PathLike | None = None) -> Figure:
+    """Average accuracy over the trained bit-widths and wall-clock time of each score-extraction
+    variant (horizontal bars, mean ± std over seeds). CSV: ``variant, seed, avg_accuracy,
+    train_seconds, selection_seconds`` (optional ``reference_seconds``)."""
+    frame = _read(csv_path, ["variant", "seed", "avg_accuracy", "train_seconds", "selection_seconds"])
+    first = [i == 0 for i in range(frame.variant.nunique())]
+    title = (f"EMQ score extraction variants (kept fraction S = {frame.fraction.iloc[0]:.0%})"
+             if "fraction" in frame.columns else "EMQ score extraction variants")
+    return _variants_figure(frame, first, "red: EMQ's default", title, png_path, "score_extraction")
+
+
+def plot_coreset_design(csv_path: PathLike, chosen: str, png_path: PathLike | None = None) -> Figure:
+    """Validation accuracy and wall-clock of each sampling design of EMQ's bit-wise coreset and its
+    baselines, the ``chosen`` one in red. CSV: ``variant, seed, pruning_rate, avg_accuracy,
+    train_seconds, selection_seconds``."""
+    frame = _read(csv_path, ["variant", "seed", "pruning_rate", "avg_accuracy", "train_seconds", "selection_seconds"])
+    highlight = [v == chosen for v in dict.fromkeys(frame.variant)]
+    return _variants_figure(frame, highlight, "red: the chosen default",
+                            "EMQ's bit-wise coreset: sampling designs at 80% pruning, on held-out training samples",
+                            png_path, "coreset_design")
 
 
 __all__ = ["plot_bit_accuracy", "plot_activation_alignment", "plot_shared_bn", "plot_quant_core_check",
            "plot_gradient_angles", "plot_training_cost", "plot_pruning", "plot_acs", "plot_label_noise",
-           "plot_score_extraction"]
+           "plot_score_extraction", "plot_coreset_design"]

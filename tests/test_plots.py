@@ -12,7 +12,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from emqlib import plots  # noqa: E402
+from emqlib import labels, plots  # noqa: E402
 
 BITS = (1, 2, 3, 4, 5, 6, 7, 8, 32)
 TRAINED = (2, 4, 8, 32)
@@ -75,14 +75,15 @@ def training_cost(tmp_path):
                                                ("EMQ", 20, 400, 2.0), ("EMQ + bit-wise coreset (20%)", 8, 80, 5.0)]:
             rows.append({"method": method, "seed": seed, **_cost_columns(70 + seed, seconds + seed, passes),
                          "pass_equivalents": passes + 10, "speedup_wall": speed, "speedup_passes": 400 / (passes + 10),
-                         "speedup_wall_all_bits": 2.25 * speed})
+                         "speedup_wall_served": 2.25 * speed, "served_bits": "2,3,4,5,6,7,8,32"})
     return [_csv(tmp_path, "training_cost.csv", rows)]
 
 
 def pruning(tmp_path):
     rows = [{"method": m, "pruning_rate": r, "seed": s, **_cost_columns(80 - 20 * r - i, 5)}
             for r in (0.3, 0.5, 0.8) for s in ((0, 1) if r == 0.8 else (0,))
-            for i, m in enumerate(("random", "tdds", "emq"))]
+            for i, m in enumerate(("random", "tdds", labels.EMQ_CORESET))]
+    rows += [{"method": labels.EQUAL_BUDGET, "pruning_rate": 0.8, "seed": s, **_cost_columns(60, 5)} for s in (0, 1)]
     rows += [{"method": "full data", "pruning_rate": 0.0, "seed": s, **_cost_columns(82 + s, 10)} for s in (0, 1)]
     return [_csv(tmp_path, "pruning.csv", rows)]
 
@@ -107,6 +108,13 @@ def label_noise(tmp_path):
     return [_csv(tmp_path, "label_noise.csv", _fraction_rows(("acs", "el2n", "random"), noise=0.1))]
 
 
+def coreset_design(tmp_path):
+    variants = ("random, re-drawn every epoch", "sampled (tau 1, eps 0.1), scored once", "equal-budget full data")
+    rows = [{"variant": v, "seed": s, "pruning_rate": 0.8, **_cost_columns(80 - i + s, 10 + i)}
+            for s in (0, 1) for i, v in enumerate(variants)]
+    return [_csv(tmp_path, "coreset_design.csv", rows), variants[1]]
+
+
 def score_extraction(tmp_path):
     rows = [{"variant": v, "seed": 0, "fraction": 0.2, **_cost_columns(65 - i, 10 + i)}
             for i, v in enumerate(("bit-wise, dynamic (EMQ)", "bit-wise, static", "batch extraction, dynamic"))]
@@ -115,7 +123,8 @@ def score_extraction(tmp_path):
 
 FIGURES = {"bit_accuracy": bit_accuracy, "activation_alignment": activation_alignment, "shared_bn": shared_bn,
            "quant_core_check": quant_core_check, "gradient_angles": gradient_angles, "training_cost": training_cost,
-           "pruning": pruning, "acs": acs, "label_noise": label_noise, "score_extraction": score_extraction}
+           "pruning": pruning, "acs": acs, "label_noise": label_noise, "score_extraction": score_extraction,
+           "coreset_design": coreset_design}
 
 
 # ---------------------------------------------------------------- tests
