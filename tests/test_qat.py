@@ -143,3 +143,21 @@ def test_convert_refuses_a_bit_width_dependent_layer_it_does_not_know() -> None:
     model.extra = Custom()
     with pytest.raises(TypeError, match="also has \\['Custom'\\]"):
         convert(model, 2)
+
+
+def test_vit_with_lsq_builds_and_converts_exactly() -> None:
+    """The ViT's block Linears get LSQ steps like any other quantized layer (before prepare, its own
+    layer swap could not build a ViT with LSQ), and its converted model equals it at each bit-width."""
+    num_classes, channels, size = DATASET_SHAPES["synthetic"]
+    spec = SPECS["lsq"]
+    model = build_model("vit", num_classes=num_classes, in_channels=channels, image_size=size, trained_bits=spec.bits,
+                        spec=spec, width=0.25)
+    assert len([m for m in model.modules() if isinstance(m, QLinear)]) == 24  # 6 blocks x (qkv, proj, fc1, fc2)
+    assert type(model.classifier) is nn.Linear and type(model.vit.patch_embed.proj) is nn.Conv2d
+    trained_a_little(model, (channels, size), spec.bits)
+    x = torch.randn(4, channels, size, size, generator=torch.Generator().manual_seed(3))
+    for b in spec.bits:
+        plain = convert(model, b)
+        set_bits(model, b)
+        with torch.no_grad():
+            assert torch.equal(plain(x), model(x)), f"{b}-bit"
