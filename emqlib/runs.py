@@ -303,5 +303,5 @@ def _finish(trainer: Trainer, path: Path) -> None:
     save_json(path / "done.json", done)
 
 
-__all__ = ["Run", "get_run", "load_run", "run_path", "is_done", "unfinished_reason", "IncompatibleRunError",
+__all__ = ["Run", "get_run", "train_run", "load_run", "run_path", "is_done", "unfinished_reason", "IncompatibleRunError",
            "CorruptFileError", "reference_of"]
