@@ -14,6 +14,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from .config import config_hash
+
 
 def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized()
@@ -53,11 +55,7 @@ def barrier() -> None:
 
 def train_distributed(config, runtime, path: Path | None = None) -> None:
     """Train ``config`` (a RunConfig) with every process that torchrun started; rank 0 prints the result."""
-    # the torchrun entry point sits above the run cache; the helpers above sit below the trainer
-    from . import runs
-    from .train import Trainer
-    from .config import SCHEMA_VERSION, config_hash
-    from .storage import save_json
+    from . import runs  # the torchrun entry point sits above the run cache; the helpers above sit below the trainer
 
     use_cuda = torch.cuda.is_available()
     path = Path(path) if path is not None else runs.run_path(config)
@@ -75,14 +73,9 @@ def train_distributed(config, runtime, path: Path | None = None) -> None:
         dist.barrier()
         if runs.is_done(path):
             return
+        # no run-cache lock here: the processes train the run together (get_run's lock is per process)
+        runs.train_run(config, path, runtime, reference)
         if rank() == 0:
-            save_json(path / "config.json", {"schema": SCHEMA_VERSION, "hash": config_hash(config),
-                                             "config": config.to_dict()})
-        dist.barrier()
-        trainer = Trainer(config, path, runtime, reference)
-        trainer.run()
-        if rank() == 0:
-            runs.finish(trainer, path)
             print(f"run {config_hash(config)} in {path} ({dist.get_world_size()} processes)")
     finally:
         dist.destroy_process_group()

@@ -147,13 +147,16 @@ def quantize_weight(w: Tensor, bits: int) -> Tensor:
     return _DoReFaWeight.apply(w, check_bits(bits), None)
 
 
-def quantize_activation(x: Tensor, bits: int, full_precision: str = "relu") -> Tensor:
+def quantize_activation(x: Tensor, bits: int, full_precision: str = "relu", lsq: LSQQuantizer | None = None) -> Tensor:
     """Any-Precision activation quantizer (docs/method.md §2.2): Q_b(clamp(x, 0, 1)).
 
     At 32 bits: ReLU (``full_precision="relu"``, Any-Precision) or clamp(x, 0, 1) without
-    rounding (``"clamp"``, the limit of the quantizer as b grows).
+    rounding (``"clamp"``, the limit of the quantizer as b grows). With an unsigned ``lsq``
+    quantizer: ReLU, then that quantizer (docs/method.md §2.4).
     """
     bits = check_bits(bits)
+    if lsq is not None:
+        return lsq(F.relu(x), bits)
     if bits == FULL_PRECISION:
         return F.relu(x) if full_precision == "relu" else _ClampRound.apply(x, None)
     return _ClampRound.apply(x, 2**bits - 1)
@@ -302,6 +305,4 @@ class QuantAct(ActivationBitWidth):
         self.lsq = LSQQuantizer(spec.bits, signed=False) if spec.weight_quantizer == "lsq" else None
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.lsq is None:
-            return quantize_activation(x, self.bits, self.full_precision)
-        return self.lsq(F.relu(x), self.bits)
+        return quantize_activation(x, self.bits, self.full_precision, self.lsq)

@@ -36,6 +36,7 @@ from .storage import (CorruptFileError, file_lock, file_sha256, load_json, load_
 from .build import Runtime, learner_bits, load_run_data
 from .checkpoint import snapshot_path
 from .cost import run_cost
+from .distributed import rank
 from .models import model_for
 from .train import Trainer
 
@@ -269,20 +270,27 @@ def get_run(config: RunConfig, runtime: Runtime = Runtime(), root: Path | None =
                       else "training it from its first epoch")
             print(f"note: {path} is not a verified finished run ({reason}); {resume}", file=sys.stderr)
             (path / "done.json").unlink()
-        reference = reference_of(config, runtime, root)
-        try:
-            trainer = Trainer(config, path, runtime, reference)  # loads data and checkpoint: fails before writing
-        except CorruptFileError as error:
-            raise CorruptFileError(f"{error}; no earlier checkpoint is kept: delete {path / 'checkpoint.json'} and run "
-                                   "the same command again to train the run from its first epoch") from None
-        save_json(path / "config.json", {"schema": SCHEMA_VERSION, "hash": config_hash(config),
-                                         "config": config.to_dict()})
-        trainer.run()
-        finish(trainer, path)
+        train_run(config, path, runtime, reference_of(config, runtime, root))
     return Run(path, config)
 
 
-def finish(trainer: Trainer, path: Path) -> None:
+def train_run(config: RunConfig, path: Path, runtime: Runtime, reference: Reference | None) -> None:
+    """Train (or resume) ``config`` in run folder ``path`` and mark it done: the training half of
+    :func:`get_run`, which also runs in every process under torchrun (only rank 0 writes files)."""
+    try:
+        trainer = Trainer(config, path, runtime, reference)  # loads data and checkpoint: fails before writing
+    except CorruptFileError as error:
+        raise CorruptFileError(f"{error}; no earlier checkpoint is kept: delete {path / 'checkpoint.json'} and run "
+                               "the same command again to train the run from its first epoch") from None
+    if rank() == 0:
+        save_json(path / "config.json", {"schema": SCHEMA_VERSION, "hash": config_hash(config),
+                                         "config": config.to_dict()})
+    trainer.run()
+    if rank() == 0:
+        _finish(trainer, path)
+
+
+def _finish(trainer: Trainer, path: Path) -> None:
     """Write the final weights (and trajectory), then mark the run done with the checksums
     :func:`unfinished_reason` verifies."""
     # metrics.csv is written again from the checkpointed rows: a resumed run may have found it damaged
@@ -295,5 +303,5 @@ def finish(trainer: Trainer, path: Path) -> None:
     save_json(path / "done.json", done)
 
 
-__all__ = ["Run", "get_run", "load_run", "run_path", "is_done", "unfinished_reason", "IncompatibleRunError",
+__all__ = ["Run", "get_run", "train_run", "load_run", "run_path", "is_done", "unfinished_reason", "IncompatibleRunError",
            "CorruptFileError", "reference_of"]

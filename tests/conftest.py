@@ -13,3 +13,20 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def cli(capsys):
+    """Runs ``python -m emqlib ARGV`` in this process: (exit status, stdout, stderr) as the entry point
+    would give them (its ``sys.exit(main())``; argparse's own errors exit with status 2)."""
+    from emqlib.__main__ import main
+
+    def run(argv: list[str]) -> tuple[int, str, str]:
+        try:
+            code = main(argv)
+        except SystemExit as exit:
+            code = exit.code
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run

@@ -1,6 +1,8 @@
 """Command line: train, eval, bad input, and training under torchrun (DistributedDataParallel)."""
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -30,13 +32,16 @@ def env_for(cache: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+def trained(tmp_path_factory) -> tuple[Path, str]:
+    """A run trained by ``python -m emqlib train --out`` (in this process), and what it printed."""
     base = tmp_path_factory.mktemp("cli")
     out = base / "run"
-    done = subprocess.run([sys.executable, "-m", "emqlib", *TRAIN_ARGS, "--out", str(out)], cwd=ROOT,
-                          env=env_for(base / "cache"), capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    return out, done
+    printed, errors = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed), contextlib.redirect_stderr(errors):
+        patch.setenv("EMQ_RUNS_DIR", str(base / "cache"))
+        code = main([*TRAIN_ARGS, "--out", str(out)])
+    assert code == 0, errors.getvalue()
+    return out, printed.getvalue()
 
 
 def table(text: str) -> pd.DataFrame:
@@ -45,8 +50,8 @@ def table(text: str) -> pd.DataFrame:
 
 
 def test_train_prints_hash_and_final_metrics(trained) -> None:
-    out, done = trained
-    lines = done.stdout.strip().splitlines()
+    out, printed = trained
+    lines = printed.strip().splitlines()
     assert lines[0] == f"run {config_hash(CONFIG)} in {out}"
     final = table("\n".join(lines[1:]))
     assert final.columns.tolist() == ["bits", "test_accuracy", "sample_passes"]

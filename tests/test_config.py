@@ -355,70 +355,33 @@ CLI_CASES = {
     "unknown-field": (["--set", "nosuch=1"], "nosuch"),
 }
 
-# runs `python -m emqlib train ...` for each case in one fresh interpreter, as `-m` does (runpy),
-# with its own EMQ_RUNS_DIR, and reports the exit status, stdout and stderr of each
-_DRIVER = textwrap.dedent("""
-    import contextlib, io, json, os, runpy, sys
-    cases, runs_root = json.loads(sys.argv[1]), sys.argv[2]
-    results = {}
-    for name, args in cases.items():
-        os.environ["EMQ_RUNS_DIR"] = os.path.join(runs_root, name)
-        sys.argv = ["emqlib", "train", "--profile", "smoke", *args]
-        out, err = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                runpy.run_module("emqlib", run_name="__main__", alter_sys=True)
-                code = 0
-            except SystemExit as exit:
-                code = exit.code
-        results[name] = {"code": code, "stdout": out.getvalue(), "stderr": err.getvalue()}
-    print(json.dumps(results))
-""")
-
-
-@pytest.fixture(scope="module")
-def cli_results(tmp_path_factory):
-    """Results of every bad-input case, plus one plain `python -m emqlib` subprocess; both run at once."""
-    root = tmp_path_factory.mktemp("cli")
-    env = {k: v for k, v in os.environ.items() if k != "EMQ_DOWNLOAD"}
-    cases = {name: args for name, (args, _) in CLI_CASES.items()}
-    driver = subprocess.Popen([sys.executable, "-c", _DRIVER, json.dumps(cases), str(root / "driver")], cwd=ROOT,
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    plain = subprocess.Popen([sys.executable, "-m", "emqlib", "train", "--profile", "smoke", "--bits", "two"],
-                             cwd=ROOT, env={**env, "EMQ_RUNS_DIR": str(root / "plain")}, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
-    driver_out, driver_err = driver.communicate(timeout=180)
-    plain_out, plain_err = plain.communicate(timeout=180)
-    assert driver.returncode == 0, driver_err
-    assert driver_err == "", driver_err  # nothing (no warning) printed outside the cases
-    results = json.loads(driver_out.strip().splitlines()[-1])
-    results["plain"] = {"code": plain.returncode, "stdout": plain_out, "stderr": plain_err}
-    return root, results
-
-
 def _runs_dir_is_empty(path) -> bool:
     return not path.exists() or not any(path.iterdir())
 
 
 @pytest.mark.parametrize("case", sorted(CLI_CASES))
-def test_cli_bad_input_is_one_error_line_and_writes_nothing(cli_results, case):
-    root, results = cli_results
-    result = results[case]
-    assert result["code"] == 2, result
-    lines = result["stderr"].splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result["stderr"]
+def test_cli_bad_input_is_one_error_line_and_writes_nothing(tmp_path, monkeypatch, cli, case):
+    monkeypatch.setenv("EMQ_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.delenv("EMQ_DOWNLOAD", raising=False)
+    code, out, err = cli(["train", "--profile", "smoke", *CLI_CASES[case][0]])
+    assert code == 2, err
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
     assert CLI_CASES[case][1] in lines[0]
-    assert result["stdout"] == ""
-    assert _runs_dir_is_empty(root / "driver" / case)
+    assert out == ""
+    assert _runs_dir_is_empty(tmp_path / "runs")
 
 
-def test_cli_bad_input_in_a_fresh_process(cli_results):
-    root, results = cli_results
-    result = results["plain"]
-    assert result["code"] == 2, result
-    assert result["stderr"].splitlines() == [result["stderr"].strip()] and result["stderr"].startswith("error: bits")
-    assert result["stdout"] == ""
-    assert _runs_dir_is_empty(root / "plain")
+def test_cli_bad_input_in_a_fresh_process(tmp_path):
+    """The real entry point, `python -m emqlib`: exit status 2 and one line, with no warning printed on import."""
+    env = {k: v for k, v in os.environ.items() if k != "EMQ_DOWNLOAD"}
+    result = subprocess.run([sys.executable, "-m", "emqlib", "train", "--profile", "smoke", "--bits", "two"], cwd=ROOT,
+                            env={**env, "EMQ_RUNS_DIR": str(tmp_path / "runs")}, capture_output=True, text=True,
+                            timeout=180)
+    assert result.returncode == 2, result
+    assert result.stderr.splitlines() == [result.stderr.strip()] and result.stderr.startswith("error: bits")
+    assert result.stdout == ""
+    assert _runs_dir_is_empty(tmp_path / "runs")
 
 
 @pytest.mark.parametrize("changes", [{"milestones": (3, 1)}, {"milestones": (0,)}, {"momentum": 1.0},

@@ -80,11 +80,13 @@ def test_interrupted_reproduce_continues_from_the_run_cache(tmp_path) -> None:
     (["--coreset", "random", "--fraction", "-0.1"], "fraction must be in (0, 1]"),
     (["--set", "dataset=cifar10"], "EMQ_DOWNLOAD=1 python -m emqlib download cifar10"),
 ])
-def test_command_line_bad_input_is_one_line_and_writes_nothing(tmp_path, args, message) -> None:
-    env = _env(tmp_path, EMQ_DATA_DIR=str(tmp_path / "no-data"))
-    result = subprocess.run([sys.executable, "-m", "emqlib", "train", "--profile", "smoke", *args],
-                            env=env, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
+def test_command_line_bad_input_is_one_line_and_writes_nothing(tmp_path, monkeypatch, cli, args, message) -> None:
+    # in this process: the exit status of the real entry point is tested in test_config.py
+    for name, value in _env(tmp_path, EMQ_DATA_DIR=str(tmp_path / "no-data")).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("EMQ_DOWNLOAD", raising=False)
+    code, out, err = cli(["train", "--profile", "smoke", *args])
+    assert code == 2 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("*"))

@@ -1,8 +1,9 @@
-"""Pre-activation ResNets built from the quantized layers (docs/method.md §2.3).
+"""Pre-activation ResNets as plain torch models (docs/method.md §2.3); :func:`emqlib.qat.prepare` quantizes them.
 
-Stem conv, the 1x1 shortcut convs (with a plain BatchNorm) and the classifier stay full
-precision. A block is BN -> act -> conv -> BN -> act -> conv with a residual add; the head
-is BN -> global average pool -> Linear, with no activation before the Linear.
+A block is BN -> ReLU -> conv -> BN -> ReLU -> conv with a residual add; the head is
+BN -> global average pool -> Linear, with no activation before the Linear. The stem conv, the
+1x1 shortcut convs (with their BatchNorm) and the classifier stay full precision
+(``FULL_PRECISION_LAYERS``); prepare quantizes every other conv, ReLU and BatchNorm.
 """
 from __future__ import annotations
 
@@ -10,20 +11,18 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from ..bn import MultiBitBatchNorm2d
-from ..quant import QConv2d, QuantAct, QuantSpec
+FULL_PRECISION_LAYERS = ("stem", "layers.*.shortcut", "classifier")  # names prepare leaves as they are
 
 
 class PreActBlock(nn.Module):
-    def __init__(self, in_planes: int, planes: int, stride: int, bn_mode: str,
-                 trained_bits: Sequence[int], spec: QuantSpec) -> None:
+    def __init__(self, in_planes: int, planes: int, stride: int) -> None:
         super().__init__()
-        self.bn1 = MultiBitBatchNorm2d(in_planes, bn_mode, trained_bits)
-        self.act1 = QuantAct(spec)
-        self.conv1 = QConv2d(in_planes, planes, 3, stride, 1, bias=False, spec=spec)
-        self.bn2 = MultiBitBatchNorm2d(planes, bn_mode, trained_bits)
-        self.act2 = QuantAct(spec)
-        self.conv2 = QConv2d(planes, planes, 3, 1, 1, bias=False, spec=spec)
+        self.bn1 = nn.BatchNorm2d(in_planes)
+        self.act1 = nn.ReLU()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.act2 = nn.ReLU()
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
         self.shortcut = nn.Identity()
         if stride != 1 or in_planes != planes:
             self.shortcut = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
@@ -37,18 +36,20 @@ class PreActBlock(nn.Module):
 class PreActResNet(nn.Module):
     """A pre-activation ResNet with ``blocks`` basic blocks per stage and stage ``widths``."""
 
+    full_precision_layers = FULL_PRECISION_LAYERS
+
     def __init__(self, blocks: Sequence[int], widths: Sequence[int], num_classes: int, in_channels: int,
-                 stem_stride: int, bn_mode: str, trained_bits: Sequence[int], spec: QuantSpec) -> None:
+                 stem_stride: int) -> None:
         super().__init__()
         self.stem = nn.Conv2d(in_channels, widths[0], 3, stem_stride, 1, bias=False)
         layers, in_planes = [], widths[0]
         for stage, (n_blocks, planes) in enumerate(zip(blocks, widths)):
             for i in range(n_blocks):
                 stride = 2 if stage > 0 and i == 0 else 1
-                layers.append(PreActBlock(in_planes, planes, stride, bn_mode, trained_bits, spec))
+                layers.append(PreActBlock(in_planes, planes, stride))
                 in_planes = planes
         self.layers = nn.Sequential(*layers)
-        self.bn = MultiBitBatchNorm2d(in_planes, bn_mode, trained_bits)
+        self.bn = nn.BatchNorm2d(in_planes)
         self.classifier = nn.Linear(in_planes, num_classes)
         self.feature_dim = in_planes
 
