@@ -174,7 +174,8 @@ class RunConfig:
         if self.coreset == "infobatch" and self.fraction != 1.0:
             raise ValueError("infobatch keeps a share set by infobatch_prune_prob and the losses, not by fraction; "
                              "leave fraction at 1.0")
-        if self.coreset not in ("none", "infobatch") and self.fraction == 1.0:
+        # random at 1.0 is every sample in the coreset runs' bit-wise loop (the equal-budget baseline of that loop)
+        if self.coreset not in ("none", "infobatch", "random") and self.fraction == 1.0:
             raise ValueError(f"coreset {self.coreset!r} with fraction 1.0 keeps every sample; give a fraction below 1")
         if self.warmup_epochs is None:
             set_("warmup_epochs", 0 if self.init_from_reference else self.reselect_every)

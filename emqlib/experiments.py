@@ -201,6 +201,17 @@ VALIDATION_PER_CLASS = {"smoke": 8}  # held-out training images per class the de
 DEFAULT_VALIDATION_PER_CLASS = 500
 
 
+def equal_budget_configs(profile: str, fraction: float, seed: int, **changes) -> dict[str, RunConfig]:
+    """Full-data EMQ for the epochs that give a coreset at ``fraction`` its sample passes
+    (:func:`emqlib.coreset.equal_budget_epochs`), in EMQ's joint loop (every bit-width on every batch,
+    one optimizer step) and in the coreset runs' bit-wise loop (a step per bit-width and batch: a
+    "random" subset of the whole data), so that the loop is not mistaken for the selection."""
+    base = profile_config(profile, method="emq", seed=seed, **changes)
+    epochs = equal_budget_epochs(base.epochs, fraction)
+    return {labels.EQUAL_BUDGET: base.replace(epochs=epochs),
+            labels.EQUAL_BUDGET_BITWISE: coreset_config(profile, "random", 1.0, seed, epochs=epochs, **changes)}
+
+
 def emq_coreset_config(profile: str, variant: str, fraction: float, seed: int, **changes) -> RunConfig:
     """EMQ on per-bit coresets drawn by the design variant ``variant`` (a key of DESIGN_VARIANTS)."""
     if variant not in DESIGN_VARIANTS:
@@ -223,9 +234,8 @@ def coreset_design_study(profile: str = "cpu", rate: float = 0.8, seeds: Sequenc
         for label in variants:
             r = run(emq_coreset_config(profile, label, fraction, seed, **validation))
             rows.append(summarize(r, variant=label, coreset=r.config.coreset, pruning_rate=rate, seed=seed))
-        base = profile_config(profile, method="emq", seed=seed, **validation)
-        r = run(base.replace(epochs=equal_budget_epochs(base.epochs, fraction)))
-        rows.append(summarize(r, variant=labels.EQUAL_BUDGET, coreset="none", pruning_rate=rate, seed=seed))
+        for label, config in equal_budget_configs(profile, fraction, seed, **validation).items():
+            rows.append(summarize(run(config), variant=label, coreset="none", pruning_rate=rate, seed=seed))
     for seed in anchor_seeds:
         r = run(coreset_config(profile, "infobatch", 1.0, seed, **validation))
         reached = pruning_rate(r.metrics.subset_size, len(load_run_data(r.config)[0]))
@@ -326,16 +336,16 @@ def pruning_study(profile: str = "cpu", variant: str = EMQ_SAMPLER,
                 rows.append(summarize(r, method=method, pruning_rate=rate, seed=seed))
     base = profile_config(profile, method="emq")
     for seed in headline_seeds:
-        epochs = equal_budget_epochs(base.epochs, round(1 - headline_rate, 6))
-        r = run(base.replace(seed=seed, epochs=epochs))
-        rows.append(summarize(r, method=labels.EQUAL_BUDGET, pruning_rate=headline_rate, seed=seed))
+        for label, config in equal_budget_configs(profile, round(1 - headline_rate, 6), seed).items():
+            rows.append(summarize(run(config), method=label, pruning_rate=headline_rate, seed=seed))
     for seed in sorted({*seeds, *headline_seeds}):
         rows.append(summarize(run(base.replace(seed=seed)), method=labels.FULL_DATA, pruning_rate=0.0, seed=seed))
     return pd.DataFrame(rows)
 
 
 def coreset_check(pruning: pd.DataFrame, rate: float = 0.8,
-                  methods: Sequence[str] = (labels.EMQ_CORESET, "random", "tdds", labels.EQUAL_BUDGET)) -> pd.DataFrame:
+                  methods: Sequence[str] = (labels.EMQ_CORESET, "random", "tdds", labels.EQUAL_BUDGET,
+                                            labels.EQUAL_BUDGET_BITWISE)) -> pd.DataFrame:
     """The rows of ``pruning_study`` at one pruning rate for EMQ's bit-wise coreset and the comparisons it
     must survive: accuracy per bit-width, their average, per-sample passes, seconds."""
     rows = pruning[(pruning.pruning_rate.sub(rate).abs() < 1e-9) & pruning.method.isin(methods)]

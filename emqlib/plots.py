@@ -39,9 +39,11 @@ BASELINE = "#7f7f7f"  # full-data and other reference lines
 CORESET_NAMES = {"random": "Random (re-drawn every epoch)", "tdds": "TDDS", "el2n": "EL2N", "acs": "ACS",
                  labels.EMQ_CORESET: "EMQ bit-wise coreset",
                  "forgetting": "Forgetting", "kcenter": "kCenterGreedy", "moderate": "Moderate",
-                 labels.EQUAL_BUDGET: "equal-budget full data (fewer epochs)"}
+                 labels.EQUAL_BUDGET: "equal-budget full data (fewer epochs)",
+                 labels.EQUAL_BUDGET_BITWISE: "equal-budget full data, bit-wise loop"}
 CORESET_COLORS = {"random": "#7f7f7f", "tdds": "#9467bd", "el2n": "#2ca02c", "acs": "#1f77b4", labels.EMQ_CORESET: HIGHLIGHT,
-                  "forgetting": "#8c564b", "kcenter": "#e377c2", "moderate": "#bcbd22", labels.EQUAL_BUDGET: "#000000"}
+                  "forgetting": "#8c564b", "kcenter": "#e377c2", "moderate": "#bcbd22", labels.EQUAL_BUDGET: "#000000",
+                  labels.EQUAL_BUDGET_BITWISE: "#17becf"}
 STYLE = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "legend.fontsize": 10,
          "xtick.labelsize": 10, "ytick.labelsize": 10, "figure.titlesize": 13, "axes.grid": True,
          "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False}
@@ -386,7 +388,8 @@ def plot_pruning(csv_path: PathLike, png_path: PathLike | None = None) -> Figure
         at = pruned[np.isclose(pruned.pruning_rate, 0.8)].groupby("method").avg_accuracy.mean()
         emq = labels.EMQ_CORESET
         gap = ("at 80% pruning:\n" + "\n".join(f"EMQ − {CORESET_NAMES.get(m, m).split(' (')[0]} = {at[emq] - at[m]:+.2f} points"
-                                                for m in ("tdds", "random", labels.EQUAL_BUDGET) if m in at.index)
+                                                for m in ("tdds", "random", labels.EQUAL_BUDGET,
+                                                          labels.EQUAL_BUDGET_BITWISE) if m in at.index)
                if emq in at.index else None)
         ax.set_xlabel("pruning rate (% of training samples left out per bit-width)")
         ax.set_ylabel("average accuracy over trained bit-widths (%)")

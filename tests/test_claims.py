@@ -34,8 +34,8 @@ def write_results(seeds=(0, 1, 2), lead: float = 5.0, jitter: float = 0.1) -> No
         for rate in (0.5, 0.8):
             pruning += [dict(method=m, pruning_rate=rate, seed=seed, avg_accuracy=a, pass_equivalents=48000.0) for m, a in
                         [("random", 70.0), ("tdds", 70.0 - d), ("el2n", 70.0 - d), (labels.EMQ_CORESET, 70.0 + d)]]
-        pruning.append(dict(method="equal-budget full data", pruning_rate=0.8, seed=seed, avg_accuracy=70.0,
-                            pass_equivalents=32000.0))
+        pruning += [dict(method=m, pruning_rate=0.8, seed=seed, avg_accuracy=70.0, pass_equivalents=48000.0)
+                    for m in (labels.EQUAL_BUDGET, labels.EQUAL_BUDGET_BITWISE)]
         pruning.append(dict(method="full data", pruning_rate=0.0, seed=seed, avg_accuracy=80.0))
         for epoch in (0, 1):
             for pair in [(32, 8), (8, 2)]:

@@ -229,7 +229,10 @@ def test_fraction_and_coreset_must_agree():
     with pytest.raises(ValueError, match="needs a coreset method"):
         RunConfig(fraction=0.5)
     with pytest.raises(ValueError, match="keeps every sample"):
-        RunConfig(coreset="random")
+        RunConfig(coreset="emq-topk")
+    # random at 1.0: every sample, in the coreset runs' bit-wise loop (an equal-budget baseline)
+    assert RunConfig(coreset="random").training_loop == "sequential"
+    assert RunConfig().training_loop == "joint"
 
 
 @pytest.mark.parametrize("changes, message", [
