@@ -28,7 +28,7 @@ def quantize_linears(module: nn.Module, spec: QuantSpec) -> None:
     for name, child in module.named_children():
         if type(child) is nn.Linear:
             q = QLinear(child.in_features, child.out_features, bias=child.bias is not None, spec=spec)
-            q.load_state_dict(child.state_dict())
+            q.weight, q.bias = child.weight, child.bias  # timm's initialisation; the quantizer keeps its own state (LSQ steps)
             setattr(module, name, q)
         else:
             quantize_linears(child, spec)
