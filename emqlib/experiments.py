@@ -375,13 +375,23 @@ def _model_config(profile: str, coreset: str, fraction: float, seed: int, model:
     return acs_config(profile, coreset, fraction, seed, model=model, **models[model], **changes)
 
 
+def transfer_changes(profile: str, data_share: float = 1.0) -> dict:
+    """The changes that train the transfer study on ``data_share`` of the profile's training samples
+    of each class (class-balanced); none at 1.0."""
+    if data_share == 1.0:
+        return {}
+    base = profile_config(profile)
+    per_class = base.train_per_class or int(torch.bincount(load_run_data(base)[0].targets).min())
+    return {"train_per_class": max(1, round(data_share * per_class))}
+
+
 def acs_transfer_study(profile: str = "cpu", fraction: float = 0.1, models: dict = TRANSFER_MODELS,
-                       seeds: Sequence[int] = (0,), **changes) -> pd.DataFrame:
+                       seeds: Sequence[int] = (0,), data_share: float = 1.0) -> pd.DataFrame:
     """Coresets across architectures (ACS Tab. 10; claim A11): each model trained on its own ACS
     subsets, on the other model's (its recorded subsets replayed epoch by epoch, ``replay_from``),
-    and on random subsets. ``models``: architecture -> its changes to the profile; ``changes`` apply
-    to every run (e.g. a smaller ``train_per_class``); ``coreset`` names whose subsets a row trained on."""
-    rows = []
+    and on random subsets. ``models``: architecture -> its changes to the profile; ``data_share``:
+    see :func:`transfer_changes`; ``coreset`` names whose subsets a row trained on."""
+    rows, changes = [], transfer_changes(profile, data_share)
     for seed in seeds:
         own = {m: run(_model_config(profile, "acs", fraction, seed, m, models, **changes)) for m in models}
         for m in models:
@@ -404,11 +414,12 @@ def subset_overlap(a: Run, b: Run) -> pd.DataFrame:
 
 
 def acs_overlap_study(profile: str = "cpu", fraction: float = 0.1, models: dict = TRANSFER_MODELS,
-                      seeds: Sequence[int] = (0,), **changes) -> pd.DataFrame:
+                      seeds: Sequence[int] = (0,), data_share: float = 1.0) -> pd.DataFrame:
     """Overlap (%) of the ACS coresets two architectures choose at each selection epoch (ACS Tab. 11;
     claim A12), the runs of :func:`acs_transfer_study`; two independent uniform draws overlap by
     ``fraction`` (as a %) on average."""
     a, b = models
+    changes = transfer_changes(profile, data_share)
     frames = [subset_overlap(*(run(_model_config(profile, "acs", fraction, seed, m, models, **changes)) for m in (a, b)))
               .assign(models=f"{a} / {b}", fraction=fraction, seed=seed)
               for seed in seeds]
