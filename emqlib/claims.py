@@ -265,7 +265,8 @@ def _acs_minus_best(frame: pd.DataFrame, rivals: list[str]) -> pd.DataFrame:
 
 def _acs_vs_baselines() -> Measurement:
     frame = load_result("acs_baselines.csv")
-    rivals = sorted(set(frame.method) - {"acs", labels.FULL_DATA})
+    frame = frame[frame.method != labels.FULL_DATA]
+    rivals = sorted(set(frame.method) - {"acs"})
     table = _acs_minus_best(frame, rivals)
     means = _by_seed(frame, ["method", "fraction"]).mean().unstack("method")[["acs", *rivals]]
     best = means.idxmax(axis=1)
@@ -286,7 +287,8 @@ def _selection_spread() -> Measurement:
     spread = 100 * (seconds.max(axis=1) - seconds.min(axis=1)) / seconds.mean(axis=1)
     forwards = acs.groupby("fraction").selection_forwards.mean()
     share = acs.assign(share=acs.selection_seconds / acs.wall_seconds).groupby("fraction").share.mean()
-    return Measurement(spread, "ACS selection seconds (seed mean) " + _fraction_text(seconds).replace("+", "")
+    return Measurement(spread, "ACS selection seconds (seed mean) at " +
+                       ", ".join(f"{f:.0%}: {v:.2f} s" for f, v in seconds.mean().items())
                        + f"; selection forward passes {'/'.join(f'{v:,.0f}' for v in forwards)} at "
                        f"{'/'.join(f'{f:.0%}' for f in forwards.index)}; selection share of ACS's wall time "
                        f"{share.iloc[0]:.0%} at {share.index[0]:.0%}, {share.iloc[-1]:.0%} at {share.index[-1]:.0%}; "
