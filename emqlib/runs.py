@@ -29,7 +29,7 @@ from torch import nn
 from . import paths
 from .bits import FULL_PRECISION, SUPPORTED_BITS, parse_bits
 from .config import SCHEMA_VERSION, RunConfig, config_hash, reference_config
-from .coreset.sampling import Reference
+from .coreset.sampling import Reference, unpack_selections
 from .data import require_dataset
 from .inference import accuracy_at_bits
 from .storage import (CorruptFileError, file_lock, file_sha256, load_json, load_torch, save_csv, save_json,
@@ -89,7 +89,7 @@ class Run:
         if digest is None:
             raise FileNotFoundError(f"{self.path} recorded no selections (not a coreset run, or trained before runs "
                                     f"recorded them); {_retrain(self.path)}")
-        return load_torch(self.path / "selections.pt", digest, _retrain(self.path))
+        return unpack_selections(load_torch(self.path / "selections.pt", digest, _retrain(self.path)))
 
     def final_metrics(self) -> pd.DataFrame:
         """The last epoch's row per bit-width."""
@@ -324,7 +324,7 @@ def finish(trainer: Trainer, path: Path) -> None:
     if trainer.trajectory is not None:
         done["trajectory_sha256"] = save_torch(trainer.trajectory, path / "trajectory.pt")
     if trainer.config.coreset != "none":
-        done["selections_sha256"] = save_torch(trainer.sampler.history, path / "selections.pt")
+        done["selections_sha256"] = save_torch(trainer.sampler.recorded(), path / "selections.pt")
     save_json(path / "done.json", done)
 
 

@@ -14,7 +14,7 @@ import torch
 from emqlib import claims, experiments, labels
 from emqlib.config import ADDED_FIELDS, SCHEMA_VERSION, RunConfig, config_hash, profile_config
 from emqlib.coreset import split_part
-from emqlib.coreset.sampling import CoresetSampler
+from emqlib.coreset.sampling import CoresetSampler, pack_subset, unpack_selections
 from emqlib.data import synthetic_dataset
 from emqlib.results import save_result
 from emqlib.runs import replayed_selections
@@ -70,9 +70,18 @@ def test_split_sampler_sees_every_sample_in_four_epochs_and_resumes_where_it_sto
     resumed = CoresetSampler(split_config(), TRAIN, None)
     resumed.load_state_dict(first.state_dict())
     assert torch.equal(resumed.select(3, None, 2).indices, chosen[3].indices)
-    assert set(resumed.history) == {(e, 2) for e in range(4)}  # the recorded subsets survive the checkpoint
+    recorded = unpack_selections(resumed.recorded())  # the recorded subsets survive the checkpoint
+    assert set(recorded) == {(e, 2) for e in range(4)}
+    assert all(torch.equal(recorded[(e, 2)], chosen[e].indices) for e in range(4))
     other_seed = CoresetSampler(split_config(seed=1), TRAIN, None).select(0, None, 2).indices
     assert not torch.equal(other_seed, chosen[0].indices)
+
+
+def test_subsets_are_recorded_as_packed_bit_masks():
+    indices = torch.tensor([0, 3, 8, 9])
+    packed = pack_subset(indices, 10)
+    assert packed.dtype == torch.uint8 and packed.tolist() == [0b10010000, 0b11000000]
+    assert torch.equal(unpack_selections({"n": 10, "subsets": {(0, 2): packed}})[(0, 2)], indices)
 
 
 # ---------------------------------------------------------------- record and replay

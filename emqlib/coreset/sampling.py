@@ -19,8 +19,9 @@ The baselines that score with the full-precision reference run (EL2N, forgetting
 Moderate) give the same subset to every bit-width; they depend only on the reference, so they are
 drawn once.
 
-Every subset a sampler draws is recorded (:attr:`CoresetSampler.history`; the run keeps it as
-``selections.pt``). A run whose configuration names another run in ``replay_from`` selects
+Every subset a sampler draws is recorded as a packed bit mask (one bit per training sample, so a
+200-epoch run stays small in every checkpoint; :meth:`CoresetSampler.recorded`; the run keeps
+it as ``selections.pt``). A run whose configuration names another run in ``replay_from`` selects
 nothing: it trains on that run's recorded subsets, epoch by epoch (coreset transfer across
 architectures, ACS Tab. 10).
 
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -91,7 +93,7 @@ class CoresetSampler:
         self.scores: dict[int, Tensor] = {}
         self._weights: dict[int, Tensor] = {}  # this epoch's loss weight of every sample (infobatch)
         self.replayed = replayed
-        self.history: dict[tuple[int, int], Tensor] = {}  # (epoch, bits) -> the subset drawn then
+        self.history: dict[tuple[int, int], Tensor] = {}  # (epoch, bits) -> the subset drawn then, packed
 
     # ---- schedule
 
@@ -121,8 +123,13 @@ class CoresetSampler:
     def select(self, epoch: int, model: nn.Module, bits: int) -> Selection:
         """The subset that ``model`` trains on at ``bits`` from ``epoch`` on (recorded in :attr:`history`)."""
         chosen = self._replay(epoch, bits) if self.replayed is not None else self._choose(epoch, model, bits)
-        self.history[(epoch, bits)] = chosen.indices
+        self.history[(epoch, bits)] = pack_subset(chosen.indices, len(self.train))
         return chosen
+
+    def recorded(self) -> dict:
+        """What ``selections.pt`` holds: the training set's size and every subset drawn, packed by
+        (epoch, bits); :func:`unpack_selections` gives the sorted indices back."""
+        return {"n": len(self.train), "subsets": dict(self.history)}
 
     def _replay(self, epoch: int, bits: int) -> Selection:
         """The replayed run's subset of ``epoch`` at ``bits``; its selection cost was paid by that run."""
@@ -254,6 +261,20 @@ class CoresetSampler:
     def load_state_dict(self, state: dict) -> None:
         self.observed, self.scores = dict(state["observed"]), dict(state["scores"])
         self.history = dict(state.get("history", {}))  # checkpoints written before subsets were recorded have none
+
+
+def pack_subset(indices: Tensor, n: int) -> Tensor:
+    """The set ``indices`` of ``range(n)`` as a bit mask packed 8 samples to a byte (uint8)."""
+    mask = np.zeros(n, dtype=bool)
+    mask[indices.numpy()] = True
+    return torch.from_numpy(np.packbits(mask))
+
+
+def unpack_selections(recorded: dict) -> dict[tuple[int, int], Tensor]:
+    """The sorted indices of every subset in :meth:`CoresetSampler.recorded`'s record."""
+    n = recorded["n"]
+    return {key: torch.from_numpy(np.flatnonzero(np.unpackbits(packed.numpy(), count=n))).long()
+            for key, packed in recorded["subsets"].items()}
 
 
 def _fill_unseen(observed: Tensor, targets: Tensor, bits: int) -> Tensor:
