@@ -277,6 +277,33 @@ def test_cifar100_loads_fine_labels(data_dir, train):
     assert np.array_equal(ds.images.permute(0, 2, 3, 1).numpy(), images)
 
 
+def test_truncated_cifar100_is_reported(data_dir):
+    write_cifar100(data_dir)
+    path = data_dir / "cifar-100-python" / "train"
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(DatasetMissingError, match="train"):
+        load_dataset("cifar100", train=True)
+    assert len(load_dataset("cifar100", train=False)) == 4  # the test split is complete
+
+
+def test_a_cifar100_run_trains_and_evaluates_on_generated_files(data_dir, tmp_path, monkeypatch):
+    """The path of claims E5-E8 (EMQ on CIFAR-100): 100 classes, 3 x 32 x 32 inputs, through the run cache."""
+    from emqlib.build import Runtime
+    from emqlib.config import profile_config
+    from emqlib.runs import get_run
+
+    write_cifar100(data_dir, n_train=24, n_test=6)
+    monkeypatch.setenv("EMQ_RUNS_DIR", str(tmp_path / "runs"))
+    run = get_run(profile_config("smoke", dataset="cifar100", method="emq", bits=(2, 32), epochs=1,
+                                 coreset="emq-topk", fraction=0.5, warmup_epochs=0), Runtime(progress=False))
+    final = run.final_metrics()
+    assert sorted(final.bits) == [2, 32] and final.test_accuracy.between(0, 100).all()
+    counts = torch.bincount(load_dataset("cifar100", train=True).targets)
+    budget = sum(max(1, round(0.5 * int(c))) for c in counts if c > 0)  # round(S * n_c), at least 1 per class
+    assert final.subset_size.tolist() == [budget, budget]
+    assert run.model(2)(torch.zeros(1, 3, 32, 32)).shape == (1, 100)
+
+
 def test_cifar_inputs_are_normalised_per_channel(data_dir):
     write_cifar10(data_dir)
     ds = load_dataset("cifar10", train=False)
