@@ -249,11 +249,10 @@ def extraction_study(profile: str = "cpu", fraction: float = 0.2, seeds: Sequenc
 
 def acs_config(profile: str, coreset: str = "none", fraction: float = 1.0, seed: int = 0, **changes) -> RunConfig:
     """The ACS setting (docs/method.md §7, §11): one bit-width (W2/A32) with LSQ, started from the
-    full-precision reference run and distilled from it (KD only, no label term); ``changes`` may
-    replace any of these (e.g. :data:`NO_DISTILLATION`)."""
-    setting = dict(method="dedicated", bits=(2,), activation_bits=FULL_PRECISION, weight_quantizer="lsq",
-                   init_from_reference=True, distillation="reference", label_loss_weight=0.0)
-    return profile_config(profile, **{**setting, "coreset": coreset, "fraction": fraction, "seed": seed, **changes})
+    full-precision reference run and distilled from it (KD only, no label term)."""
+    return profile_config(profile, method="dedicated", bits=(2,), activation_bits=FULL_PRECISION,
+                          weight_quantizer="lsq", init_from_reference=True, distillation="reference",
+                          label_loss_weight=0.0, coreset=coreset, fraction=fraction, seed=seed, **changes)
 
 
 def acs_fraction_study(profile: str = "cpu", fractions: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5),
@@ -341,7 +340,7 @@ def acs_no_distillation_study(profile: str = "cpu", fractions: Sequence[float] =
         for fraction in fractions:
             for method in ("acs", "el2n", "random"):
                 score = {"acs_schedule": "evs-only"} if method == "acs" else {}
-                r = run(acs_config(profile, method, fraction, seed, **NO_DISTILLATION, **score))
+                r = run(acs_config(profile, method, fraction, seed, **score).replace(**NO_DISTILLATION))
                 rows.append(summarize(r, method=method, fraction=fraction, seed=seed, distillation="none"))
     return pd.DataFrame(rows)
 
