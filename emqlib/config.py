@@ -25,7 +25,7 @@ from .quant import FULL_PRECISION_ACTIVATIONS, FULL_PRECISION_WEIGHTS, WEIGHT_QU
 SCHEMA_VERSION = 2  # bump when a change to the code makes old cached runs invalid
 METHODS = ("dedicated", "joint", "emq")
 CORESETS = ("none", "random", "random-once", "acs", "emq-topk", "emq-sample", "emq-ccs", "infobatch", "el2n",
-            "forgetting", "tdds", "kcenter", "moderate")
+            "forgetting", "tdds", "kcenter", "moderate", "split")
 # scored at each bit-width with the model being trained, after a warm-up on random subsets
 EMQ_SAMPLERS = ("emq-topk", "emq-sample", "emq-ccs")
 CORESET_TRAINING = ("sequential", "batch")
@@ -47,6 +47,10 @@ def _positive_int(name: str, value, minimum: int = 1) -> int:
     if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
+
+
+def _is_run_hash(value) -> bool:
+    return isinstance(value, str) and len(value) == 16 and set(value) <= set("0123456789abcdef")
 
 
 def _number(name: str, value) -> float:
@@ -99,6 +103,7 @@ class RunConfig:
     emq_score: str = "el2n"  # EMQ's per-bit importance score (docs/method.md §6.1)
     acs_schedule: str = "cosine"  # beta(t) of ACS (docs/method.md §7.2)
     bit_order: str = "descending"  # order of bit-widths within a sequential epoch
+    replay_from: str | None = None  # hash of a finished run whose recorded subsets are trained on instead of selecting
     distillation: str | None = None  # None: recursive (joint loop), fp-child (sequential), reference (acs), none (dedicated)
     label_loss_weight: float = 1.0  # weight of the cross-entropy with labels next to distillation
     reference_epochs: int = 3  # epochs of the full-precision reference run (early model, teacher)
@@ -135,6 +140,8 @@ class RunConfig:
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         _choice("acs_schedule", self.acs_schedule, BETA_SCHEDULES)
+        if self.replay_from is not None and not _is_run_hash(self.replay_from):
+            raise ValueError(f"replay_from must be a run's 16-character hash (its folder name), got {self.replay_from!r}")
         bits = tuple(sorted(parse_bits(self.bits), reverse=True))
         set_("bits", bits)
         if self.activation_bits is not None:
@@ -174,6 +181,8 @@ class RunConfig:
         if self.coreset == "infobatch" and self.fraction != 1.0:
             raise ValueError("infobatch keeps a share set by infobatch_prune_prob and the losses, not by fraction; "
                              "leave fraction at 1.0")
+        if self.replay_from is not None and self.coreset in ("none", "infobatch"):
+            raise ValueError("replay_from replays the subsets of a coreset run; set coreset and fraction to that run's")
         # random at 1.0 is every sample in the coreset runs' bit-wise loop (the equal-budget baseline of that loop)
         if self.coreset not in ("none", "infobatch", "random") and self.fraction == 1.0:
             raise ValueError(f"coreset {self.coreset!r} with fraction 1.0 keeps every sample; give a fraction below 1")
@@ -284,9 +293,15 @@ class RunConfig:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
+# fields added after runs were cached: left out of the hash while at their default, so that every
+# configuration that does not use them keeps its hash (and its cached run)
+ADDED_FIELDS = {"replay_from": None}
+
+
 def config_hash(config: RunConfig) -> str:
     """A short, stable hash of every field (and the schema version): the run's cache key."""
-    payload = json.dumps({"schema": SCHEMA_VERSION, **config.to_dict()}, sort_keys=True)
+    fields = {k: v for k, v in config.to_dict().items() if not (k in ADDED_FIELDS and v == ADDED_FIELDS[k])}
+    payload = json.dumps({"schema": SCHEMA_VERSION, **fields}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 

@@ -391,16 +391,19 @@ def acs_config(profile: str, coreset: str = "none", fraction: float = 1.0, seed:
 
 def acs_fraction_study(profile: str = "cpu", fractions: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5),
                        methods: Sequence[str] = ("acs", "random"), seeds: Sequence[int] = (0,),
-                       label_noise: float = 0.0, short: bool = False) -> pd.DataFrame:
-    """Accuracy of the W2/A32 model at each data fraction for each selection rule, and on full data."""
+                       label_noise: float = 0.0, short: bool = False, full_data: bool = True,
+                       **changes) -> pd.DataFrame:
+    """Accuracy of the W2/A32 model at each data fraction for each selection rule, and on full data
+    (unless ``full_data`` is False); ``changes`` apply to every run (e.g. ``model="vit"``)."""
     rows = []
     for seed in seeds:
         for fraction in fractions:
             for method in methods:
-                r = run(acs_config(profile, method, fraction, seed, short, label_noise=label_noise))
+                r = run(acs_config(profile, method, fraction, seed, short, label_noise=label_noise, **changes))
                 rows.append(summarize(r, method=method, fraction=fraction, seed=seed, label_noise=label_noise))
-        r = run(acs_config(profile, seed=seed, short=short, label_noise=label_noise))
-        rows.append(summarize(r, method=labels.FULL_DATA, fraction=1.0, seed=seed, label_noise=label_noise))
+        if full_data:
+            r = run(acs_config(profile, seed=seed, short=short, label_noise=label_noise, **changes))
+            rows.append(summarize(r, method=labels.FULL_DATA, fraction=1.0, seed=seed, label_noise=label_noise))
     return pd.DataFrame(rows)
 
 
@@ -438,3 +441,129 @@ def reference_cost(config: RunConfig) -> dict:
     if not config.needs_reference:
         return {"reference_seconds": 0.0}
     return {"reference_seconds": run(reference_config(config)).cost()["train_seconds"]}
+
+
+# ---------------------------------------------------------------- 06: ACS against every baseline, its cost, coverage, transfer, ViT
+
+ACS_BASELINES = ("random", "el2n", "forgetting", "tdds", "kcenter", "moderate", "emq-ccs")
+ACS_BASELINE_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.8)
+NO_DISTILLATION = dict(distillation="none", label_loss_weight=1.0)  # labels only: no teacher in training
+# the two architectures of the transfer study and each one's changes to the profile (MobileNetV2 is
+# about 15x ResNet-8's CPU time per step at width 0.25 on 28x28 inputs)
+TRANSFER_MODELS = {"resnet8": {}, "mobilenetv2": {"width": 0.25}}
+
+
+def acs_baseline_study(profile: str = "cpu", fractions: Sequence[float] = ACS_BASELINE_FRACTIONS,
+                       seeds: Sequence[int] = (0,), baselines: Sequence[str] = ACS_BASELINES) -> pd.DataFrame:
+    """ACS against every baseline of the library at each data fraction (ACS Tab. 2; claims A2, A7, A8).
+    ``emq-ccs`` is the coverage-centric sampler (CCS strata over the EL2N of the model being trained)."""
+    return acs_fraction_study(profile, fractions, ("acs", *baselines), seeds)
+
+
+def acs_split_study(profile: str = "cpu", fractions: Sequence[float] = (0.1, 0.3, 0.5),
+                    seeds: Sequence[int] = (0,)) -> pd.DataFrame:
+    """ACS against the full-coverage split (every sample seen once per cycle) and random (ACS Tab. 8; claim A9)."""
+    return acs_fraction_study(profile, fractions, ("acs", "split", "random"), seeds, full_data=False)
+
+
+def acs_no_distillation_study(profile: str = "cpu", fractions: Sequence[float] = (0.1, 0.3, 0.5),
+                              seeds: Sequence[int] = (0,)) -> pd.DataFrame:
+    """ACS without distillation (ACS Tab. 9; claim A10): every run trains on labels only; ACS scores
+    with EVS only (its DS term compares with the teacher), against EL2N and random, accuracy and seconds."""
+    rows = []
+    for seed in seeds:
+        for fraction in fractions:
+            for method in ("acs", "el2n", "random"):
+                score = {"acs_schedule": "evs-only"} if method == "acs" else {}
+                r = run(acs_config(profile, method, fraction, seed, **score).replace(**NO_DISTILLATION))
+                rows.append(summarize(r, method=method, fraction=fraction, seed=seed, distillation="none"))
+    return pd.DataFrame(rows)
+
+
+def acs_cost_split(baselines: pd.DataFrame, no_distillation: pd.DataFrame) -> pd.DataFrame:
+    """Each run's seconds split into selection, the student's training passes and the teacher's
+    forward passes, with the reference run's seconds apart (ACS Tabs. 6-7; claims A7, A8).
+
+    The teacher's seconds are measured where the same method and fraction also ran without
+    distillation (the same number of training passes, no teacher): training seconds with the
+    teacher minus without. ``teacher_share_passes`` is the share that pass counting predicts (a
+    forward-only pass at :data:`emqlib.cost.FORWARD_PASS_WEIGHT` of a training pass)."""
+    from .cost import FORWARD_PASS_WEIGHT
+
+    keys = ["method", "fraction", "seed"]
+    runs = baselines[baselines.method != labels.FULL_DATA]
+    plain = no_distillation.set_index(keys).train_seconds.rename("train_seconds_without_teacher")
+    frame = runs.join(plain, on=keys)
+    teacher = FORWARD_PASS_WEIGHT * frame.teacher_forwards
+    frame["teacher_share_passes"] = teacher / (frame.sample_passes + teacher)
+    frame["teacher_seconds"] = frame.train_seconds - frame.train_seconds_without_teacher
+    frame["teacher_share_measured"] = frame.teacher_seconds / frame.train_seconds
+    frame["student_seconds"] = frame.train_seconds - frame.teacher_seconds
+    columns = [*keys, "selection_seconds", "student_seconds", "teacher_seconds", "train_seconds", "wall_seconds",
+               "reference_seconds", "teacher_share_measured", "teacher_share_passes", "selection_forwards",
+               "teacher_forwards", "sample_passes", "run"]
+    return frame[columns].reset_index(drop=True)
+
+
+def _model_config(profile: str, coreset: str, fraction: float, seed: int, model: str, models: dict,
+                  **changes) -> RunConfig:
+    return acs_config(profile, coreset, fraction, seed, model=model, **models[model], **changes)
+
+
+def transfer_changes(profile: str, data_share: float = 1.0) -> dict:
+    """The changes that train the transfer study on ``data_share`` of the profile's training samples
+    of each class (class-balanced); none at 1.0."""
+    if data_share == 1.0:
+        return {}
+    base = profile_config(profile)
+    per_class = base.train_per_class or int(torch.bincount(load_run_data(base)[0].targets).min())
+    return {"train_per_class": max(1, round(data_share * per_class))}
+
+
+def acs_transfer_study(profile: str = "cpu", fraction: float = 0.1, models: dict = TRANSFER_MODELS,
+                       seeds: Sequence[int] = (0,), data_share: float = 1.0) -> pd.DataFrame:
+    """Coresets across architectures (ACS Tab. 10; claim A11): each model trained on its own ACS
+    subsets, on the other model's (its recorded subsets replayed epoch by epoch, ``replay_from``),
+    and on random subsets. ``models``: architecture -> its changes to the profile; ``data_share``:
+    see :func:`transfer_changes`; ``coreset`` names whose subsets a row trained on."""
+    rows, changes = [], transfer_changes(profile, data_share)
+    for seed in seeds:
+        own = {m: run(_model_config(profile, "acs", fraction, seed, m, models, **changes)) for m in models}
+        for m in models:
+            rows.append(summarize(own[m], model=m, coreset="own ACS", fraction=fraction, seed=seed))
+            for source in (s for s in models if s != m):
+                replayed = run(_model_config(profile, "acs", fraction, seed, m, models, **changes,
+                                             replay_from=own[source].path.name))
+                rows.append(summarize(replayed, model=m, coreset=f"ACS of {source}", fraction=fraction, seed=seed))
+            r = run(_model_config(profile, "random", fraction, seed, m, models, **changes))
+            rows.append(summarize(r, model=m, coreset="random", fraction=fraction, seed=seed))
+    return pd.DataFrame(rows)
+
+
+def subset_overlap(a: Run, b: Run) -> pd.DataFrame:
+    """Per (epoch, bits) where both runs drew a subset: the share (%) of ``a``'s subset also in ``b``'s."""
+    mine, theirs = a.selections(), b.selections()
+    rows = [{"epoch": e, "bits": bits, "overlap": 100 * np.isin(mine[e, bits].numpy(), theirs[e, bits].numpy()).mean()}
+            for e, bits in sorted(mine) if (e, bits) in theirs]
+    return pd.DataFrame(rows)
+
+
+def acs_overlap_study(profile: str = "cpu", fraction: float = 0.1, models: dict = TRANSFER_MODELS,
+                      seeds: Sequence[int] = (0,), data_share: float = 1.0) -> pd.DataFrame:
+    """Overlap (%) of the ACS coresets two architectures choose at each selection epoch (ACS Tab. 11;
+    claim A12), the runs of :func:`acs_transfer_study`; two independent uniform draws overlap by
+    ``fraction`` (as a %) on average."""
+    a, b = models
+    changes = transfer_changes(profile, data_share)
+    frames = [subset_overlap(*(run(_model_config(profile, "acs", fraction, seed, m, models, **changes)) for m in (a, b)))
+              .assign(models=f"{a} / {b}", fraction=fraction, seed=seed)
+              for seed in seeds]
+    return pd.concat(frames, ignore_index=True)
+
+
+def acs_vit_study(profile: str = "cpu", fraction: float = 0.1, seeds: Sequence[int] = (0,),
+                  width: float = 0.25) -> pd.DataFrame:
+    """ACS vs random on a small ViT (timm, random init, patch 4, depth 6, embed dim 192 x ``width``) at
+    W2/A32 (claim A13); at width 0.25 a step costs about 3x ResNet-8's on CPU."""
+    return acs_fraction_study(profile, (fraction,), ("acs", "random"), seeds, full_data=False,
+                              model="vit", width=width).assign(model="vit", width=width)

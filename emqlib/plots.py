@@ -40,10 +40,11 @@ CORESET_NAMES = {"random": "Random (re-drawn every epoch)", "tdds": "TDDS", "el2
                  labels.EMQ_CORESET: "EMQ bit-wise coreset",
                  "forgetting": "Forgetting", "kcenter": "kCenterGreedy", "moderate": "Moderate",
                  labels.EQUAL_BUDGET: "equal-budget full data (fewer epochs)",
-                 labels.EQUAL_BUDGET_BITWISE: "equal-budget full data, bit-wise loop"}
+                 labels.EQUAL_BUDGET_BITWISE: "equal-budget full data, bit-wise loop",
+                 "emq-ccs": "CCS (coverage-centric)", "split": "full-coverage split"}
 CORESET_COLORS = {"random": "#7f7f7f", "tdds": "#9467bd", "el2n": "#2ca02c", "acs": "#1f77b4", labels.EMQ_CORESET: HIGHLIGHT,
                   "forgetting": "#8c564b", "kcenter": "#e377c2", "moderate": "#bcbd22", labels.EQUAL_BUDGET: "#000000",
-                  labels.EQUAL_BUDGET_BITWISE: "#17becf"}
+                  labels.EQUAL_BUDGET_BITWISE: "#17becf", "emq-ccs": "#ff7f0e", "split": "#8c8c00"}
 STYLE = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "legend.fontsize": 10,
          "xtick.labelsize": 10, "ytick.labelsize": 10, "figure.titlesize": 13, "axes.grid": True,
          "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False}
@@ -536,6 +537,78 @@ def plot_coreset_design(csv_path: PathLike, chosen: str, png_path: PathLike | No
                             png_path, "coreset_design")
 
 
+# ---------------------------------------------------------------- 06: ACS against baselines, its cost, ablations
+
+def plot_acs_baselines(baselines_csv: PathLike, cost_csv: PathLike, png_path: PathLike | None = None) -> Figure:
+    """(a) Accuracy vs data fraction for ACS and every baseline, with the full-data line (claim A2);
+    (b) seconds per run at each fraction split into selection, the student's training passes and the
+    teacher's forward passes (measured where a run without distillation exists, else all in
+    training), the reference run's seconds as a line (claims A7, A8).
+    CSVs: ``method, fraction, seed, avg_accuracy``; ``method, fraction, selection_seconds,
+    student_seconds, teacher_seconds, train_seconds, reference_seconds``."""
+    baselines = _read(baselines_csv, ["method", "fraction", "seed", "avg_accuracy"])
+    cost = _read(cost_csv, ["method", "fraction", "selection_seconds", "student_seconds", "teacher_seconds",
+                            "train_seconds", "reference_seconds"])
+    with _style():
+        fig, (ax_a, ax_c) = plt.subplots(1, 2, figsize=(16, 5.6), layout="constrained")
+        _accuracy_vs_fraction(ax_a, baselines)
+        ax_a.set_ylabel("test accuracy, W2/A32 (%)")
+        ax_a.set_title(f"(a) ACS vs every baseline ({_seeds_note(baselines)})")
+        ax_a.legend(loc="best", ncol=2)
+
+        mean = cost.groupby(["fraction", "method"], sort=True)[
+            ["selection_seconds", "student_seconds", "teacher_seconds", "train_seconds", "reference_seconds"]].mean()
+        mean["student_seconds"] = mean.student_seconds.fillna(mean.train_seconds)  # no run without teacher: all training
+        mean["teacher_seconds"] = mean.teacher_seconds.fillna(0.0)
+        x = np.arange(len(mean))
+        bottom = np.zeros(len(mean))
+        for column, name, color in [("selection_seconds", "selection", HIGHLIGHT),
+                                    ("student_seconds", "training passes", "#1f77b4"),
+                                    ("teacher_seconds", "teacher forwards (measured)", "#ff7f0e")]:
+            ax_c.bar(x, mean[column], bottom=bottom, color=color, label=name, width=0.8)
+            bottom += mean[column].to_numpy()
+        ax_c.axhline(mean.reference_seconds.mean(), color=BASELINE, ls="--", label="reference run (paid once)")
+        ax_c.set_xticks(x)
+        ax_c.set_xticklabels([f"{CORESET_NAMES.get(m, m)} {f:.0%}" for f, m in mean.index], rotation=90, fontsize=8)
+        ax_c.set_ylabel("seconds per run (mean over seeds)")
+        ax_c.set_title("(b) where the time goes")
+        ax_c.legend(loc="upper left")
+        fig.suptitle("ACS against every baseline, and its cost (one bit-width, W2/A32)")
+    return _finish(fig, png_path, "acs_baselines")
+
+
+def plot_acs_ablations(split_csv: PathLike, no_distillation_csv: PathLike, transfer_csv: PathLike,
+                       overlap_csv: PathLike, vit_csv: PathLike, png_path: PathLike | None = None) -> Figure:
+    """(a) ACS vs the full-coverage split and random (A9); (b) all trained on labels only: ACS (EVS)
+    vs EL2N and random (A10); (c) each model on its own ACS coreset, the other model's and random
+    (A11), with the coresets' overlap in the title (A12); (d) ACS vs random on a small ViT (A13)."""
+    split = _read(split_csv, ["method", "fraction", "seed", "avg_accuracy"])
+    plain = _read(no_distillation_csv, ["method", "fraction", "seed", "avg_accuracy"])
+    transfer = _read(transfer_csv, ["model", "coreset", "seed", "avg_accuracy"])
+    overlap = _read(overlap_csv, ["overlap", "seed"])
+    vit = _read(vit_csv, ["method", "seed", "avg_accuracy"])
+    with _style():
+        fig, axes = plt.subplots(1, 4, figsize=(22, 5.4), layout="constrained",
+                                 gridspec_kw={"width_ratios": [1.2, 1.2, 1, 0.8]})
+        for ax, frame, title in [(axes[0], split, "(a) ACS vs full-coverage split"),
+                                 (axes[1], plain, "(b) no distillation (labels only)")]:
+            _accuracy_vs_fraction(ax, frame)
+            ax.set_ylabel("test accuracy, W2/A32 (%)")
+            ax.set_title(f"{title} ({_seeds_note(frame)})")
+            ax.legend(loc="best")
+        stats = _agg(transfer, ["model", "coreset"], "avg_accuracy")
+        _barh(axes[2], stats, [f"{m}: {c}" for m, c in zip(stats.model, stats.coreset)],
+              highlight=list(stats.coreset.str.startswith("ACS of")))
+        axes[2].set_xlabel("test accuracy, W2/A32 (%)")
+        axes[2].set_title(f"(c) transfer (red: the other's coreset); overlap {overlap.overlap.mean():.0f}%")
+        stats = _agg(vit, "method", "avg_accuracy")
+        _barh(axes[3], stats, [CORESET_NAMES.get(m, m) for m in stats.method], highlight=list(stats.method == "acs"))
+        axes[3].set_xlabel("test accuracy, W2/A32 (%)")
+        axes[3].set_title("(d) small ViT at 10%")
+        fig.suptitle("ACS ablations: coverage, distillation, architectures")
+    return _finish(fig, png_path, "acs_ablations")
+
+
 __all__ = ["plot_bit_accuracy", "plot_activation_alignment", "plot_shared_bn", "plot_quant_core_check",
            "plot_gradient_angles", "plot_training_cost", "plot_pruning", "plot_acs", "plot_label_noise",
-           "plot_score_extraction", "plot_coreset_design"]
+           "plot_score_extraction", "plot_coreset_design", "plot_acs_baselines", "plot_acs_ablations"]

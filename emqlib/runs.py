@@ -6,7 +6,8 @@ time works on a run (a file lock); a second one asking for it waits and then reu
 
 A run folder holds ``config.json``, ``metrics.csv`` (one row per epoch and bit-width), the
 last checkpoint (``checkpoint-NNNN.pt`` named by ``checkpoint.json`` with its checksum),
-optional ``snapshots/``, and when finished ``final.pt`` and ``done.json``. Every file is
+optional ``snapshots/``, and when finished ``final.pt``, ``selections.pt`` (coreset runs: every subset
+drawn, by epoch and bit-width) and ``done.json``. Every file is
 written atomically. ``done.json`` records the checksums of ``final.pt``, ``metrics.csv`` (and
 ``trajectory.pt``), the configuration's hash and the number of epochs: a run is finished only
 when all of them check out (:func:`unfinished_reason`); otherwise it is resumed from its last
@@ -28,7 +29,7 @@ from torch import nn
 from . import paths
 from .bits import FULL_PRECISION, SUPPORTED_BITS, parse_bits
 from .config import SCHEMA_VERSION, RunConfig, config_hash, reference_config
-from .coreset.sampling import Reference
+from .coreset.sampling import Reference, unpack_selections
 from .data import require_dataset
 from .inference import accuracy_at_bits
 from .storage import (CorruptFileError, file_lock, file_sha256, load_json, load_torch, save_csv, save_json,
@@ -82,6 +83,14 @@ class Run:
         """Training softmax outputs [epochs, N, C] (runs with ``record_trajectory``)."""
         return load_torch(self.path / "trajectory.pt", load_json(self.path / "done.json").get("trajectory_sha256"),
                           _train_again(self.path)).float()
+
+    def selections(self) -> dict[tuple[int, int], torch.Tensor]:
+        """Every subset the run trained on, by (epoch, bits), for the epochs where it drew one (coreset runs)."""
+        digest = load_json(self.path / "done.json").get("selections_sha256")
+        if digest is None:
+            raise FileNotFoundError(f"{self.path} recorded no selections (not a coreset run, or trained before runs "
+                                    f"recorded them); {_retrain(self.path)}")
+        return unpack_selections(load_torch(self.path / "selections.pt", digest, _retrain(self.path)))
 
     def final_metrics(self) -> pd.DataFrame:
         """The last epoch's row per bit-width."""
@@ -204,7 +213,7 @@ def unfinished_reason(path: Path) -> str | None:
     if done["epochs"] != (stored.get("config") or {}).get("epochs"):
         return f"its done.json records {done['epochs']} epochs, its configuration {stored['config'].get('epochs')}"
     files = {"final.pt": done["final_sha256"], "metrics.csv": done["metrics_sha256"],
-             "trajectory.pt": done.get("trajectory_sha256")}
+             "trajectory.pt": done.get("trajectory_sha256"), "selections.pt": done.get("selections_sha256")}
     for name, digest in files.items():
         if digest is not None and file_sha256(path / name) != digest:
             return f"its {name} is missing or does not match the checksum in done.json"
@@ -239,6 +248,28 @@ def reference_of(config: RunConfig, runtime: Runtime = Runtime(), root: Path | N
         return None
     run = get_run(reference_config(config), runtime, root)
     return Reference(run.model(FULL_PRECISION), run.trajectory())
+
+
+REPLAY_MATCHES = ("dataset", "train_per_class", "validation_per_class", "label_noise", "coreset", "fraction", "bits")
+
+
+def replayed_selections(config: RunConfig, root: Path | None = None) -> dict[tuple[int, int], torch.Tensor] | None:
+    """The recorded subsets of the finished run ``config.replay_from`` names (None without one). That
+    run must have drawn from the same training set with the same rule, fraction and bit-widths."""
+    if config.replay_from is None:
+        return None
+    path = (root or paths.runs_dir()) / config.replay_from
+    reason = unfinished_reason(path)
+    if reason is not None:
+        raise FileNotFoundError(f"replay_from names {path}, which is not a finished run ({reason}); train that run "
+                                "first (experiments.run(its config)), then replay it")
+    source = _stored_config(path)
+    differing = [k for k in REPLAY_MATCHES if getattr(source, k) != getattr(config, k)]
+    if differing or source.epochs < config.epochs:
+        raise ValueError(f"run {config.replay_from} cannot be replayed by this configuration: it differs in "
+                         f"{differing or ['epochs (fewer than this run)']}; replay a run of the same training set, "
+                         "coreset, fraction and bit-widths with at least as many epochs")
+    return Run(path, source).selections()
 
 
 def lock_path(path: Path, root: Path | None = None) -> Path:
@@ -278,7 +309,7 @@ def train_run(config: RunConfig, path: Path, runtime: Runtime, reference: Refere
     """Train (or resume) ``config`` in run folder ``path`` and mark it done: the training half of
     :func:`get_run`, which also runs in every process under torchrun (only rank 0 writes files)."""
     try:
-        trainer = Trainer(config, path, runtime, reference)  # loads data and checkpoint: fails before writing
+        trainer = Trainer(config, path, runtime, reference, replayed_selections(config))  # loads data and checkpoint: fails before writing
     except CorruptFileError as error:
         raise CorruptFileError(f"{error}; no earlier checkpoint is kept: delete {path / 'checkpoint.json'} and run "
                                "the same command again to train the run from its first epoch") from None
@@ -300,8 +331,10 @@ def _finish(trainer: Trainer, path: Path) -> None:
             "epochs": trainer.config.epochs}
     if trainer.trajectory is not None:
         done["trajectory_sha256"] = save_torch(trainer.trajectory, path / "trajectory.pt")
+    if trainer.config.coreset != "none":
+        done["selections_sha256"] = save_torch(trainer.sampler.recorded(), path / "selections.pt")
     save_json(path / "done.json", done)
 
 
 __all__ = ["Run", "get_run", "train_run", "load_run", "run_path", "is_done", "unfinished_reason", "IncompatibleRunError",
-           "CorruptFileError", "reference_of"]
+           "CorruptFileError", "reference_of", "replayed_selections"]

@@ -165,10 +165,11 @@ def steps_per_epoch(loop: str, subsets: dict[int, Tensor], n: int, batch_size: i
 # ---------------------------------------------------------------- the trainer
 
 class Trainer:
-    """Trains the run ``config`` in ``run_dir``, resuming from its last checkpoint."""
+    """Trains the run ``config`` in ``run_dir``, resuming from its last checkpoint; ``replayed``: the
+    recorded subsets of the run that ``config.replay_from`` names (:func:`emqlib.runs.replayed_selections`)."""
 
     def __init__(self, config: RunConfig, run_dir: Path, runtime: Runtime = Runtime(),
-                 reference: Reference | None = None) -> None:
+                 reference: Reference | None = None, replayed: dict[tuple[int, int], Tensor] | None = None) -> None:
         if config.needs_reference and reference is None:
             raise ValueError("this configuration needs its full-precision reference run (see runs.get_run)")
         if config.record_trajectory and is_distributed():
@@ -180,7 +181,7 @@ class Trainer:
             reference.model.to(runtime.torch_device())
         self.train_set, self.test_set = load_run_data(config)
         self.learners = build_learners(config, reference, runtime)
-        self.sampler = CoresetSampler(config, self.train_set, reference)
+        self.sampler = CoresetSampler(config, self.train_set, reference, replayed)
         self.subsets: dict[tuple[int, int], Tensor] = {}  # (learner, bits) -> coreset indices
         self.metrics: list[dict] = []
         self.trajectory = (torch.zeros(config.epochs, len(self.train_set), self.train_set.num_classes,

@@ -55,6 +55,7 @@ CHANGES = {
     "emq_score": "grand",
     "acs_schedule": "linear",
     "bit_order": "ascending",
+    "replay_from": "0123456789abcdef",
     "distillation": "none",
     "label_loss_weight": 0.5,
     "reference_epochs": 4,

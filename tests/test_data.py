@@ -277,6 +277,24 @@ def test_cifar100_loads_fine_labels(data_dir, train):
     assert np.array_equal(ds.images.permute(0, 2, 3, 1).numpy(), images)
 
 
+def test_a_cifar100_run_trains_and_evaluates_on_generated_files(data_dir, tmp_path, monkeypatch):
+    """The path of claims E5-E8 (EMQ on CIFAR-100): 100 classes, 3 x 32 x 32 inputs, through the run cache."""
+    from emqlib.build import Runtime
+    from emqlib.config import profile_config
+    from emqlib.runs import get_run
+
+    write_cifar100(data_dir, n_train=24, n_test=6)
+    monkeypatch.setenv("EMQ_RUNS_DIR", str(tmp_path / "runs"))
+    run = get_run(profile_config("smoke", dataset="cifar100", method="emq", bits=(2, 32), epochs=1,
+                                 coreset="emq-topk", fraction=0.5, warmup_epochs=0), Runtime(progress=False))
+    final = run.final_metrics()
+    assert sorted(final.bits) == [2, 32] and final.test_accuracy.between(0, 100).all()
+    counts = torch.bincount(load_dataset("cifar100", train=True).targets)
+    budget = sum(max(1, round(0.5 * int(c))) for c in counts if c > 0)  # round(S * n_c), at least 1 per class
+    assert final.subset_size.tolist() == [budget, budget]
+    assert run.model(2)(torch.zeros(1, 3, 32, 32)).shape == (1, 100)
+
+
 def test_cifar_inputs_are_normalised_per_channel(data_dir):
     write_cifar10(data_dir)
     ds = load_dataset("cifar10", train=False)
@@ -302,12 +320,15 @@ def test_cifar10_with_a_missing_batch_is_missing(data_dir):
     assert len(load_dataset("cifar10", train=False)) == 5  # the test split is complete
 
 
-def test_truncated_cifar_batch_is_reported(data_dir):
-    write_cifar10(data_dir)
-    path = data_dir / "cifar-10-batches-py" / "test_batch"
+@pytest.mark.parametrize("name, write, file, complete", [("cifar10", write_cifar10, "cifar-10-batches-py/test_batch", 12),
+                                                         ("cifar100", write_cifar100, "cifar-100-python/test", 7)])
+def test_truncated_cifar_batch_is_reported(data_dir, name, write, file, complete):
+    write(data_dir)
+    path = data_dir / file
     path.write_bytes(path.read_bytes()[:1000])
-    with pytest.raises(DatasetMissingError, match="test_batch"):
-        load_dataset("cifar10", train=False)
+    with pytest.raises(DatasetMissingError, match=path.name):
+        load_dataset(name, train=False)
+    assert len(load_dataset(name, train=True)) == complete  # the training split is intact
 
 
 def test_unknown_dataset_lists_the_names():

@@ -104,6 +104,25 @@ def acs(tmp_path):
             _csv(tmp_path, "acs_schedule.csv", schedule), _csv(tmp_path, "acs_interval.csv", interval)]
 
 
+def acs_baselines(tmp_path):
+    cost = [{"method": m, "fraction": f, "seed": 0, "selection_seconds": 0.3, "student_seconds": 2 * f,
+             "teacher_seconds": 0.5 * f if m == "random" else float("nan"), "train_seconds": 2.5 * f,
+             "reference_seconds": 4.0} for f in (0.1, 0.3, 0.5) for m in ("acs", "random")]
+    return [_csv(tmp_path, "acs_baselines.csv", _fraction_rows(("acs", "random", "el2n", "emq-ccs"))),
+            _csv(tmp_path, "acs_cost.csv", cost)]
+
+
+def acs_ablations(tmp_path):
+    transfer = [{"model": m, "coreset": c, "seed": 0, "avg_accuracy": 60 + i}
+                for m in ("resnet8", "mobilenetv2") for i, c in enumerate(("own ACS", "ACS of x", "random"))]
+    overlap = [{"epoch": e, "bits": 2, "overlap": 30.0 + e, "seed": 0} for e in (0, 2)]
+    vit = [{"method": m, "seed": 0, "avg_accuracy": 40 + i} for i, m in enumerate(("acs", "random"))]
+    return [_csv(tmp_path, "acs_split.csv", _fraction_rows(("acs", "split", "random"))[:-1]),
+            _csv(tmp_path, "acs_no_distillation.csv", _fraction_rows(("acs", "el2n", "random"))[:-1]),
+            _csv(tmp_path, "acs_transfer.csv", transfer), _csv(tmp_path, "acs_overlap.csv", overlap),
+            _csv(tmp_path, "acs_vit.csv", vit)]
+
+
 def label_noise(tmp_path):
     return [_csv(tmp_path, "label_noise.csv", _fraction_rows(("acs", "el2n", "random"), noise=0.1))]
 
@@ -124,7 +143,7 @@ def score_extraction(tmp_path):
 FIGURES = {"bit_accuracy": bit_accuracy, "activation_alignment": activation_alignment, "shared_bn": shared_bn,
            "quant_core_check": quant_core_check, "gradient_angles": gradient_angles, "training_cost": training_cost,
            "pruning": pruning, "acs": acs, "label_noise": label_noise, "score_extraction": score_extraction,
-           "coreset_design": coreset_design}
+           "coreset_design": coreset_design, "acs_baselines": acs_baselines, "acs_ablations": acs_ablations}
 
 
 # ---------------------------------------------------------------- tests

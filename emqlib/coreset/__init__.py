@@ -22,6 +22,7 @@ from .select import (
     random_subset,
     score_sample,
     select,
+    split_part,
 )
 
 __all__ = [
@@ -44,4 +45,5 @@ __all__ = [
     "random_subset",
     "score_sample",
     "select",
+    "split_part",
 ]

@@ -2,7 +2,8 @@
 
 Every trained bit-width gets its own class-balanced subset (EMQ's bit-wise coreset):
 
-* ``random`` draws a uniform subset every epoch, ``random-once`` draws it once;
+* ``random`` draws a uniform subset every epoch, ``random-once`` draws it once, ``split`` takes
+  the next part of a full-coverage split every epoch (every sample seen once per cycle);
 * ``emq-topk``, ``emq-sample`` and ``emq-ccs`` train on random subsets (re-drawn every epoch) for
   ``warmup_epochs`` epochs, then score every sample at that bit-width (EL2N or GraNd: one forward
   pass over the training set; with ``free_scores``, the EL2N of each sample's own last training
@@ -18,6 +19,12 @@ The baselines that score with the full-precision reference run (EL2N, forgetting
 Moderate) give the same subset to every bit-width; they depend only on the reference, so they are
 drawn once.
 
+Every subset a sampler draws is recorded as a packed bit mask (one bit per training sample, so a
+200-epoch run stays small in every checkpoint; :meth:`CoresetSampler.recorded`; the run keeps
+it as ``selections.pt``). A run whose configuration names another run in ``replay_from`` selects
+nothing: it trains on that run's recorded subsets, epoch by epoch (coreset transfer across
+architectures, ACS Tab. 10).
+
 The trainer calls :meth:`CoresetSampler.select` at the start of each epoch where
 :meth:`CoresetSampler.due` says so, :meth:`CoresetSampler.observe` after each training forward
 pass, and weights each sample's loss by :meth:`CoresetSampler.loss_weights`; the sampler's state
@@ -27,6 +34,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -38,12 +46,13 @@ from ..data import ImageDataset
 from ..inference import predict
 from ..seeding import generator
 from .scores import acs_beta, acs_score, evs, forgetting_score, grand_last_layer_score, tdds_score
-from .select import ccs_select, infobatch_prune, kcenter_greedy, moderate_select, random_subset, score_sample, select
+from .select import (ccs_select, infobatch_prune, kcenter_greedy, moderate_select, random_subset, score_sample, select,
+                     split_part)
 
 TDDS_WINDOW = 10  # TDDS's window (shortened to the trajectory's length when it has fewer epochs)
 TDDS_DECAY = 0.9
 UNIFORM = ("random", "random-once")
-REDRAWN_EVERY_EPOCH = ("random", "emq-sample", "emq-ccs", "infobatch")
+REDRAWN_EVERY_EPOCH = ("random", "emq-sample", "emq-ccs", "infobatch", "split")
 
 
 @dataclass
@@ -63,7 +72,11 @@ class Selection:
 class CoresetSampler:
     """Draws the subset of each bit-width for a run configured by ``config`` (a RunConfig)."""
 
-    def __init__(self, config, train: ImageDataset, reference: Reference | None) -> None:
+    def __init__(self, config, train: ImageDataset, reference: Reference | None,
+                 replayed: dict[tuple[int, int], Tensor] | None = None) -> None:
+        if (config.replay_from is None) != (replayed is None):
+            raise ValueError("a run with replay_from trains on the recorded subsets of that run: pass them as "
+                             "replayed (runs.replayed_selections), and only for such a run")
         if config.coreset in REFERENCE_CORESETS and reference is None:
             raise ValueError(f"coreset {config.coreset!r} needs the full-precision reference run")
         if (config.free_scores or config.coreset == "infobatch") and dist.is_available() and dist.is_initialized():
@@ -79,6 +92,8 @@ class CoresetSampler:
         # ... and the scores of the last scoring epoch, which the draws use
         self.scores: dict[int, Tensor] = {}
         self._weights: dict[int, Tensor] = {}  # this epoch's loss weight of every sample (infobatch)
+        self.replayed = replayed
+        self.history: dict[tuple[int, int], Tensor] = {}  # (epoch, bits) -> the subset drawn then, packed
 
     # ---- schedule
 
@@ -87,6 +102,8 @@ class CoresetSampler:
         c = self.config
         if c.coreset == "none":
             return False
+        if self.replayed is not None:
+            return any(e == epoch for e, _ in self.replayed)
         if epoch == 0 or c.coreset in REDRAWN_EVERY_EPOCH:
             return True
         if c.coreset in EMQ_SAMPLERS:
@@ -104,12 +121,31 @@ class CoresetSampler:
     # ---- selection
 
     def select(self, epoch: int, model: nn.Module, bits: int) -> Selection:
-        """The subset that ``model`` trains on at ``bits`` from ``epoch`` on."""
+        """The subset that ``model`` trains on at ``bits`` from ``epoch`` on (recorded in :attr:`history`)."""
+        chosen = self._replay(epoch, bits) if self.replayed is not None else self._choose(epoch, model, bits)
+        self.history[(epoch, bits)] = pack_subset(chosen.indices, len(self.train))
+        return chosen
+
+    def recorded(self) -> dict:
+        """What ``selections.pt`` holds: the training set's size and every subset drawn, packed by
+        (epoch, bits); :func:`unpack_selections` gives the sorted indices back."""
+        return {"n": len(self.train), "subsets": dict(self.history)}
+
+    def _replay(self, epoch: int, bits: int) -> Selection:
+        """The replayed run's subset of ``epoch`` at ``bits``; its selection cost was paid by that run."""
+        if (epoch, bits) not in self.replayed:
+            raise RuntimeError(f"run {self.config.replay_from} recorded no {bits}-bit subset at epoch {epoch}; "
+                               "replay a run with the same bit-widths and at least as many epochs")
+        return Selection(self.replayed[(epoch, bits)], 0)
+
+    def _choose(self, epoch: int, model: nn.Module, bits: int) -> Selection:
         c, targets = self.config, self.train.targets
         draw = generator(c.seed, "coreset", epoch, bits)
         if c.coreset in UNIFORM or (c.coreset in EMQ_SAMPLERS and epoch < c.warmup_epochs):
             # warm-up: an untrained model's scores carry no information
             return Selection(random_subset(targets, c.fraction, draw), 0)
+        if c.coreset == "split":
+            return Selection(split_part(targets, c.fraction, epoch, generator(c.seed, "split", bits)), 0)
         if c.coreset == "infobatch":
             return Selection(self._infobatch(epoch, bits, draw), 0)
         if c.coreset == "acs":
@@ -220,10 +256,25 @@ class CoresetSampler:
 
     def state_dict(self) -> dict:
         """What a resumed run needs to draw as the uninterrupted run would."""
-        return {"observed": dict(self.observed), "scores": dict(self.scores)}
+        return {"observed": dict(self.observed), "scores": dict(self.scores), "history": dict(self.history)}
 
     def load_state_dict(self, state: dict) -> None:
         self.observed, self.scores = dict(state["observed"]), dict(state["scores"])
+        self.history = dict(state.get("history", {}))  # checkpoints written before subsets were recorded have none
+
+
+def pack_subset(indices: Tensor, n: int) -> Tensor:
+    """The set ``indices`` of ``range(n)`` as a bit mask packed 8 samples to a byte (uint8)."""
+    mask = np.zeros(n, dtype=bool)
+    mask[indices.numpy()] = True
+    return torch.from_numpy(np.packbits(mask))
+
+
+def unpack_selections(recorded: dict) -> dict[tuple[int, int], Tensor]:
+    """The sorted indices of every subset in :meth:`CoresetSampler.recorded`'s record."""
+    n = recorded["n"]
+    return {key: torch.from_numpy(np.flatnonzero(np.unpackbits(packed.numpy(), count=n))).long()
+            for key, packed in recorded["subsets"].items()}
 
 
 def _fill_unseen(observed: Tensor, targets: Tensor, bits: int) -> Tensor:

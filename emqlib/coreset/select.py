@@ -3,7 +3,7 @@
 Per-class budgets are round(fraction * n_c) (Python's round, so exact halves go to the even
 integer), at least 1 for every present class. The rules: top-k by score (EMQ, ACS, EL2N,
 forgetting, TDDS), uniform (Random), importance sampling (``score_sample``), coverage-centric
-strata (``ccs_select``, CCS), k-center greedy, Moderate, and InfoBatch's soft pruning
+strata (``ccs_select``, CCS), the full-coverage split (``split_part``), k-center greedy, Moderate, and InfoBatch's soft pruning
 (``infobatch_prune``, which has no fixed budget).
 """
 
@@ -68,6 +68,23 @@ def random_subset(
     for idx in _groups(labels.shape[0], labels, class_balanced):
         perm = torch.randperm(len(idx), generator=generator)
         kept.append(idx[perm[: _budget(len(idx), fraction)]])
+    return torch.cat(kept).sort().values
+
+
+def split_part(labels: Tensor, fraction, epoch: int, generator: torch.Generator) -> Tensor:
+    """The full-coverage split (ACS Tab. 8): each class, in a fixed random order, is cut into parts
+    of its budget round(fraction * n_c), used in turn one per epoch, wrapping around the order, so
+    every sample is trained on once in every ceil(n_c / budget) consecutive epochs (ceil(1/S) when
+    the budget divides n_c) and no sample twice within one epoch. ``generator`` fixes the order; it
+    must be seeded the same way at every epoch (the part depends only on the seed and ``epoch``)."""
+    fraction = check_fraction(fraction)
+    _check_labels(labels)
+    if epoch < 0:
+        raise ValueError(f"epoch must be >= 0, got {epoch}")
+    kept = []
+    for idx in _groups(labels.shape[0], labels, True):
+        order, budget = torch.randperm(len(idx), generator=generator), _budget(len(idx), fraction)
+        kept.append(idx[order[(epoch * budget + torch.arange(budget)) % len(idx)]])
     return torch.cat(kept).sort().values
 
 
