@@ -451,23 +451,26 @@ NO_DISTILLATION = dict(distillation="none", label_loss_weight=1.0)  # labels onl
 # the two architectures of the transfer study and each one's changes to the profile (MobileNetV2 is
 # about 15x ResNet-8's CPU time per step at width 0.25 on 28x28 inputs)
 TRANSFER_MODELS = {"resnet8": {}, "mobilenetv2": {"width": 0.25}}
+# These studies train on the profile's short schedule by default (``short``): with the converged one
+# they would add about 20 minutes per seed to `make reproduce` on 2 CPU cores.
 
 
 def acs_baseline_study(profile: str = "cpu", fractions: Sequence[float] = ACS_BASELINE_FRACTIONS,
-                       seeds: Sequence[int] = (0,), baselines: Sequence[str] = ACS_BASELINES) -> pd.DataFrame:
+                       seeds: Sequence[int] = (0,), baselines: Sequence[str] = ACS_BASELINES,
+                       short: bool = True) -> pd.DataFrame:
     """ACS against every baseline of the library at each data fraction (ACS Tab. 2; claims A2, A7, A8).
     ``emq-ccs`` is the coverage-centric sampler (CCS strata over the EL2N of the model being trained)."""
-    return acs_fraction_study(profile, fractions, ("acs", *baselines), seeds)
+    return acs_fraction_study(profile, fractions, ("acs", *baselines), seeds, short=short)
 
 
 def acs_split_study(profile: str = "cpu", fractions: Sequence[float] = (0.1, 0.3, 0.5),
-                    seeds: Sequence[int] = (0,)) -> pd.DataFrame:
+                    seeds: Sequence[int] = (0,), short: bool = True) -> pd.DataFrame:
     """ACS against the full-coverage split (every sample seen once per cycle) and random (ACS Tab. 8; claim A9)."""
-    return acs_fraction_study(profile, fractions, ("acs", "split", "random"), seeds, full_data=False)
+    return acs_fraction_study(profile, fractions, ("acs", "split", "random"), seeds, short=short, full_data=False)
 
 
 def acs_no_distillation_study(profile: str = "cpu", fractions: Sequence[float] = (0.1, 0.3, 0.5),
-                              seeds: Sequence[int] = (0,)) -> pd.DataFrame:
+                              seeds: Sequence[int] = (0,), short: bool = True) -> pd.DataFrame:
     """ACS without distillation (ACS Tab. 9; claim A10): every run trains on labels only; ACS scores
     with EVS only (its DS term compares with the teacher), against EL2N and random, accuracy and seconds."""
     rows = []
@@ -475,7 +478,7 @@ def acs_no_distillation_study(profile: str = "cpu", fractions: Sequence[float] =
         for fraction in fractions:
             for method in ("acs", "el2n", "random"):
                 score = {"acs_schedule": "evs-only"} if method == "acs" else {}
-                r = run(acs_config(profile, method, fraction, seed, **score).replace(**NO_DISTILLATION))
+                r = run(acs_config(profile, method, fraction, seed, short, **score).replace(**NO_DISTILLATION))
                 rows.append(summarize(r, method=method, fraction=fraction, seed=seed, distillation="none"))
     return pd.DataFrame(rows)
 
@@ -505,9 +508,9 @@ def acs_cost_split(baselines: pd.DataFrame, no_distillation: pd.DataFrame) -> pd
     return frame[columns].reset_index(drop=True)
 
 
-def _model_config(profile: str, coreset: str, fraction: float, seed: int, model: str, models: dict,
+def _model_config(profile: str, coreset: str, fraction: float, seed: int, model: str, models: dict, short: bool,
                   **changes) -> RunConfig:
-    return acs_config(profile, coreset, fraction, seed, model=model, **models[model], **changes)
+    return acs_config(profile, coreset, fraction, seed, short, model=model, **models[model], **changes)
 
 
 def transfer_changes(profile: str, data_share: float = 1.0) -> dict:
@@ -521,21 +524,21 @@ def transfer_changes(profile: str, data_share: float = 1.0) -> dict:
 
 
 def acs_transfer_study(profile: str = "cpu", fraction: float = 0.1, models: dict = TRANSFER_MODELS,
-                       seeds: Sequence[int] = (0,), data_share: float = 1.0) -> pd.DataFrame:
+                       seeds: Sequence[int] = (0,), data_share: float = 1.0, short: bool = True) -> pd.DataFrame:
     """Coresets across architectures (ACS Tab. 10; claim A11): each model trained on its own ACS
     subsets, on the other model's (its recorded subsets replayed epoch by epoch, ``replay_from``),
     and on random subsets. ``models``: architecture -> its changes to the profile; ``data_share``:
     see :func:`transfer_changes`; ``coreset`` names whose subsets a row trained on."""
     rows, changes = [], transfer_changes(profile, data_share)
     for seed in seeds:
-        own = {m: run(_model_config(profile, "acs", fraction, seed, m, models, **changes)) for m in models}
+        own = {m: run(_model_config(profile, "acs", fraction, seed, m, models, short, **changes)) for m in models}
         for m in models:
             rows.append(summarize(own[m], model=m, coreset="own ACS", fraction=fraction, seed=seed))
             for source in (s for s in models if s != m):
-                replayed = run(_model_config(profile, "acs", fraction, seed, m, models, **changes,
+                replayed = run(_model_config(profile, "acs", fraction, seed, m, models, short, **changes,
                                              replay_from=own[source].path.name))
                 rows.append(summarize(replayed, model=m, coreset=f"ACS of {source}", fraction=fraction, seed=seed))
-            r = run(_model_config(profile, "random", fraction, seed, m, models, **changes))
+            r = run(_model_config(profile, "random", fraction, seed, m, models, short, **changes))
             rows.append(summarize(r, model=m, coreset="random", fraction=fraction, seed=seed))
     return pd.DataFrame(rows)
 
@@ -549,21 +552,22 @@ def subset_overlap(a: Run, b: Run) -> pd.DataFrame:
 
 
 def acs_overlap_study(profile: str = "cpu", fraction: float = 0.1, models: dict = TRANSFER_MODELS,
-                      seeds: Sequence[int] = (0,), data_share: float = 1.0) -> pd.DataFrame:
+                      seeds: Sequence[int] = (0,), data_share: float = 1.0, short: bool = True) -> pd.DataFrame:
     """Overlap (%) of the ACS coresets two architectures choose at each selection epoch (ACS Tab. 11;
     claim A12), the runs of :func:`acs_transfer_study`; two independent uniform draws overlap by
     ``fraction`` (as a %) on average."""
     a, b = models
     changes = transfer_changes(profile, data_share)
-    frames = [subset_overlap(*(run(_model_config(profile, "acs", fraction, seed, m, models, **changes)) for m in (a, b)))
+    frames = [subset_overlap(*(run(_model_config(profile, "acs", fraction, seed, m, models, short, **changes))
+                               for m in (a, b)))
               .assign(models=f"{a} / {b}", fraction=fraction, seed=seed)
               for seed in seeds]
     return pd.concat(frames, ignore_index=True)
 
 
 def acs_vit_study(profile: str = "cpu", fraction: float = 0.1, seeds: Sequence[int] = (0,),
-                  width: float = 0.25) -> pd.DataFrame:
+                  width: float = 0.25, short: bool = True) -> pd.DataFrame:
     """ACS vs random on a small ViT (timm, random init, patch 4, depth 6, embed dim 192 x ``width``) at
     W2/A32 (claim A13); at width 0.25 a step costs about 3x ResNet-8's on CPU."""
-    return acs_fraction_study(profile, (fraction,), ("acs", "random"), seeds, full_data=False,
+    return acs_fraction_study(profile, (fraction,), ("acs", "random"), seeds, short=short, full_data=False,
                               model="vit", width=width).assign(model="vit", width=width)

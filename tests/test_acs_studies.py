@@ -131,8 +131,8 @@ def test_transfer_trains_on_exactly_the_source_runs_subsets(folders):
     changes = experiments.transfer_changes("smoke", 0.5)
     assert changes == {"train_per_class": 24}  # half of the synthetic set's 48 per class
     for target, source in (("resnet8", "mobilenetv2"), ("mobilenetv2", "resnet8")):
-        own = experiments.run(experiments._model_config("smoke", "acs", 0.1, 0, source, models, **changes))
-        replay = experiments.run(experiments._model_config("smoke", "acs", 0.1, 0, target, models, **changes,
+        own = experiments.run(experiments._model_config("smoke", "acs", 0.1, 0, source, models, True, **changes))
+        replay = experiments.run(experiments._model_config("smoke", "acs", 0.1, 0, target, models, True, **changes,
                                                            replay_from=own.path.name))
         mine, theirs = replay.selections(), own.selections()
         assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
