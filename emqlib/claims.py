@@ -93,9 +93,9 @@ def _arm(values: pd.Series, unit: str = "%") -> str:
 
 def _cost(value: str = "avg_accuracy") -> tuple[pd.DataFrame, str]:
     """``value`` per seed (rows) and method (columns) from training_cost.csv, the bit-wise coreset run
-    renamed 'coreset', and that run's own label (it names the data fraction)."""
+    at 80% pruning renamed 'coreset', and that run's own label."""
     cost = load_result("training_cost.csv")
-    label = next((m for m in cost.method.unique() if m.startswith("EMQ + bit-wise coreset")), "coreset")
+    label = labels.emq_coreset(0.2)  # the paper's 80% pruning
     return _by_seed(cost.replace({"method": {label: "coreset"}}), "method", value), label
 
 
