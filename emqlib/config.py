@@ -281,8 +281,11 @@ class RunConfig:
         return getattr(probe, name) == getattr(self, name)
 
     def to_dict(self) -> dict:
+        """Every field, except one added after runs were cached while it is at its default
+        (:data:`ADDED_FIELDS`): so the hash, config.json and checkpoints of older runs stay valid."""
         return {f.name: (list(v) if isinstance(v, tuple) else v)
-                for f in dataclasses.fields(self) for v in [getattr(self, f.name)]}
+                for f in dataclasses.fields(self) for v in [getattr(self, f.name)]
+                if not (f.name in ADDED_FIELDS and v == ADDED_FIELDS[f.name])}
 
     @classmethod
     def from_dict(cls, values: dict) -> RunConfig:
@@ -300,8 +303,7 @@ ADDED_FIELDS = {"replay_from": None}
 
 def config_hash(config: RunConfig) -> str:
     """A short, stable hash of every field (and the schema version): the run's cache key."""
-    fields = {k: v for k, v in config.to_dict().items() if not (k in ADDED_FIELDS and v == ADDED_FIELDS[k])}
-    payload = json.dumps({"schema": SCHEMA_VERSION, **fields}, sort_keys=True)
+    payload = json.dumps({"schema": SCHEMA_VERSION, **config.to_dict()}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 

@@ -108,13 +108,15 @@ def test_replay_from_is_validated_and_left_out_of_the_hash_at_its_default():
         profile_config("smoke", replay_from="0123456789abcdef")
     config = split_config()
     fields = config.to_dict()
-    assert fields["replay_from"] is None and set(ADDED_FIELDS) == {"replay_from"}
-    del fields["replay_from"]  # a configuration as it was before the field existed keeps its hash
+    # a configuration as it was before the field existed: the same dict (so config.json and checkpoints of
+    # older runs still match) and the same hash
+    assert "replay_from" not in fields and set(ADDED_FIELDS) == {"replay_from"}
     payload = json.dumps({"schema": SCHEMA_VERSION, **fields}, sort_keys=True)
     import hashlib
     assert config_hash(config) == hashlib.sha256(payload.encode()).hexdigest()[:16]
-    assert config_hash(config.replace(replay_from="0123456789abcdef")) != config_hash(config)
-    assert RunConfig.from_dict({k: v for k, v in config.to_dict().items() if k != "replay_from"}) == config
+    replaying = config.replace(replay_from="0123456789abcdef")
+    assert config_hash(replaying) != config_hash(config) and replaying.to_dict()["replay_from"] == "0123456789abcdef"
+    assert RunConfig.from_dict(fields) == config and RunConfig.from_dict(replaying.to_dict()) == replaying
 
 
 @pytest.fixture()
