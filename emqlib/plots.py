@@ -396,7 +396,7 @@ def plot_pruning(csv_path: PathLike, png_path: PathLike | None = None) -> Figure
         ax.set_ylabel("average accuracy over trained bit-widths (%)")
         ax.set_title(f"Multi-bit training on coresets: accuracy vs pruning rate\n"
                      f"({_seeds_note(pruned, ['method', 'pruning_rate'])})")
-        fig.legend(loc="outside right upper", title=gap, alignment="left")
+        fig.legend(loc="outside right center", title=gap, alignment="left")
     return _finish(fig, png_path, "pruning")
 
 
