@@ -219,29 +219,41 @@ def measure_steps(work: Workload, settings: BenchSettings) -> tuple[list[dict], 
     """Items 1, 2 and 5: step times at each bit-width with and without bias correction, the
     plain full-precision step, and the fp32 matmul rate, all interleaved in one loop."""
     x, y = work.batch()
-    variants, flops = [], {}
-
-    def add(name: str, config: RunConfig, bits: int) -> None:
+    variants, flops, compile_rows = [], {}, []
+    setting = f"{work.describe()}, best of {settings.reps} interleaved"
+    specs = {"fp": (work.plain(), FULL_PRECISION), "32": (work.emq(), FULL_PRECISION)}
+    for b in quantized_bits(work.config):
+        specs[f"{b}+bc"], specs[f"{b}"] = (work.emq(True), b), (work.emq(False), b)
+    for name, (config, bits) in specs.items():
         model = work.model(config, bits)
         step = training_step(model, work.optimizer(model), x, y)
         flops[name] = count_flops(step)
         variants.append(Variant(name, step))
-
-    add("fp", work.plain(), FULL_PRECISION)
-    add("32", work.emq(), FULL_PRECISION)
-    for b in quantized_bits(work.config):
-        add(f"{b}+bc", work.emq(True), b)
-        add(f"{b}", work.emq(False), b)
+    steps = list(specs)
+    if settings.try_compile:  # the same steps compiled, each its own graph (dynamo guards on the bit-width)
+        for name, (config, bits) in specs.items():
+            rows_, compiled = _compiled_variant(work, config, bits, x, y, f"{_label(name)}; {setting}",
+                                                f"{name} compiled")
+            compile_rows += rows_
+            variants += compiled
     n = settings.matmul_n
     a, b_ = torch.randn(n, n, device=work.device), torch.randn(n, n, device=work.device)
     variants.append(Variant("matmul", lambda: torch.mm(a, b_)))
 
     log(f"timing {len(variants)} step variants x {settings.reps} ({work.describe()})")
     t = best(time_interleaved(variants, settings.reps, settings.warmup, work.device))
-    setting = f"{work.describe()}, best of {settings.reps} interleaved"
-    steps = [v.name for v in variants[:-1]]
     over_fp = {name: t[name] / t["fp"] for name in steps}
     rows = [row("step_time", t[name] * 1e3, "ms", f"{_label(name)}; {setting}") for name in steps]
+    rows += compile_rows
+    if "fp compiled" in t:
+        compiled = [name for name in steps if f"{name} compiled" in t]
+        rows += [row("step_time", t[f"{name} compiled"] * 1e3, "ms", f"{_label(name)}, torch.compile; {setting}")
+                 for name in compiled]
+        rows += [row("quant_step_ratio_compiled", t[f"{name} compiled"] / t["fp compiled"], "x",
+                     f"{_label(name)} over the plain full-precision step, both compiled; {setting}")
+                 for name in compiled[1:]]
+        rows += [row("compiled_over_eager", t[f"{name} compiled"] / t[name], "x",
+                     f"{_label(name)}: torch.compile over eager (< 1 is faster); {setting}") for name in compiled]
     rows += [row("quant_step_ratio", over_fp[name], "x",
                  f"{_label(name)} over the plain full-precision step (target <= {STEP_RATIO_TARGET}); {setting}")
              for name in steps[1:]]
@@ -292,7 +304,7 @@ def measure_speed_options(work: Workload, settings: BenchSettings) -> list[dict]
     setting = f"{bits}-bit EMQ step; {work.describe()}, best of {settings.reps} interleaved"
     rows = []
     if settings.try_compile:
-        compiled_rows, compiled = _compiled_variant(work, bits, x, y, setting)
+        compiled_rows, compiled = _compiled_variant(work, work.emq(), bits, x, y, setting)
         rows += compiled_rows
         variants += compiled
     log(f"timing speed options {[v.name for v in variants]} x {settings.reps}")
@@ -306,12 +318,13 @@ def measure_speed_options(work: Workload, settings: BenchSettings) -> list[dict]
     return rows
 
 
-def _compiled_variant(work: Workload, bits: int, x: Tensor, y: Tensor,
-                      setting: str) -> tuple[list[dict], list[Variant]]:
-    """Compile the model, time the first step (compilation included) and report whether it works."""
-    model = work.model(work.emq(), bits)
+def _compiled_variant(work: Workload, config: RunConfig, bits: int, x: Tensor, y: Tensor, setting: str,
+                      name: str = "compiled") -> tuple[list[dict], list[Variant]]:
+    """Compile the model of ``config`` at ``bits``, time the first step (compilation included) and
+    report whether it works; the compiled step as variant ``name``."""
+    model = work.model(config, bits)
     step = training_step(torch.compile(model), work.optimizer(model), x, y)
-    log("compiling the training step with torch.compile (about a minute on 2 CPU cores)")
+    log(f"compiling the training step ({name}) with torch.compile (up to a minute on 2 CPU cores)")
     start = time.perf_counter()
     try:
         step()
@@ -323,7 +336,7 @@ def _compiled_variant(work: Workload, bits: int, x: Tensor, y: Tensor,
             "(set_bits changes module attributes that dynamo guards on)")
     return ([row("compile_works", 1, "bool", f"torch.compile (mode default); {setting}"),
              row("compile_seconds", seconds, "s", f"first compiled step (forward + backward graphs); {note}; {setting}")],
-            [Variant("compiled", step)])
+            [Variant(name, step)])
 
 
 # ---------------------------------------------------------------- item 6: scaling

@@ -119,3 +119,20 @@ def test_time_interleaved_times_every_variant_and_restores_threads():
     assert ("a", 1) in calls and ("b", threads) in calls and ("b", 1) not in calls
     assert torch.get_num_threads() == threads
     torch.set_num_threads(1)
+
+
+@pytest.mark.slow
+def test_compiled_steps_are_timed_beside_the_eager_ones():
+    work = bench.Workload(bench.profile_config("smoke", method="emq", bits=(2, 32)), torch.device("cpu"))
+    settings = bench.BenchSettings(reps=2, warmup=1, scaling_sizes=(), scaling_bits_samples=0, scaling_reps=0,
+                                   try_compile=True, matmul_n=64)
+    rows, _ = bench.measure_steps(work, settings)
+    table = pd.DataFrame(rows)
+    steps = ["plain FP step", "32-bit path", "2-bit step, bias correction on", "2-bit step, bias correction off"]
+    compiled = table[table.metric == "compile_seconds"]
+    assert len(compiled) == len(steps) and (compiled.value > 0).all()  # one graph (and its compile time) per step
+    for metric, count in [("compiled_over_eager", 4), ("quant_step_ratio_compiled", 3), ("step_time", 8)]:
+        values = table[table.metric == metric].value
+        assert len(values) == count and values.map(math.isfinite).all() and (values > 0).all(), metric
+    for step in steps:
+        assert table[(table.metric == "compiled_over_eager") & table.setting.str.startswith(step)].shape[0] == 1
