@@ -15,7 +15,7 @@ import torch
 from . import analysis, labels
 from .bits import FULL_PRECISION, SUPPORTED_BITS
 from .build import Runtime, load_run_data
-from .config import RunConfig, profile_config, reference_config
+from .config import EMQ_SAMPLERS, RunConfig, profile_config, reference_config
 from .coreset import equal_budget_epochs, pruning_rate
 from .cost import speedups
 from .runs import Run, get_run
@@ -88,6 +88,12 @@ def quant_core_check(profile: str = "cpu", seed: int = 0) -> pd.DataFrame:
     return accuracy_at_all_bits(profile, {k: variants[k] for k in keys}, (seed,))
 
 
+def trained_neighbours(b: int, trained: Sequence[int]) -> list[int]:
+    """The nearest trained bit-width below ``b`` and the nearest above, where there is one."""
+    below, above = [t for t in trained if t < b], [t for t in trained if t > b]
+    return [*(below and [max(below)]), *(above and [min(above)])]
+
+
 def neighbour_gaps(frame: pd.DataFrame) -> pd.DataFrame:
     """For each untrained bit-width: its accuracy minus the mean of its trained neighbours'."""
     rows = []
@@ -95,11 +101,10 @@ def neighbour_gaps(frame: pd.DataFrame) -> pd.DataFrame:
         acc = dict(zip(group.bits, group.accuracy))
         trained = sorted(group.bits[group.trained])
         for b in sorted(group.bits[~group.trained]):
-            below = [t for t in trained if t < b]
-            above = [t for t in trained if t > b]
-            if not below or not above:
+            pair = trained_neighbours(b, trained)
+            if len(pair) < 2:
                 continue
-            neighbours = (acc[below[-1]] + acc[above[0]]) / 2
+            neighbours = (acc[pair[0]] + acc[pair[1]]) / 2
             rows.append({"variant": variant, "seed": seed, "bits": b, "accuracy": acc[b],
                          "neighbours": neighbours, "gap": acc[b] - neighbours})
     return pd.DataFrame(rows)
@@ -250,7 +255,7 @@ def coreset_design_study(profile: str = "cpu", rate: float = 0.8, seeds: Sequenc
 def chosen_design(design: pd.DataFrame) -> str:
     """EMQ's default sampler: the design variant of EMQ's own samplers (emq-*) with the highest mean
     validation accuracy over seeds (ties: the first listed)."""
-    ours = design[design.coreset.str.startswith("emq-")]
+    ours = design[design.coreset.isin(EMQ_SAMPLERS)]
     means = ours.groupby("variant", sort=False).avg_accuracy.mean()
     return str(means.idxmax())
 
@@ -263,8 +268,7 @@ def served_bits(evaluation: pd.DataFrame, gap: float = 1.5) -> tuple[int, ...]:
     trained = sorted(evaluation.bits[evaluation.trained].unique())
     served = list(trained)
     for b in sorted(set(acc.index) - set(trained)):
-        neighbours = [t for t in (max((t for t in trained if t < b), default=None),
-                                  min((t for t in trained if t > b), default=None)) if t is not None]
+        neighbours = trained_neighbours(b, trained)
         if neighbours and acc[b] >= np.mean([acc[t] for t in neighbours]) - gap:
             served.append(b)
     return tuple(sorted(int(b) for b in served))
