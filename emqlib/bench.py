@@ -38,13 +38,13 @@ from torch.utils.flop_counter import FlopCounterMode
 from . import experiments, labels, paths, report
 from .bits import FULL_PRECISION, SUPPORTED_BITS, set_bits
 from .build import Runtime
-from .config import PROFILES, RunConfig, config_hash, profile_config
+from .config import PROFILES, RunConfig, profile_config
 from .cost import FORWARD_PASS_WEIGHT, ideal_pass_ratio, speedups
 from .data import DATASET_SHAPES, ImageDataset, batches
 from .distill import joint_step
 from .export import export_bench_rows
 from .models import model_for
-from .runs import Run, get_run
+from .runs import get_run
 from .storage import atomic_write_bytes, save_csv
 
 COLUMNS = ["metric", "value", "unit", "setting"]

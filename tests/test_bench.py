@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from emqlib import bench
+from emqlib.config import config_hash
 from emqlib.cost import ideal_pass_ratio, pass_equivalents
 from emqlib.runs import load_run
 
@@ -53,14 +54,14 @@ def test_smoke_bench_writes_every_family(smoke):
 def test_smoke_bench_methods_come_from_the_run_cache(smoke):
     table, root = smoke
     cached = {p.name for p in (root / "runs").iterdir() if not p.name.startswith(".")}
-    hashes = {bench.config_hash(c) for c in bench.method_configs("smoke").values()}
+    hashes = {config_hash(c) for c in bench.method_configs("smoke").values()}
     assert hashes <= cached
     walls = table[table.metric == "method_wallclock"]
     assert len(walls) == 4
     assert all(any(h in s for h in hashes) for s in walls.setting)
     # each method's average accuracy is its cached run's mean final test accuracy
     for name, config in bench.method_configs("smoke").items():
-        run = load_run(root / "runs" / bench.config_hash(config))
+        run = load_run(root / "runs" / config_hash(config))
         row = table[(table.metric == "method_avg_accuracy") & table.setting.str.startswith("mean final test accuracy over bits")
                     & table.setting.str.contains(f"; {name}; ", regex=False)]
         assert row.value.item() == pytest.approx(run.final_metrics().test_accuracy.mean(), abs=1e-9)
