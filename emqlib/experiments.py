@@ -18,6 +18,7 @@ from .build import Runtime, load_run_data
 from .config import EMQ_SAMPLERS, RunConfig, profile_config, reference_config
 from .coreset import equal_budget_epochs, pruning_rate
 from .cost import speedups
+from .pool import train_missing
 from .runs import Run, get_run
 from .stats import depth_trend, mean_std  # noqa: F401 (notebooks call experiments.mean_std / depth_trend)
 
@@ -25,6 +26,19 @@ from .stats import depth_trend, mean_std  # noqa: F401 (notebooks call experimen
 def run(config: RunConfig) -> Run:
     """The finished run of ``config`` (trained now if it is not in the cache)."""
     return get_run(config, Runtime())
+
+
+def run_all(configs: Sequence[RunConfig]) -> list[Run]:
+    """The finished runs of ``configs``, in order; the missing ones are trained first, by
+    ``$EMQ_WORKERS`` processes at once (:mod:`emqlib.pool`)."""
+    train_missing(configs)
+    return [run(c) for c in configs]
+
+
+def summarize_plan(plan: Sequence[tuple[dict, RunConfig]]) -> pd.DataFrame:
+    """One :func:`summarize` row per (labels, configuration) of ``plan``, its runs trained by :func:`run_all`."""
+    runs = run_all([config for _, config in plan])
+    return pd.DataFrame([summarize(r, **labels_) for (labels_, _), r in zip(plan, runs)])
 
 
 def summarize(run_: Run, **labels) -> dict:
@@ -64,12 +78,11 @@ SHARED_BN_ABLATIONS = {
 
 def accuracy_at_all_bits(profile: str, variants: dict, seeds: Sequence[int] = (0,), bits=SUPPORTED_BITS) -> pd.DataFrame:
     """Test accuracy at every bit-width (trained or not) for each variant and seed (short schedule)."""
-    frames = []
-    for seed in seeds:
-        for label, (changes, recalibrate) in variants.items():
-            r = run(profile_config(profile, short=True, seed=seed, **changes))
-            frame = r.evaluate(bits, recalibrate=recalibrate)
-            frames.append(frame.assign(variant=label, seed=seed, run=r.path.name))
+    plan = [(label, seed, recalibrate, profile_config(profile, short=True, seed=seed, **changes))
+            for seed in seeds for label, (changes, recalibrate) in variants.items()]
+    runs = run_all([config for *_, config in plan])
+    frames = [r.evaluate(bits, recalibrate=recalibrate).assign(variant=label, seed=seed, run=r.path.name)
+              for (label, seed, recalibrate, _), r in zip(plan, runs)]
     return pd.concat(frames, ignore_index=True)
 
 
@@ -164,12 +177,9 @@ def regime_check(profile: str = "cpu", seeds: Sequence[int] = (0, 1), factor: in
     """Full-data EMQ at the profile's epochs and at ``factor`` times as many, per seed, with the
     gain of the longer schedule: pruning and cost claims need a profile where it is below
     :data:`CONVERGENCE_GAIN` (far from convergence every pruned sample costs accuracy)."""
-    rows = []
-    for seed in seeds:
-        base = profile_config(profile, method="emq", seed=seed)
-        for epochs in (base.epochs, factor * base.epochs):
-            rows.append(summarize(run(base.replace(epochs=epochs)), method=labels.EMQ, epochs=epochs, seed=seed))
-    frame = pd.DataFrame(rows)
+    base = profile_config(profile, method="emq")
+    frame = summarize_plan([(dict(method=labels.EMQ, epochs=epochs, seed=seed), base.replace(epochs=epochs, seed=seed))
+                            for seed in seeds for epochs in (base.epochs, factor * base.epochs)])
     first = frame.groupby("seed").avg_accuracy.transform("first")
     frame["gain_over_profile"] = frame.avg_accuracy - first
     return frame
@@ -234,20 +244,22 @@ def coreset_design_study(profile: str = "cpu", rate: float = 0.8, seeds: Sequenc
     reached) and full-data EMQ, the two costlier anchors."""
     fraction = round(1 - rate, 6)
     validation = dict(validation_per_class=VALIDATION_PER_CLASS.get(profile, DEFAULT_VALIDATION_PER_CLASS))
-    rows = []
+    plan = []
     for seed in seeds:
         for label in variants:
-            r = run(emq_coreset_config(profile, label, fraction, seed, **validation))
-            rows.append(summarize(r, variant=label, coreset=r.config.coreset, pruning_rate=rate, seed=seed))
+            config = emq_coreset_config(profile, label, fraction, seed, **validation)
+            plan.append((dict(variant=label, coreset=config.coreset, pruning_rate=rate, seed=seed), config))
         for label, config in equal_budget_configs(profile, fraction, seed, **validation).items():
-            rows.append(summarize(run(config), variant=label, coreset="none", pruning_rate=rate, seed=seed))
+            plan.append((dict(variant=label, coreset="none", pruning_rate=rate, seed=seed), config))
     for seed in anchor_seeds:
-        r = run(coreset_config(profile, "infobatch", 1.0, seed, **validation))
-        reached = pruning_rate(r.metrics.subset_size, len(load_run_data(r.config)[0]))
-        rows.append(summarize(r, variant="InfoBatch (r 0.5)", coreset="infobatch", pruning_rate=reached, seed=seed))
-        r = run(profile_config(profile, method="emq", seed=seed, **validation))
-        rows.append(summarize(r, variant=labels.FULL_DATA, coreset="none", pruning_rate=0.0, seed=seed))
-    frame = pd.DataFrame(rows)
+        plan += [(dict(variant="InfoBatch (r 0.5)", coreset="infobatch", pruning_rate=np.nan, seed=seed),
+                  coreset_config(profile, "infobatch", 1.0, seed, **validation)),
+                 (dict(variant=labels.FULL_DATA, coreset="none", pruning_rate=0.0, seed=seed),
+                  profile_config(profile, method="emq", seed=seed, **validation))]
+    frame = summarize_plan(plan)
+    for i, (row, config) in enumerate(plan):
+        if row["coreset"] == "infobatch":  # InfoBatch sets its own pruning rate: the one it reached
+            frame.loc[i, "pruning_rate"] = pruning_rate(run(config).metrics.subset_size, len(load_run_data(config)[0]))
     frame["selection_share"] = frame.selection_seconds / frame.wall_seconds
     return frame
 
@@ -292,7 +304,7 @@ def training_cost(profile: str = "cpu", variant: str = EMQ_SAMPLER, seeds: Seque
                for label, config in cost_methods(profile, variant, fraction, seed).items()]
     configs += [(labels.emq_coreset(f), seeds[0], emq_coreset_config(profile, variant, f, seeds[0]))
                 for f in extra_fractions]
-    runs = [run(config) for _, _, config in configs]
+    runs = run_all([config for _, _, config in configs])
     frame = pd.DataFrame([summarize(r, method=label, seed=seed, fraction=config.fraction)
                           for (label, seed, config), r in zip(configs, runs)])
     dedicated = frame[frame.method == labels.DEDICATED].set_index("seed")
@@ -303,8 +315,9 @@ def training_cost(profile: str = "cpu", variant: str = EMQ_SAMPLER, seeds: Seque
         evaluation = pd.concat([runs[i].evaluate() for i in group.index])
         served[method] = served_bits(evaluation)
     trained = profile_config(profile).bits
-    extra = {b: run(profile_config(profile, method="dedicated", bits=(b,), seed=seeds[0])).cost()
-             for b in sorted({b for bits in served.values() for b in bits} - set(trained))}
+    untrained = sorted({b for bits in served.values() for b in bits} - set(trained))
+    extra_runs = run_all([profile_config(profile, method="dedicated", bits=(b,), seed=seeds[0]) for b in untrained])
+    extra = {b: r.cost() for b, r in zip(untrained, extra_runs)}
     for i, row in frame.iterrows():
         if row.method not in served:
             continue
@@ -329,22 +342,21 @@ def pruning_study(profile: str = "cpu", variant: str = EMQ_SAMPLER,
     ``headline_seeds`` and adds equal-budget full data: full-data EMQ for the epochs that give the
     coreset's sample passes (:func:`emqlib.coreset.equal_budget_epochs`), the competitor a coreset
     must beat."""
-    rows = []
+    plan = []
     for rate in rates:
         fraction = round(1 - rate, 6)
         for seed in (headline_seeds if np.isclose(rate, headline_rate) else seeds):
-            r = run(emq_coreset_config(profile, variant, fraction, seed))
-            rows.append(summarize(r, method=labels.EMQ_CORESET, sampler=variant, pruning_rate=rate, seed=seed))
-            for method in methods:
-                r = run(coreset_config(profile, method, fraction, seed))
-                rows.append(summarize(r, method=method, pruning_rate=rate, seed=seed))
-    base = profile_config(profile, method="emq")
+            plan.append((dict(method=labels.EMQ_CORESET, sampler=variant, pruning_rate=rate, seed=seed),
+                         emq_coreset_config(profile, variant, fraction, seed)))
+            plan += [(dict(method=method, pruning_rate=rate, seed=seed), coreset_config(profile, method, fraction, seed))
+                     for method in methods]
     for seed in headline_seeds:
-        for label, config in equal_budget_configs(profile, round(1 - headline_rate, 6), seed).items():
-            rows.append(summarize(run(config), method=label, pruning_rate=headline_rate, seed=seed))
-    for seed in sorted({*seeds, *headline_seeds}):
-        rows.append(summarize(run(base.replace(seed=seed)), method=labels.FULL_DATA, pruning_rate=0.0, seed=seed))
-    return pd.DataFrame(rows)
+        plan += [(dict(method=label, pruning_rate=headline_rate, seed=seed), config)
+                 for label, config in equal_budget_configs(profile, round(1 - headline_rate, 6), seed).items()]
+    base = profile_config(profile, method="emq")
+    plan += [(dict(method=labels.FULL_DATA, pruning_rate=0.0, seed=seed), base.replace(seed=seed))
+             for seed in sorted({*seeds, *headline_seeds})]
+    return summarize_plan(plan)
 
 
 def coreset_check(pruning: pd.DataFrame, rate: float = 0.8,
@@ -373,13 +385,13 @@ EXTRACTION_VARIANTS = {
 
 def extraction_study(profile: str = "cpu", fraction: float = 0.2, seeds: Sequence[int] = (0,)) -> pd.DataFrame:
     """Bit-wise vs batch score extraction, static vs dynamic subsets, and EMQ-score variants."""
-    rows = []
+    plan = []
     for seed in seeds:
         for label, changes in EXTRACTION_VARIANTS.items():
             changes = {"coreset": "emq-topk", **changes}
             config = coreset_config(profile, changes.pop("coreset"), fraction, seed, short=True, **changes)
-            rows.append(summarize(run(config), variant=label, seed=seed, fraction=fraction))
-    return pd.DataFrame(rows)
+            plan.append((dict(variant=label, seed=seed, fraction=fraction), config))
+    return summarize_plan(plan)
 
 
 # ---------------------------------------------------------------- 06, 07: ACS (single bit-width QAT)
@@ -399,39 +411,36 @@ def acs_fraction_study(profile: str = "cpu", fractions: Sequence[float] = (0.1, 
                        **changes) -> pd.DataFrame:
     """Accuracy of the W2/A32 model at each data fraction for each selection rule, and on full data
     (unless ``full_data`` is False); ``changes`` apply to every run (e.g. ``model="vit"``)."""
-    rows = []
+    plan = []
     for seed in seeds:
-        for fraction in fractions:
-            for method in methods:
-                r = run(acs_config(profile, method, fraction, seed, short, label_noise=label_noise, **changes))
-                rows.append(summarize(r, method=method, fraction=fraction, seed=seed, label_noise=label_noise))
+        plan += [(dict(method=method, fraction=fraction, seed=seed, label_noise=label_noise),
+                  acs_config(profile, method, fraction, seed, short, label_noise=label_noise, **changes))
+                 for fraction in fractions for method in methods]
         if full_data:
-            r = run(acs_config(profile, seed=seed, short=short, label_noise=label_noise, **changes))
-            rows.append(summarize(r, method=labels.FULL_DATA, fraction=1.0, seed=seed, label_noise=label_noise))
-    return pd.DataFrame(rows)
+            plan.append((dict(method=labels.FULL_DATA, fraction=1.0, seed=seed, label_noise=label_noise),
+                         acs_config(profile, seed=seed, short=short, label_noise=label_noise, **changes)))
+    return summarize_plan(plan)
 
 
 def acs_schedule_study(profile: str = "cpu", fraction: float = 0.1, seeds: Sequence[int] = (0,)) -> pd.DataFrame:
     """ACS's beta(t) ablation (docs/method.md §7.2) at one data fraction."""
     from .coreset import BETA_SCHEDULES
 
-    rows = [summarize(run(acs_config(profile, "acs", fraction, seed, acs_schedule=s)), schedule=s, fraction=fraction,
-                      seed=seed)
-            for seed in seeds for s in BETA_SCHEDULES]
-    return pd.DataFrame(rows)
+    return summarize_plan([(dict(schedule=s, fraction=fraction, seed=seed),
+                            acs_config(profile, "acs", fraction, seed, acs_schedule=s))
+                           for seed in seeds for s in BETA_SCHEDULES])
 
 
 def acs_interval_study(profile: str = "cpu", fraction: float = 0.1, intervals: Sequence[int] = (1, 2, 3),
                        seeds: Sequence[int] = (0,)) -> pd.DataFrame:
     """ACS's reselection-interval ablation (docs/method.md §7.3, ACS Tab. 3), plus a single selection (static)."""
-    rows = []
+    plan = []
     for seed in seeds:
-        for interval in intervals:
-            r = run(acs_config(profile, "acs", fraction, seed, reselect_every=interval))
-            rows.append(summarize(r, interval=str(interval), fraction=fraction, seed=seed))
-        r = run(acs_config(profile, "acs", fraction, seed, static=True))
-        rows.append(summarize(r, interval="once", fraction=fraction, seed=seed))
-    return pd.DataFrame(rows)
+        plan += [(dict(interval=str(interval), fraction=fraction, seed=seed),
+                  acs_config(profile, "acs", fraction, seed, reselect_every=interval)) for interval in intervals]
+        plan.append((dict(interval="once", fraction=fraction, seed=seed), acs_config(profile, "acs", fraction, seed,
+                                                                                     static=True)))
+    return summarize_plan(plan)
 
 
 def label_noise_study(profile: str = "cpu", fractions: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5),
@@ -477,14 +486,11 @@ def acs_no_distillation_study(profile: str = "cpu", fractions: Sequence[float] =
                               seeds: Sequence[int] = (0,), short: bool = True) -> pd.DataFrame:
     """ACS without distillation (ACS Tab. 9; claim A10): every run trains on labels only; ACS scores
     with EVS only (its DS term compares with the teacher), against EL2N and random, accuracy and seconds."""
-    rows = []
-    for seed in seeds:
-        for fraction in fractions:
-            for method in ("acs", "el2n", "random"):
-                score = {"acs_schedule": "evs-only"} if method == "acs" else {}
-                r = run(acs_config(profile, method, fraction, seed, short, **score).replace(**NO_DISTILLATION))
-                rows.append(summarize(r, method=method, fraction=fraction, seed=seed, distillation="none"))
-    return pd.DataFrame(rows)
+    plan = [(dict(method=method, fraction=fraction, seed=seed, distillation="none"),
+             acs_config(profile, method, fraction, seed, short,
+                        **({"acs_schedule": "evs-only"} if method == "acs" else {})).replace(**NO_DISTILLATION))
+            for seed in seeds for fraction in fractions for method in ("acs", "el2n", "random")]
+    return summarize_plan(plan)
 
 
 def acs_cost_split(baselines: pd.DataFrame, no_distillation: pd.DataFrame) -> pd.DataFrame:
@@ -533,18 +539,21 @@ def acs_transfer_study(profile: str = "cpu", fraction: float = 0.1, models: dict
     subsets, on the other model's (its recorded subsets replayed epoch by epoch, ``replay_from``),
     and on random subsets. ``models``: architecture -> its changes to the profile; ``data_share``:
     see :func:`transfer_changes`; ``coreset`` names whose subsets a row trained on."""
-    rows, changes = [], transfer_changes(profile, data_share)
+    changes = transfer_changes(profile, data_share)
+    own = {(seed, m): _model_config(profile, "acs", fraction, seed, m, models, short, **changes)
+           for seed in seeds for m in models}
+    own_runs = dict(zip(own, run_all(list(own.values()))))  # before the runs that replay their subsets
+    plan = []
     for seed in seeds:
-        own = {m: run(_model_config(profile, "acs", fraction, seed, m, models, short, **changes)) for m in models}
         for m in models:
-            rows.append(summarize(own[m], model=m, coreset="own ACS", fraction=fraction, seed=seed))
-            for source in (s for s in models if s != m):
-                replayed = run(_model_config(profile, "acs", fraction, seed, m, models, short, **changes,
-                                             replay_from=own[source].path.name))
-                rows.append(summarize(replayed, model=m, coreset=f"ACS of {source}", fraction=fraction, seed=seed))
-            r = run(_model_config(profile, "random", fraction, seed, m, models, short, **changes))
-            rows.append(summarize(r, model=m, coreset="random", fraction=fraction, seed=seed))
-    return pd.DataFrame(rows)
+            plan.append((dict(model=m, coreset="own ACS", fraction=fraction, seed=seed), own[seed, m]))
+            plan += [(dict(model=m, coreset=f"ACS of {source}", fraction=fraction, seed=seed),
+                      _model_config(profile, "acs", fraction, seed, m, models, short, **changes,
+                                    replay_from=own_runs[seed, source].path.name))
+                     for source in models if source != m]
+            plan.append((dict(model=m, coreset="random", fraction=fraction, seed=seed),
+                         _model_config(profile, "random", fraction, seed, m, models, short, **changes)))
+    return summarize_plan(plan)
 
 
 def subset_overlap(a: Run, b: Run) -> pd.DataFrame:

@@ -105,6 +105,7 @@ def test_timings_are_recorded_and_one_line_is_printed_per_notebook(reproduced):
     assert set(record["notebook_status"].values()) == {"ok"}
     assert record["total_seconds"] == pytest.approx(sum(record["notebooks"].values()), abs=0.2)
     assert isinstance(record["machine"], str)
+    assert record["workers"] == rep.default_workers("smoke") == 1  # the smoke profile trains in the kernel
     assert reproduced["record"]["finished_runs_at_start"] == 0  # the first run started from an empty cache
     for p in SOURCES:
         lines = [line for line in reproduced["lines"] if p.name in line]
@@ -184,6 +185,8 @@ def test_reproduce_refuses_bad_input_before_running_anything(tmp_path, monkeypat
         rep.reproduce("smoke", output_dir=paths.NOTEBOOKS)
     with pytest.raises(ValueError, match="unknown profile"):
         rep.reproduce("gpu")
+    with pytest.raises(ValueError, match="--workers 0"):
+        rep.reproduce("smoke", workers=0)
     assert rep.main(["--profile", "smoke", "--only", "99"]) == 2
     assert "no notebook '99'" in capsys.readouterr().err
     assert not (tmp_path / "results").exists()

@@ -1,0 +1,75 @@
+"""Training runs in worker processes (emqlib.pool): the same runs as training them here, one at a time."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+
+from emqlib import pool
+from emqlib.config import profile_config, reference_config
+from emqlib.runs import get_run, is_done, run_path
+
+
+@pytest.fixture
+def runs_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("EMQ_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("EMQ_PROGRESS", "0")
+    # one torch thread per worker whatever the machine, as this process (conftest): runs compare exactly
+    monkeypatch.setattr(pool, "threads_per_worker", lambda count: 1)
+    pool.shutdown()
+    yield tmp_path / "runs"
+    pool.shutdown()
+
+
+def test_workers_come_from_the_environment(monkeypatch):
+    monkeypatch.delenv(pool.WORKERS_VARIABLE, raising=False)
+    assert pool.workers() == 1
+    monkeypatch.setenv(pool.WORKERS_VARIABLE, "2")
+    assert pool.workers() == 2
+    for bad in ("0", "-1", "two", ""):
+        monkeypatch.setenv(pool.WORKERS_VARIABLE, bad)
+        with pytest.raises(ValueError, match="EMQ_WORKERS=.*whole number >= 1"):
+            pool.workers()
+
+
+def test_longest_runs_are_estimated_longest():
+    base = profile_config("smoke", method="emq")
+    assert pool.estimated_cost(base) == base.epochs * len(base.bits)
+    assert pool.estimated_cost(base.replace(coreset="random", fraction=0.2)) == pytest.approx(0.2 * pool.estimated_cost(base))
+    assert pool.estimated_cost(base.replace(epochs=2 * base.epochs)) == 2 * pool.estimated_cost(base)
+
+
+def test_missing_lists_each_unfinished_run_once(runs_dir):
+    a, b = profile_config("smoke", method="emq", seed=0), profile_config("smoke", method="emq", seed=1)
+    assert pool.missing([a, b, a]) == [a, b]
+    get_run(a)
+    assert pool.missing([a, b, a]) == [b]
+    assert pool.train_missing([a, b], count=1) == 0  # one worker: get_run trains them when asked
+    assert not is_done(run_path(b))
+
+
+@pytest.mark.slow
+def test_two_workers_train_the_runs_this_process_would(runs_dir, tmp_path, monkeypatch):
+    # an ACS run needs the full-precision reference run: the pool trains it first
+    configs = [profile_config("smoke", method="emq", seed=0),
+               profile_config("smoke", method="dedicated", bits=(2,), coreset="acs", fraction=0.5,
+                              init_from_reference=True, distillation="reference", seed=0)]
+    assert pool.train_missing(configs, count=2) == 2
+    assert all(is_done(run_path(c)) for c in [*configs, reference_config(configs[1])])
+    in_pool = [pd.read_csv(run_path(c) / "metrics.csv") for c in configs]
+    assert torch.get_num_threads() == 1
+    monkeypatch.setenv("EMQ_RUNS_DIR", str(tmp_path / "here"))
+    here = [pd.read_csv(get_run(c).path / "metrics.csv") for c in configs]
+    for a, b in zip(in_pool, here):
+        columns = [c for c in a.columns if "seconds" not in c]
+        pd.testing.assert_frame_equal(a[columns], b[columns])
+    assert pool.train_missing(configs, count=2) == 0  # finished: nothing trained again
+
+
+@pytest.mark.slow
+def test_a_run_failing_in_a_worker_is_named(runs_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("EMQ_DATA_DIR", str(tmp_path / "no-data"))
+    monkeypatch.setenv("EMQ_DOWNLOAD", "0")
+    config = profile_config("smoke", method="emq").replace(dataset="cifar10")
+    with pytest.raises(RuntimeError, match=f"training run {run_path(config).name} in a worker failed: .*cifar"):
+        pool.train_missing([config], count=2)
