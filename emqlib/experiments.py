@@ -12,14 +12,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import analysis, labels
+from . import analysis, labels, paths
 from .bits import FULL_PRECISION, SUPPORTED_BITS
 from .build import Runtime, load_run_data
 from .config import EMQ_SAMPLERS, RunConfig, profile_config, reference_config
 from .coreset import equal_budget_epochs, pruning_rate
 from .cost import speedups
 from .pool import train_missing
-from .runs import Run, get_run
+from .results import PRODUCERS
+from .runs import Run, get_run, load_run, run_path
 from .stats import depth_trend, mean_std  # noqa: F401 (notebooks call experiments.mean_std / depth_trend)
 
 
@@ -199,6 +200,7 @@ def coreset_config(profile: str, coreset: str, fraction: float, seed: int, short
 # wherever scores come from the model being trained.
 DESIGN_VARIANTS = {
     "random, re-drawn every epoch": ("random", dict()),
+    "random, drawn once": ("random-once", dict()),
     "top-k, rescored every 2 epochs": ("emq-topk", dict(reselect_every=2, warmup_epochs=2)),
     "sampled (tau 1, eps 0.1), scored once": ("emq-sample", dict(static=True, warmup_epochs=2)),
     "sampled (tau 0.5, eps 0.5), scored once": ("emq-sample", dict(static=True, warmup_epochs=2, sample_tau=0.5,
@@ -584,3 +586,29 @@ def acs_vit_study(profile: str = "cpu", fraction: float = 0.1, seeds: Sequence[i
     W2/A32 (claim A13); at width 0.25 a step costs about 3x ResNet-8's on CPU."""
     return acs_fraction_study(profile, (fraction,), ("acs", "random"), seeds, short=short, full_data=False,
                               model="vit", width=width).assign(model="vit", width=width)
+
+
+# ---------------------------------------------------------------- 09: what each result cost
+
+def study_costs() -> pd.DataFrame:
+    """Training time of the runs behind each results CSV (notebook order): each run named in a CSV's
+    ``run`` column, and the full-precision reference run it used, counted once, for the first CSV that
+    names it (a run shared by two studies is paid by the first). Runs no CSV names (04's single-bit
+    Dedicated runs on the served bit-widths) are not in it; the notebooks' wall-clock has them."""
+    rows, counted = [], set()
+    for name, notebook in PRODUCERS.items():
+        path = paths.results_dir() / name
+        if not path.exists() or "run" not in (frame := pd.read_csv(path)).columns:
+            continue
+        seconds, count, schedules = 0.0, 0, set()
+        for name_ in frame.run.dropna().astype(str).unique():
+            r = load_run(name_)
+            schedules.add(r.config.epochs)
+            used = [r, *([load_run(run_path(reference_config(r.config)))] if r.config.needs_reference else [])]
+            for part in (u for u in used if u.path.name not in counted):
+                counted.add(part.path.name)
+                seconds += part.cost()["wall_seconds"]
+                count += 1
+        rows.append({"result": name, "notebook": notebook, "new_runs": count, "train_minutes": seconds / 60,
+                     "epochs": "/".join(map(str, sorted(schedules)))})
+    return pd.DataFrame(rows)

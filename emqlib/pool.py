@@ -7,15 +7,16 @@ sets it per profile) says how many processes :func:`train_missing` trains with; 
 runs are trained one after another in this process, as :func:`emqlib.runs.get_run` always did.
 
 Workers train through the run cache and its locks, so a run is trained once whoever asks for it,
-and a killed pool leaves resumable checkpoints like any killed run.
+and a pool stopped mid-run (Ctrl-C, a failure) leaves resumable checkpoints like any killed run.
 """
 from __future__ import annotations
 
 import atexit
 import multiprocessing
+import multiprocessing.pool
 import os
+import signal
 from collections.abc import Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
 
 from tqdm.auto import tqdm
 
@@ -24,7 +25,7 @@ from .config import RunConfig, reference_config
 from .runs import get_run, is_done, run_path
 
 WORKERS_VARIABLE = "EMQ_WORKERS"
-_pools: dict[int, ProcessPoolExecutor] = {}
+_pools: dict[int, multiprocessing.pool.Pool] = {}
 
 
 def workers() -> int:
@@ -65,49 +66,51 @@ def missing(configs: Sequence[RunConfig]) -> list[RunConfig]:
 def _start_worker(threads: int) -> None:
     import torch
 
+    # Ctrl-C (and Jupyter's interrupt at kernel shutdown, sent to the whole process group) is the
+    # parent's to handle: it stops the workers itself
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ["EMQ_PROGRESS"] = "0"  # one bar in the parent, not one per worker
     torch.set_num_threads(threads)
 
 
 def _train(config: RunConfig) -> str:
-    return get_run(config, Runtime(progress=False)).path.name
+    try:
+        return get_run(config, Runtime(progress=False)).path.name
+    except Exception as error:  # the parent sees the message only: name the run in it
+        raise RuntimeError(f"training run {run_path(config).name} in a worker failed: "
+                           f"{type(error).__name__}: {error}") from None
 
 
-def _pool(count: int) -> ProcessPoolExecutor:
+def _pool(count: int) -> multiprocessing.pool.Pool:
     """The pool of ``count`` workers of this process, started on first use (spawned: a forked child
     of a process that has run OpenMP threads can hang)."""
     if count not in _pools:
-        _pools[count] = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn"),
-                                            initializer=_start_worker, initargs=(threads_per_worker(count),))
+        _pools[count] = multiprocessing.get_context("spawn").Pool(count, initializer=_start_worker,
+                                                                 initargs=(threads_per_worker(count),))
     return _pools[count]
 
 
 @atexit.register
 def shutdown() -> None:
-    """Stop every worker of this process (at exit, or after an interrupted pool)."""
+    """Stop every worker of this process at once (at exit, or when a pool is interrupted or fails:
+    a run stopped mid-way resumes from its last checkpoint when asked for again)."""
     while _pools:
-        _pools.popitem()[1].shutdown(wait=True, cancel_futures=True)
+        pool = _pools.popitem()[1]
+        pool.terminate()
+        pool.join()
 
 
 def _train_in_pool(configs: list[RunConfig], count: int, label: str) -> None:
     """Train ``configs`` in the pool, longest first; the first failure stops the rest and is raised."""
     if not configs:
         return
-    pool = _pool(count)
-    futures: dict[Future, RunConfig] = {pool.submit(_train, c): c
-                                        for c in sorted(configs, key=estimated_cost, reverse=True)}
-    pending = set(futures)
-    bar = tqdm(total=len(futures), desc=label, unit="run", disable=os.environ.get("EMQ_PROGRESS", "1") == "0")
+    ordered = sorted(configs, key=estimated_cost, reverse=True)
+    bar = tqdm(total=len(ordered), desc=label, unit="run", disable=os.environ.get("EMQ_PROGRESS", "1") == "0")
     try:
-        while pending:
-            finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
-            bar.update(len(finished))
-            for future in finished:
-                if future.exception() is not None:
-                    raise RuntimeError(f"training run {run_path(futures[future]).name} in a worker failed: "
-                                       f"{future.exception()}") from future.exception()
+        for _ in _pool(count).imap_unordered(_train, ordered):
+            bar.update()
     except BaseException:
-        shutdown()  # cancels what has not started; a started run keeps its checkpoints and resumes
+        shutdown()
         raise
     finally:
         bar.close()

@@ -1,4 +1,4 @@
-"""Generated README sections: the claims table, the run time and the benchmark summary.
+"""Generated README sections: the claims table, the run time, what each study cost and the benchmark summary.
 
 Everything between ``<!-- begin:NAME -->`` and ``<!-- end:NAME -->`` in README.md is rewritten
 from the CSV/JSON files in ``results/``; nothing in those blocks is typed by hand.
@@ -130,6 +130,16 @@ def replace_block(text: str, name: str, body: str) -> str:
     return pattern.sub(lambda m: m.group(1) + body.rstrip() + "\n" + m.group(2), text)
 
 
+def study_costs_section() -> str:
+    path = paths.results_dir() / "study_costs.csv"
+    if not path.exists():
+        return "(run `make reproduce`)"
+    costs = pd.read_csv(path)
+    shown = costs.assign(train_minutes=costs.train_minutes.map(lambda m: f"{m:.1f}"))
+    return (f"{markdown_table(shown)}\n\nIn all {costs.new_runs.sum()} runs, {costs.train_minutes.sum():.0f} minutes of "
+            "training as the workers timed it (`results/study_costs.csv`, written by notebook 09).")
+
+
 def update(profile: str = "cpu") -> None:
     """Rewrite the generated blocks of README.md from ``results/`` (only the cpu profile's results
     are what README shows; other profiles leave README alone)."""
@@ -139,4 +149,5 @@ def update(profile: str = "cpu") -> None:
     text = replace_block(text, "claims", claims_section())
     text = replace_block(text, "timing", timing_section(profile))
     text = replace_block(text, "bench", bench_section())
+    text = replace_block(text, "study_costs", study_costs_section())
     atomic_write_text(README, text)

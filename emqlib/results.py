@@ -21,6 +21,8 @@ PRODUCERS = {
     "shared_bn_gaps.csv": "02_shared_bn.ipynb",
     "quant_core_check.csv": "02_shared_bn.ipynb",
     "gradient_angles.csv": "03_gradient_angles.ipynb",
+    "regime_check.csv": "04_training_cost.ipynb",
+    "coreset_design.csv": "04_training_cost.ipynb",
     "training_cost.csv": "04_training_cost.ipynb",
     "pruning.csv": "05_pruning_tdds.ipynb",
     "coreset_check.csv": "05_pruning_tdds.ipynb",
@@ -37,6 +39,7 @@ PRODUCERS = {
     "label_noise.csv": "07_label_noise.ipynb",
     "score_extraction.csv": "08_score_extraction.ipynb",
     "claims.csv": "09_claims.ipynb",
+    "study_costs.csv": "09_claims.ipynb",
 }
 
 

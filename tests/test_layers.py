@@ -21,8 +21,8 @@ LAYERS = [
      "models.vit", "inference", "analysis"},
     # training
     {"coreset.sampling", "distributed", "build", "train"},
-    # the run cache
-    {"runs"},
+    # the run cache, and the workers that fill it
+    {"runs", "pool"},
     # experiments and reporting
     {"experiments", "bench", "bench_gpu", "results", "plots", "report", "claims", "explorer", "export"},
     # entry points

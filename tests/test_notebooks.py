@@ -28,7 +28,7 @@ EXPECTED = {
                      ["acs.png", "acs_baselines.png", "acs_ablations.png"]),
     "07_label_noise.ipynb": (["label_noise.csv"], ["label_noise.png"]),
     "08_score_extraction.ipynb": (["score_extraction.csv"], ["score_extraction.png"]),
-    "09_claims.ipynb": (["claims.csv"], []),
+    "09_claims.ipynb": (["claims.csv", "study_costs.csv"], []),
 }
 SOURCES = rep.notebooks()
 DEFINITION = re.compile(r"^\s*(async\s+def|def|class)\s", re.MULTILINE)  # a function or class defined in a cell
