@@ -50,16 +50,24 @@ def claims_section() -> str:
 
 
 def timing_section(profile: str) -> str:
-    record = paths.results_dir() / f"reproduce_{profile}.json"
-    if not record.exists():
+    """The last `make reproduce` beside the last one from an empty run cache (``reproduce_<profile>_cold.json``,
+    a copy of the record of a cold run), notebook by notebook."""
+    records = {"last run": paths.results_dir() / f"reproduce_{profile}.json",
+               "last cold run": paths.results_dir() / f"reproduce_{profile}_cold.json"}
+    timings = {name: load_json(path) for name, path in records.items() if path.exists()}
+    if not timings:
         return f"(no `make reproduce PROFILE={profile}` record yet)"
-    timing = load_json(record)
-    rows = pd.DataFrame([{"notebook": k, "seconds": f"{v:.0f}"} for k, v in timing["notebooks"].items()])
-    cache = ("from an empty run cache" if timing.get("finished_runs_at_start") == 0 else
-             f"reusing {timing.get('finished_runs_at_start')} runs already in the cache")
-    return (f"`make reproduce PROFILE={profile}` took **{timing['total_seconds'] / 60:.1f} minutes** "
-            f"on this machine ({timing.get('machine', 'unknown machine')}), {cache}.\n\n"
-            f"{markdown_table(rows)}")
+    lines = []
+    for name, timing in timings.items():
+        cache = ("from an empty run cache" if timing.get("finished_runs_at_start") == 0 else
+                 f"reusing {timing.get('finished_runs_at_start')} runs already in the cache")
+        workers = f", {timing['workers']} worker processes" if timing.get("workers") else ""
+        lines.append(f"{name}: `make reproduce PROFILE={profile}` took **{timing['total_seconds'] / 60:.1f} minutes** "
+                     f"on this machine ({timing.get('machine', 'unknown machine')}{workers}), {cache}, "
+                     f"finished {timing.get('finished')}.")
+    rows = pd.DataFrame({f"seconds ({name})": {k: f"{v:.0f}" for k, v in t["notebooks"].items()}
+                         for name, t in timings.items()}).rename_axis("notebook").reset_index()
+    return "\n\n".join(lines) + f"\n\n{markdown_table(rows)}"
 
 
 # the rows of results/bench.csv that answer the benchmark's targets (the CSV has them all). Left out:

@@ -194,9 +194,10 @@ def execute(notebook: Path, output: Path, parameters: dict, progress_bar: bool =
     return time.perf_counter() - start
 
 
-def record_path(profile: str) -> Path:
-    """Where the timings of ``make reproduce`` for ``profile`` are recorded."""
-    return paths.results_dir() / f"reproduce_{profile}.json"
+def record_path(profile: str, cold: bool = False) -> Path:
+    """Where the timings of ``make reproduce`` for ``profile`` are recorded (with ``cold``: those of the
+    last complete run that started from an empty run cache, the one that says what a fresh machine pays)."""
+    return paths.results_dir() / f"reproduce_{profile}{'_cold' if cold else ''}.json"
 
 
 def _shown(path: Path) -> str:
@@ -330,7 +331,7 @@ def _new_record(profile: str, selected: list[Path], only) -> dict:
             "complete": False, "finished_runs_at_start": _finished_runs(),
             "command": f"python -m emqlib.reproduce --profile {profile}" + (f" --only {' '.join(map(str, only))}"
                                                                             if only is not None else ""),
-            "executed_notebooks": None, "machine": _machine()}
+            "executed_notebooks": None, "machine": _machine(), "commit": _git_commit()["commit"]}
 
 
 def _save_record(record: dict, all_notebooks: list[Path]) -> None:
@@ -413,6 +414,8 @@ def reproduce(profile: str = "cpu", only: Sequence[str | int] | None = None, out
                 _save_record(record, all_notebooks)
         record.update(status="ok", finished=_now(), wall_seconds=round(time.perf_counter() - start, 1))
         _save_record(record, all_notebooks)
+        if record["finished_runs_at_start"] == 0 and only is None:
+            save_json(record_path(profile, cold=True), record)
     if update_report(profile):
         echo("report updated (emqlib.report)", flush=True)
     echo(f"done: {len(selected)} notebook(s) in {record['wall_seconds']:.0f} s; timings in {record_path(profile)}",

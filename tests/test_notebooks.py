@@ -107,6 +107,8 @@ def test_timings_are_recorded_and_one_line_is_printed_per_notebook(reproduced):
     assert isinstance(record["machine"], str)
     assert record["workers"] == rep.default_workers("smoke") == 1  # the smoke profile trains in the kernel
     assert reproduced["record"]["finished_runs_at_start"] == 0  # the first run started from an empty cache
+    cold = json.loads((reproduced["EMQ_RESULTS_DIR"] / "reproduce_smoke_cold.json").read_text())
+    assert cold["notebooks"] == reproduced["record"]["notebooks"] and cold["finished_runs_at_start"] == 0
     for p in SOURCES:
         lines = [line for line in reproduced["lines"] if p.name in line]
         assert len(lines) == 1 and re.search(r"\d+\.\d s$", lines[0]), reproduced["lines"]
@@ -121,6 +123,8 @@ def test_a_second_run_reuses_the_cache_and_keeps_the_other_timings(reproduced):
     assert sorted(p.name for p in reproduced["EMQ_RUNS_DIR"].iterdir()) == runs  # nothing trained again
     assert record["complete"] and set(record["notebooks"]) == {p.name for p in SOURCES}
     assert record["command"].endswith("--only 03")
+    cold = json.loads((reproduced["EMQ_RESULTS_DIR"] / "reproduce_smoke_cold.json").read_text())
+    assert cold["command"].endswith("--profile smoke")  # a warm or partial run keeps the cold record
 
 
 # ---------------------------------------------------------------- the source notebooks
