@@ -347,7 +347,8 @@ SHORT_SCHEDULES = {"cpu": dict(epochs=6, eval_every=6, snapshot_every=1)}
 PROFILE_PURPOSES = {
     "smoke": "Synthetic 16x16 images, seconds per run: for tests; its numbers show that the code runs, not "
              "what the method does.",
-    "cpu": "Fashion-MNIST on 2 CPU cores (the whole `make reproduce` in under 45 minutes). Its numbers are not "
+    "cpu": "Fashion-MNIST on 2 CPU cores (the whole `make reproduce` in about an hour from an empty run cache). "
+           "Its numbers are not "
            "comparable in absolute value with the papers' CIFAR numbers; what carries over is the comparison "
            "between methods.",
     "paper": "The CIFAR-10 recipe of Any-Precision (docs/method.md §11), for a GPU: the papers' setting.",

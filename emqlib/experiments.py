@@ -25,7 +25,9 @@ from .stats import depth_trend, mean_std  # noqa: F401 (notebooks call experimen
 
 
 def run(config: RunConfig) -> Run:
-    """The finished run of ``config`` (trained now if it is not in the cache)."""
+    """The finished run of ``config`` (trained now if it is not in the cache, by a worker process when
+    ``$EMQ_WORKERS`` > 1, so that every run of a study is timed alike: one torch thread per worker)."""
+    train_missing([config])
     return get_run(config, Runtime())
 
 
@@ -143,8 +145,8 @@ def activation_alignment(profile: str = "cpu", seed: int = 0, bits=(1, 2, 3, 4, 
     """Per-layer gaps between each bit-width's BN-input statistics and the 32-bit child's,
     with and without weight bias correction (docs/method.md §3.3)."""
     frames = []
-    for label, changes in ALIGNMENT_VARIANTS.items():
-        r = run(profile_config(profile, short=True, seed=seed, **changes))
+    runs = run_all([profile_config(profile, short=True, seed=seed, **changes) for changes in ALIGNMENT_VARIANTS.values()])
+    for label, r in zip(ALIGNMENT_VARIANTS, runs):
         stats = analysis.bn_input_stats(r.model(), probe_inputs(r.config), [*bits, FULL_PRECISION])
         frames.append(analysis.alignment_gaps(stats).assign(variant=label, trained=lambda f: f.bits.isin(r.config.bits)))
     return pd.concat(frames, ignore_index=True)
