@@ -11,7 +11,6 @@ Bad input, a damaged file, a file-system or network failure end with a one-line
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import errno
 import os
 import socket
@@ -20,7 +19,7 @@ import typing
 from pathlib import Path
 
 from .bits import parse_bits
-from .config import RunConfig, config_hash, profile_config
+from .config import DERIVED_FIELDS, FIELD_PARTS, PARTS, RunConfig, config_hash, field_name, profile_config
 from .storage import CorruptFileError
 
 # fields with a flag of their own; any other field goes through --set NAME=VALUE
@@ -29,13 +28,11 @@ _FLAGS = {"method": str, "coreset": str, "fraction": float, "reselect_every": in
 
 
 def _field_value(name: str, text: str):
-    """Parse ``text`` as the value of RunConfig field ``name``."""
-    fields = {f.name: f for f in dataclasses.fields(RunConfig)}
-    if name not in fields:
-        raise ValueError(f"unknown configuration field {name!r}; known: {sorted(fields)}")
-    hint = typing.get_type_hints(RunConfig)[name]
+    """Parse ``text`` as the value of RunConfig field ``name`` (a flat name)."""
+    part = FIELD_PARTS[name]
+    hint = typing.get_type_hints(RunConfig if part is None else PARTS[part])[name]
     kinds = typing.get_args(hint) or (hint,)
-    if text.lower() == "none" and type(None) in kinds:
+    if text.lower() == "none" and (type(None) in kinds or name in DERIVED_FIELDS):
         return None
     if name in ("bits", "milestones"):
         return tuple(parse_bits(text)) if name == "bits" else tuple(int(v) for v in text.split(",") if v)
@@ -64,9 +61,9 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         overrides["static"] = True
     for item in args.set or []:
         name, sep, value = item.partition("=")
-        name = name.strip()
         if not sep:
             raise ValueError(f"--set takes NAME=VALUE, got {item!r}")
+        name = field_name(name.strip())  # a flat name, or PART.FIELD (optim.epochs)
         if name in overrides:
             raise ValueError(f"{name} is given twice (as --{name.replace('_', '-')} or --set {name}=...); give it once")
         overrides[name] = _field_value(name, value.strip())
@@ -139,7 +136,8 @@ def parser() -> argparse.ArgumentParser:
     for name, kind in _FLAGS.items():
         train.add_argument("--" + name.replace("_", "-"), dest=name, type=kind)
     train.add_argument("--static", action="store_true", help="select coresets once instead of every R epochs")
-    train.add_argument("--set", action="append", metavar="NAME=VALUE", help="any other RunConfig field")
+    train.add_argument("--set", action="append", metavar="NAME=VALUE",
+                       help="any other RunConfig field, by its flat name (epochs) or as PART.FIELD (optim.epochs)")
     train.add_argument("--out", help="run folder (default: runs/<config-hash>)")
     train.add_argument("--threads", type=_positive_int, help="torch threads (default: torch's choice)")
     train.add_argument("--no-progress", action="store_true")

@@ -1,9 +1,11 @@
 """One configuration object from which every run is built, its hash, and the run profiles.
 
-:class:`RunConfig` holds everything that changes a run's result; it is validated on
-construction, options left as ``None`` are resolved from the method, and :func:`config_hash`
-names the run's folder in the cache. Things that do not change results (threads, progress
-bars) are not in it.
+:class:`RunConfig` holds everything that changes a run's result, in parts (:class:`DataConfig`,
+:class:`~emqlib.quant.QuantSpec`, :class:`CoresetConfig`, :class:`OptimConfig`) next to the model,
+the training rule and the seed; every name is also read and set flat (``config.epochs``), through
+the part that owns it (:data:`FIELD_PARTS`). It is validated on construction, options left as
+``None`` are derived from the method, and :func:`config_hash` names the run's folder in the cache.
+Things that do not change results (threads, progress bars) are not in it.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import hashlib
 import json
 import math
 import numbers
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .bits import FULL_PRECISION, check_bits, parse_bits
 from .bn import BN_MODES
@@ -59,35 +61,45 @@ def _number(name: str, value) -> float:
     return float(value)
 
 
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything that determines a run. Defaults are the ``cpu`` profile's choices."""
+def _set(obj, name: str, value) -> None:
+    object.__setattr__(obj, name, value)  # the parts are frozen dataclasses that normalise their own values
 
-    # data
-    dataset: str = "fashion-mnist"
+
+def _check_flags(obj, *names: str) -> None:
+    for name in names:
+        if not isinstance(getattr(obj, name), bool):
+            raise ValueError(f"{name} must be True or False, got {getattr(obj, name)!r}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """The data a run trains and is evaluated on (its reference run uses the same)."""
+
+    dataset: str = "fashion-mnist"  # one of DATASETS
     train_per_class: int | None = None  # class-balanced training subset; None = all
     test_per_class: int | None = None  # class-balanced test subset; None = all
     validation_per_class: int | None = None  # held-out training samples per class, evaluated on instead of the test set
     label_noise: float = 0.0  # symmetric label noise rate on the training set
     augment: bool = False  # random crop + horizontal flip
 
-    # model and quantization
-    model: str = "resnet8"
-    width: float = 1.0  # channel width multiplier
-    method: str = "emq"  # dedicated (one model per bit), joint (Any-Precision), emq
-    bits: tuple[int, ...] = (2, 4, 8, 32)  # trained bit-widths
-    activation_bits: int | None = None  # None: activations at the weight bit-width
-    weight_quantizer: str = "dorefa"
-    bn_mode: str | None = None  # None: shared for emq, switchable for joint and dedicated
-    bias_correction: bool | None = None  # None: on for emq, off otherwise
-    correction_mode: str = "paper"
-    per_channel: bool = True
-    detach_stats: bool = True
-    full_precision_weight: str = "tanh"
-    full_precision_activation: str | None = None  # 32-bit activation: relu or clamp; None: clamp for emq, relu otherwise
+    def __post_init__(self) -> None:
+        _choice("dataset", self.dataset, DATASETS)
+        # plain int and float values, so that equal configurations have equal hashes (1 == 1.0 == np.int64(1))
+        for name in ("train_per_class", "test_per_class", "validation_per_class"):
+            if getattr(self, name) is not None:
+                _set(self, name, _positive_int(name, getattr(self, name)))
+        _set(self, "label_noise", check_noise_rate(self.label_noise))
+        _check_flags(self, "augment")
+        if self.validation_per_class is not None and self.test_per_class is not None:
+            raise ValueError("validation_per_class replaces the test set by held-out training samples; "
+                             "leave test_per_class at None")
 
-    # coreset
-    coreset: str = "none"
+
+@dataclass(frozen=True)
+class CoresetConfig:
+    """Which training samples each epoch uses: the coreset rule, its budget and its knobs."""
+
+    coreset: str = "none"  # selection rule, one of CORESETS; none trains on every sample
     fraction: float = 1.0  # kept fraction S = 1 - pruning rate
     reselect_every: int = 10  # R: epochs between reselections
     static: bool = False  # select (emq-*: score) once instead of every R epochs
@@ -102,80 +114,21 @@ class RunConfig:
     coreset_training: str = "sequential"  # sequential bit-wise, or batch score extraction (docs/method.md §6.3, §6.4)
     emq_score: str = "el2n"  # EMQ's per-bit importance score (docs/method.md §6.1)
     acs_schedule: str = "cosine"  # beta(t) of ACS (docs/method.md §7.2)
-    bit_order: str = "descending"  # order of bit-widths within a sequential epoch
     replay_from: str | None = None  # hash of a finished run whose recorded subsets are trained on instead of selecting
-    distillation: str | None = None  # None: recursive (joint loop), fp-child (sequential), reference (acs), none (dedicated)
-    label_loss_weight: float = 1.0  # weight of the cross-entropy with labels next to distillation
-    reference_epochs: int = 3  # epochs of the full-precision reference run (early model, teacher)
-    init_from_reference: bool = False  # start from the reference run's weights
-
-    # optimisation
-    epochs: int = 5
-    batch_size: int = 128
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    momentum: float = 0.9  # SGD only (Nesterov)
-    lr_schedule: str = "cosine"
-    milestones: tuple[int, ...] = ()  # multistep: epochs where the learning rate is multiplied by 0.1
-    seed: int = 0
-
-    # bookkeeping that changes what a run stores
-    eval_every: int = 1  # test accuracy every k-th epoch (and always after the last one)
-    snapshot_every: int = 0  # keep the model weights of every k-th epoch (0: none)
-    record_trajectory: bool = False  # store per-sample training softmax outputs of each epoch
 
     def __post_init__(self) -> None:
-        set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen dataclass)
-        _choice("dataset", self.dataset, DATASETS)
-        _choice("model", self.model, MODEL_NAMES)
-        _choice("method", self.method, METHODS)
-        _choice("weight_quantizer", self.weight_quantizer, WEIGHT_QUANTIZERS)
-        _choice("correction_mode", self.correction_mode, CORRECTION_MODES)
-        _choice("full_precision_weight", self.full_precision_weight, FULL_PRECISION_WEIGHTS)
         _choice("coreset", self.coreset, CORESETS)
         _choice("coreset_training", self.coreset_training, CORESET_TRAINING)
         _choice("emq_score", self.emq_score, EMQ_SCORES)
-        _choice("bit_order", self.bit_order, BIT_ORDERS)
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         _choice("acs_schedule", self.acs_schedule, BETA_SCHEDULES)
         if self.replay_from is not None and not _is_run_hash(self.replay_from):
             raise ValueError(f"replay_from must be a run's 16-character hash (its folder name), got {self.replay_from!r}")
-        bits = tuple(sorted(parse_bits(self.bits), reverse=True))
-        set_("bits", bits)
-        if self.activation_bits is not None:
-            set_("activation_bits", check_bits(self.activation_bits))
-        # plain int and float values, so that equal configurations have equal hashes (1 == 1.0 == np.int64(1))
-        for name in ("train_per_class", "test_per_class", "validation_per_class"):
-            if getattr(self, name) is not None:
-                set_(name, _positive_int(name, getattr(self, name)))
-        for name in ("epochs", "batch_size", "reselect_every", "reference_epochs", "eval_every", "ccs_strata"):
-            set_(name, _positive_int(name, getattr(self, name)))
-        set_("snapshot_every", _positive_int("snapshot_every", self.snapshot_every, minimum=0))
-        set_("seed", _positive_int("seed", self.seed, minimum=0))
-        for name in ("width", "lr", "weight_decay", "momentum", "label_loss_weight", "sample_tau", "sample_uniform_share",
-                     "ccs_hard_share", "infobatch_prune_prob", "infobatch_anneal"):
-            set_(name, _number(name, getattr(self, name)))
-        set_("fraction", check_fraction(self.fraction))
-        set_("label_noise", check_noise_rate(self.label_noise))
-        if not self.width > 0:
-            raise ValueError(f"width must be positive, got {self.width!r}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr!r}")
-        if self.weight_decay < 0 or self.label_loss_weight < 0:
-            raise ValueError("weight_decay and label_loss_weight must be >= 0, "
-                             f"got {self.weight_decay!r} and {self.label_loss_weight!r}")
-        if not 0 <= self.momentum < 1:
-            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
-        for name in ("augment", "per_channel", "detach_stats", "static", "init_from_reference", "record_trajectory",
-                     "free_scores"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
-        milestones = tuple(_positive_int("milestones", m) for m in self.milestones)
-        if list(milestones) != sorted(set(milestones)):
-            raise ValueError(f"milestones must be increasing epochs, got {self.milestones!r}")
-        set_("milestones", milestones)
+        for name in ("reselect_every", "ccs_strata"):
+            _set(self, name, _positive_int(name, getattr(self, name)))
+        for name in ("sample_tau", "sample_uniform_share", "ccs_hard_share", "infobatch_prune_prob", "infobatch_anneal"):
+            _set(self, name, _number(name, getattr(self, name)))
+        _set(self, "fraction", check_fraction(self.fraction))
+        _check_flags(self, "static", "free_scores")
         if self.coreset == "none" and self.fraction != 1.0:
             raise ValueError("fraction < 1 needs a coreset method; set coreset (e.g. 'random') or fraction=1.0")
         if self.coreset == "infobatch" and self.fraction != 1.0:
@@ -187,30 +140,11 @@ class RunConfig:
         if self.coreset not in ("none", "infobatch", "random") and self.fraction == 1.0:
             raise ValueError(f"coreset {self.coreset!r} with fraction 1.0 keeps every sample; give a fraction below 1")
         if self.warmup_epochs is None:
-            set_("warmup_epochs", 0 if self.init_from_reference else self.reselect_every)
-        set_("warmup_epochs", _positive_int("warmup_epochs", self.warmup_epochs, minimum=0))
+            _set(self, "warmup_epochs", self.reselect_every)
+        _set(self, "warmup_epochs", _positive_int("warmup_epochs", self.warmup_epochs, minimum=0))
         self._check_sampler_knobs()
-        if self.weight_quantizer == "lsq":
-            set_("full_precision_weight", "plain")
-
-        if self.bn_mode is None:
-            set_("bn_mode", "shared" if self.method == "emq" else "switchable")
-        _choice("bn_mode", self.bn_mode, BN_MODES)
-        if self.bias_correction is None:
-            set_("bias_correction", self.method == "emq")
-        if self.full_precision_activation is None:
-            # one shared BatchNorm cannot serve ReLU (unbounded) and clamped children at once
-            set_("full_precision_activation", "clamp" if self.method == "emq" else "relu")
-        _choice("full_precision_activation", self.full_precision_activation, FULL_PRECISION_ACTIVATIONS)
-        if self.distillation is None:
-            set_("distillation", default_distillation(self.method, self.coreset, self.coreset_training))
-        _choice("distillation", self.distillation, DISTILLATION)
-        self._check_distillation()
 
     def _check_sampler_knobs(self) -> None:
-        if self.validation_per_class is not None and self.test_per_class is not None:
-            raise ValueError("validation_per_class replaces the test set by held-out training samples; "
-                             "leave test_per_class at None")
         if self.coreset == "random" and self.static:
             raise ValueError("coreset 'random' is re-drawn every epoch; for one draw use coreset='random-once'")
         if self.sample_tau < 0 or not 0 <= self.sample_uniform_share <= 1:
@@ -229,12 +163,146 @@ class RunConfig:
                 raise ValueError("free_scores take EL2N from the training pass's outputs; set emq_score='el2n'")
             if self.warmup_epochs < 1:
                 raise ValueError("free_scores need training passes before the first scoring; set warmup_epochs >= 1")
-        if (self.free_scores or self.coreset == "infobatch") and self.training_loop != "sequential":
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """The optimizer and its learning-rate schedule."""
+
+    epochs: int = 5  # training epochs
+    batch_size: int = 128  # samples per optimizer step
+    optimizer: str = "adam"  # adam or sgd
+    lr: float = 1e-3  # peak learning rate
+    weight_decay: float = 0.0  # L2 penalty on the convolution weights
+    momentum: float = 0.9  # SGD only (Nesterov)
+    lr_schedule: str = "cosine"  # constant, cosine, multistep or linear
+    milestones: tuple[int, ...] = ()  # multistep: epochs where the learning rate is multiplied by 0.1
+
+    def __post_init__(self) -> None:
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        for name in ("epochs", "batch_size"):
+            _set(self, name, _positive_int(name, getattr(self, name)))
+        for name in ("lr", "weight_decay", "momentum"):
+            _set(self, name, _number(name, getattr(self, name)))
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr!r}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
+        milestones = tuple(_positive_int("milestones", m) for m in self.milestones)
+        if list(milestones) != sorted(set(milestones)):
+            raise ValueError(f"milestones must be increasing epochs, got {self.milestones!r}")
+        _set(self, "milestones", milestones)
+
+
+# the parts of a RunConfig, by the attribute that holds each
+PARTS = {"data": DataConfig, "quant": QuantSpec, "selection": CoresetConfig, "optim": OptimConfig}
+# options that, left as None, are derived from the method, the coreset rule or the reference run (each field's
+# comment says how), and derived again by RunConfig.replace unless they were set
+DERIVED_FIELDS = ("bn_mode", "bias_correction", "full_precision_activation", "distillation", "warmup_epochs")
+
+
+@dataclass(frozen=True, init=False)
+class RunConfig:
+    """Everything that determines a run, in parts: ``data``, ``quant``, ``selection`` (the coreset) and
+    ``optim``, next to the model, the training rule, the seed and what the run stores.
+
+    It is built and read by flat names, each owned by one part (:data:`FIELD_PARTS`):
+    ``RunConfig(epochs=3)`` sets ``optim.epochs`` and ``config.epochs`` reads it (as does
+    ``config.optim.epochs``); whole parts work too (``RunConfig(data=DataConfig(...))``). Options left
+    as None (:data:`DERIVED_FIELDS`) are derived, and everything is validated once, by the part that
+    owns it. The defaults train EMQ at 2/4/8/32 bits on all of Fashion-MNIST with a ResNet-8 for 5
+    epochs; the profiles (:data:`PROFILES`) set the data size and schedule of real runs.
+    """
+
+    data: DataConfig  # the training and test data
+
+    # model and quantization
+    model: str = "resnet8"  # one of MODEL_NAMES
+    width: float = 1.0  # channel width multiplier
+    method: str = "emq"  # dedicated (one model per bit), joint (Any-Precision), emq
+    bits: tuple[int, ...] = (2, 4, 8, 32)  # trained bit-widths (kept in descending order; quant.bits mirrors them)
+    activation_bits: int | None = None  # None: activations at the weight bit-width
+    bn_mode: str | None = None  # None: shared for emq, switchable for joint and dedicated
+    quant: QuantSpec  # how the layers quantize; None: bias correction on and the 32-bit activation clamped for emq
+
+    # training
+    selection: CoresetConfig  # the coreset: which training samples each epoch uses
+    bit_order: str = "descending"  # order of bit-widths within a sequential epoch
+    distillation: str | None = None  # None: recursive (joint loop), fp-child (sequential), reference (acs), none (dedicated)
+    label_loss_weight: float = 1.0  # weight of the cross-entropy with labels next to distillation
+    reference_epochs: int = 3  # epochs of the full-precision reference run (early model, teacher)
+    init_from_reference: bool = False  # start from the reference run's weights
+    optim: OptimConfig  # the optimizer and its schedule
+    seed: int = 0  # seed of the model's initialisation and of every epoch's random draws
+
+    # bookkeeping that changes what a run stores
+    eval_every: int = 1  # test accuracy every k-th epoch (and always after the last one)
+    snapshot_every: int = 0  # keep the model weights of every k-th epoch (0: none)
+    record_trajectory: bool = False  # store per-sample training softmax outputs of each epoch
+
+    def __init__(self, **fields) -> None:
+        values = {**_FLAT_DEFAULTS, **_flat_values(fields)}
+        for name in _OWN_FIELDS[None]:
+            _set(self, name, values[name])
+        _choice("model", self.model, MODEL_NAMES)
+        _choice("method", self.method, METHODS)
+        _choice("bit_order", self.bit_order, BIT_ORDERS)
+        _set(self, "bits", tuple(sorted(parse_bits(self.bits), reverse=True)))
+        if self.activation_bits is not None:
+            _set(self, "activation_bits", check_bits(self.activation_bits))
+        # plain int and float values, so that equal configurations have equal hashes (1 == 1.0 == np.int64(1))
+        for name in ("reference_epochs", "eval_every"):
+            _set(self, name, _positive_int(name, getattr(self, name)))
+        _set(self, "snapshot_every", _positive_int("snapshot_every", self.snapshot_every, minimum=0))
+        _set(self, "seed", _positive_int("seed", self.seed, minimum=0))
+        for name in ("width", "label_loss_weight"):
+            _set(self, name, _number(name, getattr(self, name)))
+        if not self.width > 0:
+            raise ValueError(f"width must be positive, got {self.width!r}")
+        if self.label_loss_weight < 0:
+            raise ValueError(f"label_loss_weight must be >= 0, got {self.label_loss_weight!r}")
+        _check_flags(self, "init_from_reference", "record_trajectory")
+
+        _set(self, "data", _part("data", values))
+        if values["warmup_epochs"] is None and self.init_from_reference:
+            values["warmup_epochs"] = 0  # started from the reference run: no warm-up on random subsets
+        _set(self, "selection", _part("selection", values))
+        _set(self, "optim", _part("optim", values))
+        emq = self.method == "emq"
+        derived = {"bias_correction": emq,
+                   # one shared BatchNorm cannot serve ReLU (unbounded) and clamped children at once
+                   "full_precision_activation": "clamp" if emq else "relu",
+                   "bn_mode": "shared" if emq else "switchable",
+                   "distillation": default_distillation(self.method, self.coreset, self.coreset_training)}
+        values.update({name: value for name, value in derived.items() if values[name] is None})
+        if values["weight_quantizer"] == "lsq":
+            values["full_precision_weight"] = "plain"  # LSQ quantizes the plain weight
+        _set(self, "quant", _part("quant", {**values, "bits": self.bits}))
+        _set(self, "bn_mode", values["bn_mode"])
+        _choice("bn_mode", self.bn_mode, BN_MODES)
+        _set(self, "distillation", values["distillation"])
+        _choice("distillation", self.distillation, DISTILLATION)
+        self._check_training_loop()
+
+    def __getattr__(self, name: str):
+        # reached only where ordinary lookup fails: a flat name of a part's field reads that part
+        # (config.epochs is config.optim.epochs)
+        part = FIELD_PARTS.get(name)
+        if part is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return getattr(object.__getattribute__(self, part), name)
+
+    def __dir__(self):
+        return sorted({*super().__dir__(), *FIELD_PARTS})
+
+    def _check_training_loop(self) -> None:
+        loop = self.training_loop
+        if (self.free_scores or self.coreset == "infobatch") and loop != "sequential":
             raise ValueError("free_scores and infobatch read each sample's loss in the sequential bit-wise loop; "
                              "set coreset_training='sequential'")
-
-    def _check_distillation(self) -> None:
-        loop = self.training_loop
         if self.distillation == "recursive" and loop != "joint" and loop != "batch":
             raise ValueError("distillation 'recursive' needs all bit-widths on every batch "
                              "(method joint/emq without coreset, or coreset_training='batch')")
@@ -259,41 +327,94 @@ class RunConfig:
         """Whether the run uses a full-precision reference run (teacher, early model, trajectory)."""
         return self.coreset in REFERENCE_CORESETS or self.init_from_reference or self.distillation == "reference"
 
-    def quant_spec(self) -> QuantSpec:
-        return QuantSpec(weight_quantizer=self.weight_quantizer, bias_correction=self.bias_correction,
-                         correction_mode=self.correction_mode, per_channel=self.per_channel,
-                         detach_stats=self.detach_stats, full_precision_weight=self.full_precision_weight,
-                         full_precision_activation=self.full_precision_activation,
-                         bits=self.bits)
+    def flat(self) -> dict:
+        """Every field by its flat name (as ``RunConfig(**config.flat())`` takes them)."""
+        return {name: getattr(self, name) for name in FIELD_PARTS}
 
     def replace(self, **changes) -> RunConfig:
-        """A copy with ``changes``; options derived from the method are derived again."""
-        derived = {"bn_mode", "bias_correction", "distillation", "full_precision_activation", "warmup_epochs"}
-        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        for name in derived - set(changes):
+        """A copy with ``changes`` (flat names or whole parts); options derived from others
+        (:data:`DERIVED_FIELDS`) are derived again, unless they were set to other values."""
+        changes = _flat_values(changes)
+        values = self.flat()
+        for name in set(DERIVED_FIELDS) - set(changes):
             if self._is_default_for(name):
                 values[name] = None
-        values.update(changes)
-        return RunConfig(**values)
+        return RunConfig(**{**values, **changes})
 
     def _is_default_for(self, name: str) -> bool:
-        probe = RunConfig(**{**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)}, name: None})
+        probe = RunConfig(**{**self.flat(), name: None})
         return getattr(probe, name) == getattr(self, name)
 
     def to_dict(self) -> dict:
-        """Every field, except one added after runs were cached while it is at its default
-        (:data:`ADDED_FIELDS`): so the hash, config.json and checkpoints of older runs stay valid."""
-        return {f.name: (list(v) if isinstance(v, tuple) else v)
-                for f in dataclasses.fields(self) for v in [getattr(self, f.name)]
-                if not (f.name in ADDED_FIELDS and v == ADDED_FIELDS[f.name])}
+        """Every field by its flat name (the form of a run's config.json), except one added after runs
+        were cached while it is at its default (:data:`ADDED_FIELDS`): so the hash, config.json and
+        checkpoints of older runs stay valid."""
+        return {name: (list(v) if isinstance(v, tuple) else v) for name, v in self.flat().items()
+                if not (name in ADDED_FIELDS and v == ADDED_FIELDS[name])}
 
     @classmethod
     def from_dict(cls, values: dict) -> RunConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - known
+        """The configuration of :meth:`to_dict`'s flat dictionary (a run's config.json)."""
+        unknown = set(values) - set(FIELD_PARTS)
         if unknown:
-            raise ValueError(f"unknown configuration fields {sorted(unknown)}; known: {sorted(known)}")
+            raise ValueError(f"unknown configuration fields {sorted(unknown)}; known: {sorted(FIELD_PARTS)}")
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+def _field_names(cls) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
+# the fields each part owns, and (key None) the run's own; the run's bits are the only bit-widths (quant.bits
+# mirrors them), so they are not a field of the quantization part here
+_OWN_FIELDS = {None: tuple(name for name in _field_names(RunConfig) if name not in PARTS),
+               **{part: tuple(name for name in _field_names(cls) if (part, name) != ("quant", "bits"))
+                  for part, cls in PARTS.items()}}
+# the part that owns each flat field name (None: the run itself): config.epochs reads config.optim.epochs
+FIELD_PARTS = {name: part for part, names in _OWN_FIELDS.items() for name in names}
+# the value of each flat name that is not given; derived options start as None
+_FLAT_DEFAULTS = {**{f.name: f.default for part, cls in ((None, RunConfig), *PARTS.items())
+                     for f in dataclasses.fields(cls) if f.name in _OWN_FIELDS[part]},
+                  **dict.fromkeys(DERIVED_FIELDS)}
+
+
+def _part(part: str, values: dict):
+    """Part ``part`` of the flat ``values`` (its class validates it)."""
+    cls = PARTS[part]
+    return cls(**{name: values[name] for name in _field_names(cls)})
+
+
+def _flat_values(fields: dict) -> dict:
+    """``fields`` by flat name: a part given whole (``data=DataConfig(...)``) stands for its fields,
+    and a flat name given next to it wins."""
+    unknown = set(fields) - set(FIELD_PARTS) - set(PARTS)
+    if unknown:
+        raise TypeError(f"RunConfig has no fields {sorted(unknown)}; its parts are {list(PARTS)}, "
+                        f"its flat fields {sorted(FIELD_PARTS)}")
+    values = {}
+    for part, value in fields.items():
+        if part in PARTS:
+            if not isinstance(value, PARTS[part]):
+                raise TypeError(f"{part} must be a {PARTS[part].__name__}, got {value!r}")
+            values.update({name: getattr(value, name) for name in _OWN_FIELDS[part]})
+    return {**values, **{name: value for name, value in fields.items() if name not in PARTS}}
+
+
+def field_name(name: str) -> str:
+    """The flat name of configuration field ``name``, given flat (``epochs``) or as PART.FIELD
+    (``optim.epochs``); an unknown part or field raises a ValueError that lists the choices."""
+    part, dot, field_ = name.rpartition(".")
+    if not dot:
+        if name not in FIELD_PARTS:
+            raise ValueError(f"unknown configuration field {name!r}; known: {sorted(FIELD_PARTS)}")
+        return name
+    if part not in PARTS:
+        raise ValueError(f"unknown configuration part {part!r} in {name!r}; parts: {sorted(PARTS)}")
+    if (part, field_) == ("quant", "bits"):
+        return "bits"  # quant.bits mirrors the run's bits
+    if field_ not in _OWN_FIELDS[part]:
+        raise ValueError(f"{part} has no field {field_!r}; its fields: {sorted(_OWN_FIELDS[part])}")
+    return field_
 
 
 # fields added after runs were cached: left out of the hash while at their default, so that every
@@ -308,17 +429,15 @@ def config_hash(config: RunConfig) -> str:
 
 
 def reference_config(config: RunConfig) -> RunConfig:
-    """The full-precision run that serves ``config`` as teacher, early model and trajectory source."""
-    return RunConfig(dataset=config.dataset, train_per_class=config.train_per_class,
-                     test_per_class=config.test_per_class, validation_per_class=config.validation_per_class,
-                     label_noise=config.label_noise, augment=config.augment,
-                     model=config.model, width=config.width, method="dedicated", bits=(FULL_PRECISION,),
-                     full_precision_weight=config.full_precision_weight,
-                     full_precision_activation=config.full_precision_activation,
-                     bn_mode=config.bn_mode, epochs=config.reference_epochs, batch_size=config.batch_size,
-                     optimizer=config.optimizer, lr=config.lr, weight_decay=config.weight_decay,
-                     momentum=config.momentum, lr_schedule="constant", seed=config.seed, record_trajectory=True,
-                     snapshot_every=1)
+    """The full-precision run that serves ``config`` as teacher, early model and trajectory source:
+    the same data, model and optimizer, trained as a dedicated 32-bit model for ``reference_epochs``
+    on a constant learning rate, recording its trajectory and every epoch's weights."""
+    return RunConfig(data=config.data, model=config.model, width=config.width, method="dedicated",
+                     bits=(FULL_PRECISION,), full_precision_weight=config.full_precision_weight,
+                     full_precision_activation=config.full_precision_activation, bn_mode=config.bn_mode,
+                     optim=dataclasses.replace(config.optim, epochs=config.reference_epochs, lr_schedule="constant",
+                                               milestones=()),
+                     seed=config.seed, record_trajectory=True, snapshot_every=1)
 
 
 # ---------------------------------------------------------------- profiles

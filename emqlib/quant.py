@@ -218,16 +218,14 @@ class QuantSpec:
     bits: tuple[int, ...] = (FULL_PRECISION,)  # bit-widths LSQ keeps a step for
 
     def __post_init__(self) -> None:
-        if self.weight_quantizer not in WEIGHT_QUANTIZERS:
-            raise ValueError(f"weight_quantizer must be one of {WEIGHT_QUANTIZERS}, got {self.weight_quantizer!r}")
-        if self.correction_mode not in CORRECTION_MODES:
-            raise ValueError(f"correction_mode must be one of {CORRECTION_MODES}, got {self.correction_mode!r}")
-        if self.full_precision_weight not in FULL_PRECISION_WEIGHTS:
-            raise ValueError(f"full_precision_weight must be one of {FULL_PRECISION_WEIGHTS}, "
-                             f"got {self.full_precision_weight!r}")
-        if self.full_precision_activation not in FULL_PRECISION_ACTIVATIONS:
-            raise ValueError(f"full_precision_activation must be one of {FULL_PRECISION_ACTIVATIONS}, "
-                             f"got {self.full_precision_activation!r}")
+        for name, allowed in (("weight_quantizer", WEIGHT_QUANTIZERS), ("correction_mode", CORRECTION_MODES),
+                              ("full_precision_weight", FULL_PRECISION_WEIGHTS),
+                              ("full_precision_activation", FULL_PRECISION_ACTIVATIONS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {list(allowed)}, got {getattr(self, name)!r}")
+        for name in ("per_channel", "detach_stats"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.weight_quantizer == "lsq" and self.full_precision_weight != "plain":
             raise ValueError("LSQ quantizes the plain weight: use full_precision_weight='plain' with weight_quantizer='lsq'")
         for b in self.bits:

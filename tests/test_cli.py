@@ -92,6 +92,31 @@ def test_build_config_from_flags_and_set() -> None:
                                                 milestones=(3, 5), activation_bits=None, width=0.25)
 
 
+def test_set_takes_dotted_names_of_the_configuration_parts() -> None:
+    args = parser().parse_args([*TRAIN_ARGS, "--set", "optim.epochs=3", "--set", "data.train_per_class=50",
+                                "--set", "quant.bias_correction=false", "--set", "selection.reselect_every=2",
+                                "--set", "label_loss_weight=0.5"])
+    assert build_config(args) == profile_config("smoke", method="emq", bits=(2, 32), epochs=3, train_per_class=50,
+                                                bias_correction=False, reselect_every=2, label_loss_weight=0.5)
+    # a derived option set back to None is derived from the method again
+    args = parser().parse_args([*TRAIN_ARGS, "--set", "quant.bias_correction=none"])
+    assert build_config(args).bias_correction is True
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--set", "optim.nosuch=1"], "optim has no field 'nosuch'; its fields: ['batch_size', 'epochs',"),
+    (["--set", "nosuch.epochs=1"], "unknown configuration part 'nosuch' in 'nosuch.epochs'; parts: ['data', 'optim',"),
+    (["--set", "data.epochs=1"], "data has no field 'epochs'"),
+    (["--epochs", "2", "--set", "optim.epochs=3"], "epochs is given twice"),
+    (["--set", "epochs=2", "--set", "optim.epochs=3"], "epochs is given twice"),
+])
+def test_set_with_a_bad_dotted_name_is_one_error_line(argv, message, capsys) -> None:
+    assert main([*TRAIN_ARGS, *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err, err
+    assert len(err.strip().splitlines()) == 1
+
+
 @pytest.mark.parametrize("argv, message", [
     (["train", "--profile", "smoke", "--bits", "16"], "1..8 or 32"),
     (["train", "--profile", "smoke", "--bits", "2,x"], "1..8 or 32"),

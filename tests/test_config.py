@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -12,8 +13,10 @@ import textwrap
 import numpy as np
 import pytest
 
-from emqlib.config import (ADDED_FIELDS, CORESETS, DATASETS, METHODS, MODEL_NAMES, PROFILES, RunConfig, config_hash,
+from emqlib.config import (ADDED_FIELDS, CORESETS, DATASETS, FIELD_PARTS, METHODS, MODEL_NAMES, PARTS,
+                           PROFILES, CoresetConfig, DataConfig, OptimConfig, RunConfig, config_hash, field_name,
                            profile_config, reference_config)
+from emqlib.quant import QuantSpec
 from emqlib.paths import ROOT
 
 # the base for "change one field": a coreset run, so that coreset fields can change alone
@@ -84,7 +87,7 @@ def test_defaults_validate():
 
 
 def test_every_field_has_a_change_under_test():
-    assert set(CHANGES) == {f.name for f in dataclasses.fields(RunConfig)}
+    assert set(CHANGES) == set(FIELD_PARTS)
 
 
 @pytest.mark.parametrize("name", sorted(CHANGES))
@@ -134,7 +137,39 @@ def test_to_dict_from_dict_round_trip():
     assert again == config and config_hash(again) == config_hash(config)
     assert isinstance(again.bits, tuple) and isinstance(again.milestones, tuple)
     # every field, but one added after runs were cached while it is at its default (older runs stay valid)
-    assert set(values) == {f.name for f in dataclasses.fields(RunConfig)} - set(ADDED_FIELDS)
+    assert set(values) == set(FIELD_PARTS) - set(ADDED_FIELDS)
+
+
+# configurations whose hashes name runs in the cache, with the hashes the flat RunConfig gave them before it
+# was split into parts: a change here would orphan every cached run of that kind
+def _acs_config():
+    return profile_config("cpu", method="dedicated", bits=(2,), activation_bits=32, weight_quantizer="lsq",
+                          init_from_reference=True, distillation="reference", label_loss_weight=0.0, coreset="acs",
+                          fraction=0.1)
+
+
+PINNED_HASHES = {
+    "32b8cfed8626a836": lambda: RunConfig(),
+    "ed56dda59f0094a3": lambda: profile_config("smoke"),
+    "7839d45977ec0358": lambda: profile_config("cpu"),
+    "0b8670505f2cd0e4": lambda: profile_config("paper"),
+    "d273b0313b1ea783": lambda: profile_config("cpu", short=True),
+    "7bdbd785ea74f42d": lambda: profile_config("paper", method="joint", seed=2),
+    "a05f893d90677322": _acs_config,
+    "964cf6ea1a07a9ea": lambda: reference_config(_acs_config()),
+    "1af3b941e9883c85": lambda: profile_config("cpu", coreset="emq-sample", fraction=0.3, sample_tau=2.0,
+                                               sample_uniform_share=0.2, free_scores=True, warmup_epochs=1),
+    "a9fe78504347c122": lambda: profile_config("cpu", coreset="emq-ccs", fraction=0.3, ccs_hard_share=0.2,
+                                               ccs_strata=20),
+    "42e3d865024f3326": lambda: _acs_config().replace(model="resnet20", replay_from="0123456789abcdef"),
+}
+
+
+@pytest.mark.parametrize("expected", sorted(PINNED_HASHES))
+def test_cached_configurations_keep_their_hashes(expected):
+    config = PINNED_HASHES[expected]()
+    assert config_hash(config) == expected
+    assert config_hash(RunConfig.from_dict(json.loads(json.dumps(config.to_dict())))) == expected
 
 
 def test_from_dict_rejects_unknown_fields():
@@ -402,3 +437,83 @@ def test_the_32_bit_activation_follows_the_method():
     assert RunConfig(method="joint").full_precision_activation == "relu"
     assert RunConfig(method="emq").replace(method="dedicated").full_precision_activation == "relu"
     assert RunConfig(method="emq", full_precision_activation="relu").full_precision_activation == "relu"
+
+
+# ---------------------------------------------------------------- parts and flat names
+
+def test_each_flat_name_belongs_to_exactly_one_part():
+    owners = {}
+    for part, cls in [(None, RunConfig), *PARTS.items()]:
+        for f in dataclasses.fields(cls):
+            if f.name in PARTS or (part == "quant" and f.name == "bits"):  # the parts; quant.bits mirrors bits
+                continue
+            assert f.name not in owners, f"{f.name} is in {owners[f.name]} and {part}"
+            owners[f.name] = part
+    assert owners == FIELD_PARTS
+    config = RunConfig(**BASE)
+    for name, part in FIELD_PARTS.items():
+        assert getattr(config, name) == (config.__dict__[name] if part is None else getattr(getattr(config, part), name))
+    assert config.quant.bits == config.bits
+    assert set(FIELD_PARTS) <= set(dir(config))
+
+
+def test_parts_built_whole_or_by_flat_names_agree():
+    flat = RunConfig(train_per_class=50, label_noise=0.1, epochs=3, lr=0.01, coreset="random", fraction=0.5)
+    nested = RunConfig(data=DataConfig(train_per_class=50, label_noise=0.1), optim=OptimConfig(epochs=3, lr=0.01),
+                       selection=CoresetConfig(coreset="random", fraction=0.5))
+    assert nested == flat and config_hash(nested) == config_hash(flat)
+    assert flat.optim == OptimConfig(epochs=3, lr=0.01) and flat.data.train_per_class == 50
+    # a flat name given next to its part wins; replace takes parts too
+    assert RunConfig(optim=OptimConfig(epochs=3), epochs=4).epochs == 4
+    assert flat.replace(optim=OptimConfig(epochs=7)).optim == OptimConfig(epochs=7)
+    # the quantization part is the QuantSpec the layers get, resolved for the method
+    assert RunConfig().quant == QuantSpec(bias_correction=True, full_precision_activation="clamp", bits=(32, 8, 4, 2))
+    assert RunConfig(method="joint").quant == QuantSpec(bits=(32, 8, 4, 2))
+
+
+def test_flat_names_are_read_only_and_unknown_names_are_refused():
+    config = RunConfig()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.epochs = 3
+    assert not hasattr(config, "nosuch")
+    with pytest.raises(TypeError, match="nosuch"):
+        RunConfig(nosuch=1)
+    with pytest.raises(TypeError, match="DataConfig"):
+        RunConfig(data=OptimConfig())
+
+
+def test_config_survives_pickling():
+    """The worker pool sends configurations to spawned processes."""
+    config = RunConfig(**BASE, epochs=3)
+    again = pickle.loads(pickle.dumps(config))
+    assert again == config and again.epochs == 3 and config_hash(again) == config_hash(config)
+
+
+def test_parts_validate_on_their_own():
+    with pytest.raises(ValueError, match="dataset must be one of"):
+        DataConfig(dataset="nosuch")
+    with pytest.raises(ValueError, match="epochs"):
+        OptimConfig(epochs=0)
+    with pytest.raises(ValueError, match="keeps every sample"):
+        CoresetConfig(coreset="acs")
+    with pytest.raises(ValueError, match="full_precision_weight='plain'"):
+        QuantSpec(weight_quantizer="lsq")
+    assert CoresetConfig(reselect_every=4).warmup_epochs == 4
+
+
+@pytest.mark.parametrize("name", [n for n, part in FIELD_PARTS.items() if part == "data"])
+def test_the_reference_run_takes_every_data_field(name):
+    config = RunConfig(**BASE).replace(**{name: CHANGES[name]})
+    assert reference_config(config).data == config.data
+
+
+def test_field_names_flat_or_dotted():
+    assert field_name("epochs") == field_name("optim.epochs") == "epochs"
+    assert field_name("data.train_per_class") == "train_per_class" and field_name("seed") == "seed"
+    with pytest.raises(ValueError, match=r"unknown configuration field 'nosuch'; known: \["):
+        field_name("nosuch")
+    with pytest.raises(ValueError, match=r"unknown configuration part 'model' in 'model.width'; parts: \["):
+        field_name("model.width")
+    with pytest.raises(ValueError, match=r"quant has no field 'epochs'; its fields: \['bias_correction'"):
+        field_name("quant.epochs")
+    assert field_name("quant.bits") == "bits"  # the run's bits, which quant.bits mirrors

@@ -43,4 +43,4 @@ def model_for(config, bits: Sequence[int] | None = None) -> nn.Module:
     num_classes, in_channels, image_size = DATASET_SHAPES[config.dataset]
     return build_model(config.model, num_classes=num_classes, in_channels=in_channels, image_size=image_size,
                        trained_bits=config.bits if bits is None else bits, bn_mode=config.bn_mode,
-                       spec=config.quant_spec(), width=config.width)
+                       spec=config.quant, width=config.width)
