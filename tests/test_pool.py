@@ -73,3 +73,23 @@ def test_a_run_failing_in_a_worker_is_named(runs_dir, tmp_path, monkeypatch):
     config = profile_config("smoke", method="emq").replace(dataset="cifar10")
     with pytest.raises(RuntimeError, match=f"training run {run_path(config).name} in a worker failed: .*cifar"):
         pool.train_missing([config], count=2)
+
+
+def test_study_costs_count_each_run_and_its_reference_once_for_the_first_csv(runs_dir, tmp_path, monkeypatch):
+    from emqlib import experiments
+    from emqlib.runs import load_run
+
+    monkeypatch.setenv("EMQ_RESULTS_DIR", str(tmp_path / "results"))
+    emq = get_run(profile_config("smoke", method="emq", seed=0))
+    acs = get_run(experiments.acs_config("smoke", "acs", 0.5, seed=0))
+    reference = load_run(run_path(reference_config(acs.config)))
+    (tmp_path / "results").mkdir()
+    # shared_bn.csv comes first in notebook order: it pays for the EMQ run; training_cost.csv names it again
+    pd.DataFrame({"run": [emq.path.name, emq.path.name]}).to_csv(tmp_path / "results" / "shared_bn.csv")
+    pd.DataFrame({"run": [emq.path.name, acs.path.name]}).to_csv(tmp_path / "results" / "training_cost.csv")
+    costs = experiments.study_costs().set_index("result")
+    assert list(costs.index) == ["shared_bn.csv", "training_cost.csv"]
+    assert costs.new_runs.to_dict() == {"shared_bn.csv": 1, "training_cost.csv": 2}  # the ACS run and its reference
+    minutes = lambda *runs: sum(r.cost()["wall_seconds"] for r in runs) / 60  # noqa: E731
+    assert costs.train_minutes["shared_bn.csv"] == pytest.approx(minutes(emq))
+    assert costs.train_minutes["training_cost.csv"] == pytest.approx(minutes(acs, reference))
