@@ -27,15 +27,14 @@ from .stats import depth_trend, mean_std  # noqa: F401 (notebooks call experimen
 def run(config: RunConfig) -> Run:
     """The finished run of ``config`` (trained now if it is not in the cache, by a worker process when
     ``$EMQ_WORKERS`` > 1, so that every run of a study is timed alike: one torch thread per worker)."""
-    train_missing([config])
-    return get_run(config, Runtime())
+    return run_all([config])[0]
 
 
 def run_all(configs: Sequence[RunConfig]) -> list[Run]:
     """The finished runs of ``configs``, in order; the missing ones are trained first, by
-    ``$EMQ_WORKERS`` processes at once (:mod:`emqlib.pool`)."""
+    ``$EMQ_WORKERS`` processes at once (:mod:`emqlib.pool`), else one by one here."""
     train_missing(configs)
-    return [run(c) for c in configs]
+    return [get_run(c, Runtime()) for c in configs]
 
 
 def summarize_plan(plan: Sequence[tuple[dict, RunConfig]]) -> pd.DataFrame:

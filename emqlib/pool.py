@@ -122,8 +122,10 @@ def train_missing(configs: Sequence[RunConfig], count: int | None = None) -> int
     how many runs were trained (references not counted). With one worker, nothing happens here:
     :func:`emqlib.runs.get_run` trains each run when it is asked for."""
     count = workers() if count is None else count
+    if count <= 1:
+        return 0
     todo = missing(configs)
-    if count <= 1 or not todo:
+    if not todo:
         return 0
     _train_in_pool(missing([reference_config(c) for c in todo if c.needs_reference]), count, "reference runs")
     _train_in_pool(todo, count, "runs")
