@@ -27,7 +27,10 @@ class Runtime:
     progress: bool = field(default_factory=lambda: os.environ.get("EMQ_PROGRESS", "1") != "0")  # tqdm bar per epoch
     device: str = "auto"  # "auto": CUDA when available (the paper profile), else CPU
     channels_last: bool = True  # NHWC tensors: 11-14% faster training steps on CPU (make bench)
-    compile: bool = False  # torch.compile the model: off, since with the fused quantizers a compiled epoch is only ~5% faster on CPU and the first compile takes minutes (make bench)
+    # torch.compile the model: off. In a cpu-profile EMQ run with one thread (as in a make-reproduce worker)
+    # a compiled epoch took 7.0-7.3 s against 8.3-8.8 s eager, but the first one paid 33 s of compiling with
+    # inductor's disk cache warm and 150 s with it cold: a 15-epoch run saves about 20 s
+    compile: bool = False
 
     @property
     def memory_format(self) -> torch.memory_format:

@@ -437,7 +437,7 @@ def reference_config(config: RunConfig) -> RunConfig:
                      full_precision_activation=config.full_precision_activation, bn_mode=config.bn_mode,
                      optim=dataclasses.replace(config.optim, epochs=config.reference_epochs, lr_schedule="constant",
                                                milestones=()),
-                     seed=config.seed, record_trajectory=True, snapshot_every=1)
+                     seed=config.seed, record_trajectory=True, snapshot_every=1, eval_every=config.reference_epochs)
 
 
 # ---------------------------------------------------------------- profiles

@@ -30,10 +30,13 @@ def run(config: RunConfig) -> Run:
     return run_all([config])[0]
 
 
-def run_all(configs: Sequence[RunConfig]) -> list[Run]:
+def run_all(configs: Sequence[RunConfig], evaluations: Sequence[tuple[tuple[int, ...], bool] | None] | None = None
+            ) -> list[Run]:
     """The finished runs of ``configs``, in order; the missing ones are trained first, by
-    ``$EMQ_WORKERS`` processes at once (:mod:`emqlib.pool`), else one by one here."""
-    train_missing(configs)
+    ``$EMQ_WORKERS`` processes at once (:mod:`emqlib.pool`), else one by one here. ``evaluations``
+    (one (bits, recalibrate) or None per configuration) are measured by the worker that trains the run,
+    so that the study's own :meth:`Run.evaluate` finds them in the run folder."""
+    train_missing(configs, evaluations=evaluations)
     return [get_run(c, Runtime()) for c in configs]
 
 
@@ -82,7 +85,7 @@ def accuracy_at_all_bits(profile: str, variants: dict, seeds: Sequence[int] = (0
     """Test accuracy at every bit-width (trained or not) for each variant and seed (short schedule)."""
     plan = [(label, seed, recalibrate, profile_config(profile, short=True, seed=seed, **changes))
             for seed in seeds for label, (changes, recalibrate) in variants.items()]
-    runs = run_all([config for *_, config in plan])
+    runs = run_all([config for *_, config in plan], [(bits, recalibrate) for _, _, recalibrate, _ in plan])
     frames = [r.evaluate(bits, recalibrate=recalibrate).assign(variant=label, seed=seed, run=r.path.name)
               for (label, seed, recalibrate, _), r in zip(plan, runs)]
     return pd.concat(frames, ignore_index=True)
@@ -290,6 +293,11 @@ def served_bits(evaluation: pd.DataFrame, gap: float = 1.5) -> tuple[int, ...]:
     return tuple(sorted(int(b) for b in served))
 
 
+def _is_multi_bit(label: str) -> bool:
+    """The methods of :func:`training_cost` whose one model serves every bit-width (EMQ, EMQ + coreset)."""
+    return label == labels.EMQ or labels.is_emq_coreset(label)
+
+
 def cost_methods(profile: str, variant: str, fraction: float, seed: int) -> dict[str, RunConfig]:
     return {labels.DEDICATED: profile_config(profile, method="dedicated", seed=seed),
             labels.JOINT: profile_config(profile, method="joint", seed=seed),
@@ -308,15 +316,16 @@ def training_cost(profile: str = "cpu", variant: str = EMQ_SAMPLER, seeds: Seque
                for label, config in cost_methods(profile, variant, fraction, seed).items()]
     configs += [(labels.emq_coreset(f), seeds[0], emq_coreset_config(profile, variant, f, seeds[0]))
                 for f in extra_fractions]
-    runs = run_all([config for _, _, config in configs])
+    runs = run_all([config for _, _, config in configs],
+                   [(SUPPORTED_BITS, False) if _is_multi_bit(label) else None for label, _, _ in configs])
     frame = pd.DataFrame([summarize(r, method=label, seed=seed, fraction=config.fraction)
                           for (label, seed, config), r in zip(configs, runs)])
     dedicated = frame[frame.method == labels.DEDICATED].set_index("seed")
     ratios = pd.DataFrame([speedups(dedicated.loc[row.seed], row) for _, row in frame.iterrows()], index=frame.index)
     frame[["speedup_wall", "speedup_passes"]] = ratios[["speedup_wall", "speedup_passes"]]
     served = {}
-    for method, group in frame[frame.method.eq(labels.EMQ) | frame.method.map(labels.is_emq_coreset)].groupby("method"):
-        evaluation = pd.concat([runs[i].evaluate() for i in group.index])
+    for method, group in frame[frame.method.map(_is_multi_bit)].groupby("method"):
+        evaluation = pd.concat([runs[i].evaluate(SUPPORTED_BITS) for i in group.index])
         served[method] = served_bits(evaluation)
     trained = profile_config(profile).bits
     untrained = sorted({b for bits in served.values() for b in bits} - set(trained))

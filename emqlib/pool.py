@@ -15,6 +15,7 @@ import atexit
 import multiprocessing
 import multiprocessing.pool
 import os
+import queue
 import signal
 from collections.abc import Sequence
 
@@ -73,9 +74,14 @@ def _start_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _train(config: RunConfig) -> str:
+def _train(config: RunConfig, evaluations: Sequence[tuple[tuple[int, ...], bool]] = ()) -> str:
+    """Train ``config`` (or find it in the cache), then measure each (bits, recalibrate) evaluation
+    the study will ask for, cached in the run folder (:meth:`emqlib.runs.Run.evaluate`)."""
     try:
-        return get_run(config, Runtime(progress=False)).path.name
+        run = get_run(config, Runtime(progress=False))
+        for bits, recalibrate in evaluations:
+            run.evaluate(bits, recalibrate=recalibrate)
+        return run.path.name
     except Exception as error:  # the parent sees the message only: name the run in it
         raise RuntimeError(f"training run {run_path(config).name} in a worker failed: "
                            f"{type(error).__name__}: {error}") from None
@@ -100,14 +106,34 @@ def shutdown() -> None:
         pool.join()
 
 
-def _train_in_pool(configs: list[RunConfig], count: int, label: str) -> None:
-    """Train ``configs`` in the pool, longest first; the first failure stops the rest and is raised."""
-    if not configs:
-        return
-    ordered = sorted(configs, key=estimated_cost, reverse=True)
-    bar = tqdm(total=len(ordered), desc=label, unit="run", disable=os.environ.get("EMQ_PROGRESS", "1") == "0")
+def _train_in_pool(configs: list[RunConfig], count: int, evaluations: dict[str, list]) -> None:
+    """Train ``configs`` and the missing reference runs they need, ``count`` at a time: references
+    first, then the longest runs first. A run waits for its own reference only; the runs that need
+    none (or whose reference is finished) train beside it, so no worker idles while one reference
+    trains. The first failure stops the rest and is raised."""
+    references = missing([reference_config(c) for c in configs if c.needs_reference])
+    unfinished = {run_path(r).name for r in references}
+    runs = [c for c in configs if run_path(c).name not in unfinished]  # a reference asked for itself trains once
+    pending = sorted(references, key=estimated_cost, reverse=True) + sorted(runs, key=estimated_cost, reverse=True)
+
+    def ready(config: RunConfig) -> bool:
+        return not (config.needs_reference and run_path(reference_config(config)).name in unfinished)
+
+    outcomes: queue.SimpleQueue = queue.SimpleQueue()
+    running = 0
+    bar = tqdm(total=len(pending), desc="runs", unit="run", disable=os.environ.get("EMQ_PROGRESS", "1") == "0")
     try:
-        for _ in _pool(count).imap_unordered(_train, ordered):
+        while pending or running:
+            for config in [c for c in pending if ready(c)][:count - running]:
+                pending.remove(config)
+                _pool(count).apply_async(_train, (config, evaluations.get(run_path(config).name, ())),
+                                         callback=outcomes.put, error_callback=outcomes.put)
+                running += 1
+            outcome = outcomes.get()
+            running -= 1
+            if isinstance(outcome, BaseException):
+                raise outcome
+            unfinished.discard(outcome)
             bar.update()
     except BaseException:
         shutdown()
@@ -116,19 +142,28 @@ def _train_in_pool(configs: list[RunConfig], count: int, label: str) -> None:
         bar.close()
 
 
-def train_missing(configs: Sequence[RunConfig], count: int | None = None) -> int:
+def train_missing(configs: Sequence[RunConfig], count: int | None = None,
+                  evaluations: Sequence[tuple[tuple[int, ...], bool] | None] | None = None) -> int:
     """Train every run of ``configs`` not yet in the cache, with ``count`` workers (default
-    :func:`workers`): the full-precision reference runs they need first, then the runs; returns
-    how many runs were trained (references not counted). With one worker, nothing happens here:
-    :func:`emqlib.runs.get_run` trains each run when it is asked for."""
+    :func:`workers`), the full-precision reference runs they need included; returns how many runs
+    were trained (references not counted). ``evaluations``, one per configuration (or None), is the
+    (bits, recalibrate) evaluation the study will ask for: the worker that trains the run measures it
+    too, beside the other worker's training instead of after the pool. With one worker nothing happens
+    here: :func:`emqlib.runs.get_run` trains each run when it is asked for."""
+    if evaluations is not None and len(evaluations) != len(configs):
+        raise ValueError(f"evaluations has {len(evaluations)} entries for {len(configs)} configurations; give one "
+                         "per configuration (None where the study evaluates nothing)")
     count = workers() if count is None else count
     if count <= 1:
         return 0
     todo = missing(configs)
     if not todo:
         return 0
-    _train_in_pool(missing([reference_config(c) for c in todo if c.needs_reference]), count, "reference runs")
-    _train_in_pool(todo, count, "runs")
+    wanted: dict[str, list] = {}
+    for config, evaluation in zip(configs, evaluations or [None] * len(configs)):
+        if evaluation is not None:
+            wanted.setdefault(run_path(config).name, []).append(evaluation)
+    _train_in_pool(todo, count, wanted)
     return len(todo)
 
 

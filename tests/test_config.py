@@ -156,7 +156,7 @@ PINNED_HASHES = {
     "d273b0313b1ea783": lambda: profile_config("cpu", short=True),
     "7bdbd785ea74f42d": lambda: profile_config("paper", method="joint", seed=2),
     "a05f893d90677322": _acs_config,
-    "964cf6ea1a07a9ea": lambda: reference_config(_acs_config()),
+    "f7f70f62450c4ad5": lambda: reference_config(_acs_config()),  # tested after its last epoch only
     "1af3b941e9883c85": lambda: profile_config("cpu", coreset="emq-sample", fraction=0.3, sample_tau=2.0,
                                                sample_uniform_share=0.2, free_scores=True, warmup_epochs=1),
     "a9fe78504347c122": lambda: profile_config("cpu", coreset="emq-ccs", fraction=0.3, ccs_hard_share=0.2,
@@ -366,7 +366,7 @@ def test_reference_config_is_a_dedicated_full_precision_run():
     reference = reference_config(config)
     assert reference.method == "dedicated" and reference.bits == (32,)
     assert reference.record_trajectory and reference.coreset == "none" and reference.fraction == 1.0
-    assert reference.epochs == 2
+    assert reference.epochs == 2 and reference.eval_every == 2  # tested once, after its last epoch
     for name in ("dataset", "train_per_class", "label_noise", "model", "width", "seed", "batch_size", "lr"):
         assert getattr(reference, name) == getattr(config, name)
     assert not reference.needs_reference

@@ -1,6 +1,9 @@
 """Training runs in worker processes (emqlib.pool): the same runs as training them here, one at a time."""
 from __future__ import annotations
 
+import time
+from multiprocessing.pool import ThreadPool
+
 import pandas as pd
 import pytest
 import torch
@@ -54,16 +57,47 @@ def test_two_workers_train_the_runs_this_process_would(runs_dir, tmp_path, monke
     configs = [profile_config("smoke", method="emq", seed=0),
                profile_config("smoke", method="dedicated", bits=(2,), coreset="acs", fraction=0.5,
                               init_from_reference=True, distillation="reference", seed=0)]
-    assert pool.train_missing(configs, count=2) == 2
+    assert pool.train_missing(configs, count=2, evaluations=[((1, 2, 32), False), None]) == 2
     assert all(is_done(run_path(c)) for c in [*configs, reference_config(configs[1])])
     in_pool = [pd.read_csv(run_path(c) / "metrics.csv") for c in configs]
+    assert len(list(run_path(configs[0]).glob("eval-*.csv"))) == 1  # measured by the worker that trained it
+    evaluated_in_pool = get_run(configs[0]).evaluate((1, 2, 32))
     assert torch.get_num_threads() == 1
     monkeypatch.setenv("EMQ_RUNS_DIR", str(tmp_path / "here"))
     here = [pd.read_csv(get_run(c).path / "metrics.csv") for c in configs]
     for a, b in zip(in_pool, here):
         columns = [c for c in a.columns if "seconds" not in c]
         pd.testing.assert_frame_equal(a[columns], b[columns])
+    pd.testing.assert_frame_equal(evaluated_in_pool, get_run(configs[0]).evaluate((1, 2, 32)))
     assert pool.train_missing(configs, count=2) == 0  # finished: nothing trained again
+
+
+def test_runs_that_need_no_reference_train_beside_the_reference(runs_dir, monkeypatch):
+    # threads stand in for worker processes and a sleep for training: only the order runs start and end in
+    # is checked. The EMQ run needs no reference: it starts while the reference trains; the ACS run waits for it.
+    from emqlib import experiments
+
+    acs, emq = experiments.acs_config("smoke", "acs", 0.5, seed=0), profile_config("smoke", method="emq", seed=0)
+    name = {run_path(c).name: label for c, label in [(acs, "acs"), (emq, "emq"), (reference_config(acs), "reference")]}
+    events, evaluated = [], {}
+
+    def train(config, evaluations=()):
+        label = name[run_path(config).name]
+        events.append(("start", label))
+        evaluated[label] = list(evaluations)
+        time.sleep(0.5 if label == "reference" else 0.05)
+        events.append(("end", label))
+        return run_path(config).name
+
+    with ThreadPool(2) as threads:
+        monkeypatch.setattr(pool, "_train", train)
+        monkeypatch.setattr(pool, "_pool", lambda count: threads)
+        assert pool.train_missing([acs, emq], count=2, evaluations=[None, ((2, 32), False)]) == 2
+    assert events.index(("start", "emq")) < events.index(("end", "reference"))
+    assert events.index(("end", "reference")) < events.index(("start", "acs"))
+    assert evaluated == {"reference": [], "emq": [((2, 32), False)], "acs": []}
+    with pytest.raises(ValueError, match="evaluations has 1 entries for 2 configurations"):
+        pool.train_missing([acs, emq], count=2, evaluations=[None])
 
 
 @pytest.mark.slow
