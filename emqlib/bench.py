@@ -13,13 +13,15 @@ as long as another process holds a core, and the stalls, not the code, set the m
 5. efficiency: achieved GFLOP/s of a training step over this machine's fp32 matmul rate;
 6. scaling: time per epoch as the data set and the number of bit-widths grow, with a linear fit;
 
-plus the speed options (torch.compile, channels-last, intra-op threads) on the training step.
+plus the speed options (torch.compile, channels-last, intra-op threads) on the training step, and
+the compile default end to end: whole epochs at one thread, eager and compiled, compilation included.
 Writes ``results/bench.csv`` (metric, value, unit, setting) and ``figures/bench.png``.
 """
 from __future__ import annotations
 
 import argparse
 import io
+import math
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -349,18 +351,21 @@ def random_dataset(work: Workload, n: int) -> ImageDataset:
     return ImageDataset(work.config.dataset, images, torch.randint(0, num_classes, (n,), generator=g), num_classes)
 
 
-def epoch_runner(work: Workload, dataset: ImageDataset, n: int, bits: Sequence[int]) -> Callable[[], None]:
+def epoch_runner(work: Workload, dataset: ImageDataset, n: int, bits: Sequence[int],
+                 compiled: bool = False) -> Callable[[], None]:
     """An epoch over the first ``n`` samples (shuffled batches, the library's data path) with the
-    joint step over ``bits``; one model and optimizer per runner."""
+    joint step over ``bits``; one model and optimizer per runner, the model torch.compiled (as
+    ``Runtime(compile=True)`` does) when ``compiled``."""
     model = work.model(work.emq(), bits[0])
     optimizer = work.optimizer(model)
+    forward = torch.compile(model) if compiled else model
     g = torch.Generator().manual_seed(2)
 
     def epoch() -> None:
         for x, y, _ in batches(dataset, torch.arange(n), work.config.batch_size, g):
             # the trainer's joint step (emqlib.distill), then backward and one optimizer step, as the trainer does
             optimizer.zero_grad(set_to_none=True)
-            joint_step(model, x.to(work.device), y.to(work.device), bits).total.backward()
+            joint_step(forward, x.to(work.device), y.to(work.device), bits).total.backward()
             optimizer.step()
     return epoch
 
@@ -553,6 +558,51 @@ def save_figure(fig: Figure, path: Path) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
+def break_even_epochs(first_compiled: float, eager: float, compiled: float) -> float:
+    """Epochs after which a compiled run has caught up with an eager one: the compile seconds (the
+    first compiled epoch less a compiled epoch) over the seconds each later epoch saves; inf when
+    compiled epochs are not faster."""
+    saved = eager - compiled
+    return (first_compiled - compiled) / saved if saved > 0 else math.inf
+
+
+def measure_compiled_epochs(work: Workload, settings: BenchSettings, threads: int = 1) -> list[dict]:
+    """The compile default, end to end: whole epochs of the joint step over every trained bit-width
+    with ``threads`` torch threads (one: a `make reproduce` worker's), eager and compiled, the first
+    compiled epoch (compilation included) and the epochs a run needs before compiling pays for itself."""
+    if not settings.try_compile:
+        return []
+    n, bits = settings.scaling_sizes[-1], work.config.bits
+    dataset = random_dataset(work, n)
+    eager, compiled = epoch_runner(work, dataset, n, bits), epoch_runner(work, dataset, n, bits, compiled=True)
+    where = (f"N={n}, k={len(bits)} bit-widths {','.join(map(str, bits))} (joint step); "
+             f"{work.describe(threads)}, whole epochs")
+    log(f"compiling and timing whole epochs, eager and compiled, {threads} thread(s)")
+    default_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        start = time.perf_counter()
+        compiled()  # every bit-width's forward and backward graphs, and the last, shorter batch's
+        first = time.perf_counter() - start
+    except Exception as error:  # a missing compiler or an unsupported op: report, do not fail the bench
+        log(f"torch.compile failed: {type(error).__name__}: {error}")
+        return [row("compile_works", 0, "bool", f"torch.compile of whole epochs failed ({type(error).__name__}); {where}")]
+    finally:
+        torch.set_num_threads(default_threads)
+    variants = [Variant("eager", eager, threads=threads), Variant("compiled", compiled, threads=threads)]
+    t = best(time_interleaved(variants, settings.scaling_reps, warmup=1, device=work.device))
+    where_best = f"{where}, best of {settings.scaling_reps} interleaved"
+    return [row("epoch_time", t["eager"], "s", f"eager; {where_best}"),
+            row("epoch_time", t["compiled"], "s", f"torch.compile; {where_best}"),
+            row("compiled_epoch_over_eager", t["compiled"] / t["eager"], "x",
+                f"whole epochs at {threads} thread(s), torch.compile over eager (< 1 is faster); {where_best}"),
+            row("first_compiled_epoch", first, "s", f"compilation included (from inductor's on-disk cache when this "
+                                                     f"machine compiled these graphs before); {where}"),
+            row("compile_break_even_epochs", break_even_epochs(first, t["eager"], t["compiled"]), "epochs",
+                f"epochs a process must train before compiling pays for itself (compile seconds over seconds saved "
+                f"per epoch; inf: never); {where}")]
+
+
 # ---------------------------------------------------------------- main
 
 def run_bench(profile: str, out_csv: Path, out_png: Path, runtime: Runtime = Runtime(progress=False)) -> pd.DataFrame:
@@ -563,7 +613,7 @@ def run_bench(profile: str, out_csv: Path, out_png: Path, runtime: Runtime = Run
     work = Workload(profile_config(profile, method="emq"), runtime.torch_device())
     step_rows, over_fp = measure_steps(work, settings)
     scaling_rows, curves = measure_scaling(work, settings)
-    option_rows = measure_speed_options(work, settings)
+    option_rows = measure_speed_options(work, settings) + measure_compiled_epochs(work, settings)
     cost_rows = method_rows(summaries, method_configs(profile)["emq+coreset"])
     cost_rows += disturbance_rows(summaries, curves["size_fit"][0], f"{curves['lowest']}-bit EMQ step, slope of "
                                                                     f"epoch time vs N, {work.describe()}")

@@ -74,7 +74,8 @@ def timing_section(profile: str) -> str:
 # speedup_wallclock_derived, which scales Dedicated to 9 models although the model serves 1 bit at
 # 16-22% accuracy, so it counts bit-widths nobody would deploy.
 BENCH_SUMMARY = ["quant_step_ratio", "bias_correction_ratio", "speedup_wallclock", "accuracy_gap", "selection_share",
-                 "efficiency", "scaling_r2", "speed_option_ratio"]
+                 "efficiency", "scaling_r2", "speed_option_ratio", "compiled_epoch_over_eager",
+                 "compile_break_even_epochs"]
 CACHED_RUN = re.compile(r"from run cache ([0-9a-f]{16})")
 
 

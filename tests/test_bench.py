@@ -1,6 +1,7 @@
 """The benchmark (`make bench`): the smoke version end to end, and its pure helpers against hand counts."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pandas as pd
@@ -120,6 +121,31 @@ def test_time_interleaved_times_every_variant_and_restores_threads():
     assert ("a", 1) in calls and ("b", threads) in calls and ("b", 1) not in calls
     assert torch.get_num_threads() == threads
     torch.set_num_threads(1)
+
+
+def test_compiling_pays_after_its_seconds_over_the_seconds_each_epoch_saves():
+    assert bench.break_even_epochs(first_compiled=40.0, eager=8.0, compiled=7.0) == pytest.approx(33.0)
+    assert bench.break_even_epochs(first_compiled=10.0, eager=4.0, compiled=2.0) == pytest.approx(4.0)
+    assert bench.break_even_epochs(first_compiled=10.0, eager=4.0, compiled=4.5) == math.inf  # never pays
+
+
+@pytest.mark.slow
+def test_whole_epochs_are_timed_eager_and_compiled_at_one_thread():
+    work = bench.Workload(bench.profile_config("smoke", method="emq", bits=(2, 32)), torch.device("cpu"))
+    settings = bench.BenchSettings(reps=1, warmup=0, scaling_sizes=(40,), scaling_bits_samples=0, scaling_reps=2,
+                                   try_compile=True)
+    table = pd.DataFrame(bench.measure_compiled_epochs(work, settings)).set_index("metric")
+    epochs = table.loc["epoch_time"]
+    assert list(epochs.setting.str.split(";").str[0]) == ["eager", "torch.compile"]
+    assert epochs.setting.str.contains("N=40, k=2 bit-widths 32,2 (joint step); resnet8 width 0.5, 1x16x16 input, "
+                                       "batch 32, 1 threads", regex=False).all()
+    first = table.loc["first_compiled_epoch", "value"]
+    assert first > epochs.value.iloc[1] > 0  # the first compiled epoch pays the compilation
+    ratio = table.loc["compiled_epoch_over_eager", "value"]
+    assert ratio == pytest.approx(epochs.value.iloc[1] / epochs.value.iloc[0])
+    assert table.loc["compile_break_even_epochs", "value"] == pytest.approx(
+        bench.break_even_epochs(first, *epochs.value))
+    assert bench.measure_compiled_epochs(work, dataclasses.replace(settings, try_compile=False)) == []
 
 
 @pytest.mark.slow
