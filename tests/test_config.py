@@ -140,8 +140,8 @@ def test_to_dict_from_dict_round_trip():
     assert set(values) == set(FIELD_PARTS) - set(ADDED_FIELDS)
 
 
-# configurations whose hashes name runs in the cache: an unintended change here would orphan every cached run
-# of that kind (the cpu profile's were last changed with its data size, 500 images per class)
+# configurations whose hashes name runs in the cache, with the hashes the flat RunConfig gave them before it
+# was split into parts: a change here would orphan every cached run of that kind
 def _acs_config():
     return profile_config("cpu", method="dedicated", bits=(2,), activation_bits=32, weight_quantizer="lsq",
                           init_from_reference=True, distillation="reference", label_loss_weight=0.0, coreset="acs",
@@ -151,17 +151,17 @@ def _acs_config():
 PINNED_HASHES = {
     "32b8cfed8626a836": lambda: RunConfig(),
     "ed56dda59f0094a3": lambda: profile_config("smoke"),
-    "7f48ffcafdbbc94c": lambda: profile_config("cpu"),
+    "7839d45977ec0358": lambda: profile_config("cpu"),
     "0b8670505f2cd0e4": lambda: profile_config("paper"),
-    "27c92576579da26d": lambda: profile_config("cpu", short=True),
+    "d273b0313b1ea783": lambda: profile_config("cpu", short=True),
     "7bdbd785ea74f42d": lambda: profile_config("paper", method="joint", seed=2),
-    "f033aa46ff71b591": _acs_config,
-    "d682165f84961a5f": lambda: reference_config(_acs_config()),  # tested after its last epoch only
-    "c49afa8be09ef6b8": lambda: profile_config("cpu", coreset="emq-sample", fraction=0.3, sample_tau=2.0,
+    "a05f893d90677322": _acs_config,
+    "f7f70f62450c4ad5": lambda: reference_config(_acs_config()),  # tested after its last epoch only
+    "1af3b941e9883c85": lambda: profile_config("cpu", coreset="emq-sample", fraction=0.3, sample_tau=2.0,
                                                sample_uniform_share=0.2, free_scores=True, warmup_epochs=1),
-    "ad11c7f273d9d1e2": lambda: profile_config("cpu", coreset="emq-ccs", fraction=0.3, ccs_hard_share=0.2,
+    "a9fe78504347c122": lambda: profile_config("cpu", coreset="emq-ccs", fraction=0.3, ccs_hard_share=0.2,
                                                ccs_strata=20),
-    "d72d0b04fafb2603": lambda: _acs_config().replace(model="resnet20", replay_from="0123456789abcdef"),
+    "42e3d865024f3326": lambda: _acs_config().replace(model="resnet20", replay_from="0123456789abcdef"),
 }
 
 
