@@ -351,12 +351,12 @@ def random_dataset(work: Workload, n: int) -> ImageDataset:
     return ImageDataset(work.config.dataset, images, torch.randint(0, num_classes, (n,), generator=g), num_classes)
 
 
-def epoch_runner(work: Workload, dataset: ImageDataset, n: int, bits: Sequence[int],
-                 compiled: bool = False) -> Callable[[], None]:
+def epoch_runner(work: Workload, dataset: ImageDataset, n: int, bits: Sequence[int], compiled: bool = False,
+                 memory_format: torch.memory_format = torch.contiguous_format) -> Callable[[], None]:
     """An epoch over the first ``n`` samples (shuffled batches, the library's data path) with the
     joint step over ``bits``; one model and optimizer per runner, the model torch.compiled (as
-    ``Runtime(compile=True)`` does) when ``compiled``."""
-    model = work.model(work.emq(), bits[0])
+    ``Runtime(compile=True)`` does) when ``compiled``, model and images in ``memory_format``."""
+    model = work.model(work.emq(), bits[0]).to(memory_format=memory_format)
     optimizer = work.optimizer(model)
     forward = torch.compile(model) if compiled else model
     g = torch.Generator().manual_seed(2)
@@ -365,7 +365,7 @@ def epoch_runner(work: Workload, dataset: ImageDataset, n: int, bits: Sequence[i
         for x, y, _ in batches(dataset, torch.arange(n), work.config.batch_size, g):
             # the trainer's joint step (emqlib.distill), then backward and one optimizer step, as the trainer does
             optimizer.zero_grad(set_to_none=True)
-            joint_step(forward, x.to(work.device), y.to(work.device), bits).total.backward()
+            joint_step(forward, x.to(work.device, memory_format=memory_format), y.to(work.device), bits).total.backward()
             optimizer.step()
     return epoch
 
@@ -574,10 +574,17 @@ def measure_compiled_epochs(work: Workload, settings: BenchSettings, threads: in
         return []
     n, bits = settings.scaling_sizes[-1], work.config.bits
     dataset = random_dataset(work, n)
-    eager, compiled = epoch_runner(work, dataset, n, bits), epoch_runner(work, dataset, n, bits, compiled=True)
+    layout = Runtime().memory_format  # the trainer's (channels-last by default), unlike the steps above
+    eager = epoch_runner(work, dataset, n, bits, memory_format=layout)
+    compiled = epoch_runner(work, dataset, n, bits, compiled=True, memory_format=layout)
     where = (f"N={n}, k={len(bits)} bit-widths {','.join(map(str, bits))} (joint step); "
-             f"{work.describe(threads)}, whole epochs")
+             f"{work.describe(threads)}, {'channels-last' if layout == torch.channels_last else 'contiguous'}, "
+             "whole epochs")
     log(f"compiling and timing whole epochs, eager and compiled, {threads} thread(s)")
+    # as a fresh worker process would: none of the step graphs compiled above (at other thread counts, which
+    # dynamo guards on) is reused, nor counts against dynamo's limit of graphs per function (8), past which
+    # it would run the rest of these epochs eagerly without a word
+    torch._dynamo.reset()
     default_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -600,7 +607,7 @@ def measure_compiled_epochs(work: Workload, settings: BenchSettings, threads: in
                                                      f"machine compiled these graphs before); {where}"),
             row("compile_break_even_epochs", break_even_epochs(first, t["eager"], t["compiled"]), "epochs",
                 f"epochs a process must train before compiling pays for itself (compile seconds over seconds saved "
-                f"per epoch; inf: never); {where}")]
+                f"per epoch, inf: never); {where}")]
 
 
 # ---------------------------------------------------------------- main

@@ -138,7 +138,7 @@ def test_whole_epochs_are_timed_eager_and_compiled_at_one_thread():
     epochs = table.loc["epoch_time"]
     assert list(epochs.setting.str.split(";").str[0]) == ["eager", "torch.compile"]
     assert epochs.setting.str.contains("N=40, k=2 bit-widths 32,2 (joint step); resnet8 width 0.5, 1x16x16 input, "
-                                       "batch 32, 1 threads", regex=False).all()
+                                       "batch 32, 1 threads, channels-last", regex=False).all()
     first = table.loc["first_compiled_epoch", "value"]
     assert first > epochs.value.iloc[1] > 0  # the first compiled epoch pays the compilation
     ratio = table.loc["compiled_epoch_over_eager", "value"]
