@@ -31,6 +31,12 @@ def executed_notebooks_dir() -> Path:
     return results_dir() / "notebooks"
 
 
+def reproduce_record(profile: str, cold: bool = False) -> Path:
+    """The timings of ``make reproduce`` for ``profile``: ``results/reproduce_<profile>.json``; with ``cold``,
+    those of the last complete run that started from an empty run cache (what a fresh machine pays)."""
+    return results_dir() / f"reproduce_{profile}{'_cold' if cold else ''}.json"
+
+
 def runs_dir() -> Path:
     """The run cache: ``$EMQ_RUNS_DIR`` or ``runs/``."""
     return _folder("EMQ_RUNS_DIR", ROOT / "runs")

@@ -52,8 +52,7 @@ def claims_section() -> str:
 def timing_section(profile: str) -> str:
     """The last `make reproduce` beside the last one from an empty run cache (``reproduce_<profile>_cold.json``,
     a copy of the record of a cold run), notebook by notebook."""
-    records = {"last run": paths.results_dir() / f"reproduce_{profile}.json",
-               "last cold run": paths.results_dir() / f"reproduce_{profile}_cold.json"}
+    records = {"last run": paths.reproduce_record(profile), "last cold run": paths.reproduce_record(profile, cold=True)}
     timings = {name: load_json(path) for name, path in records.items() if path.exists()}
     if not timings:
         return f"(no `make reproduce PROFILE={profile}` record yet)"

@@ -194,12 +194,6 @@ def execute(notebook: Path, output: Path, parameters: dict, progress_bar: bool =
     return time.perf_counter() - start
 
 
-def record_path(profile: str, cold: bool = False) -> Path:
-    """Where the timings of ``make reproduce`` for ``profile`` are recorded (with ``cold``: those of the
-    last complete run that started from an empty run cache, the one that says what a fresh machine pays)."""
-    return paths.results_dir() / f"reproduce_{profile}{'_cold' if cold else ''}.json"
-
-
 def _shown(path: Path) -> str:
     """``path`` relative to the repository when inside it (the record is committed), else absolute."""
     try:
@@ -317,7 +311,7 @@ def _new_record(profile: str, selected: list[Path], only) -> dict:
     ``finished_runs_at_start``: runs already in the cache (0: timed from an empty cache). With
     ``only``, the timings of the notebooks not run now are kept from the previous record."""
     seconds, status = {}, {}
-    path = record_path(profile)
+    path = paths.reproduce_record(profile)
     if only is not None and path.exists():
         with contextlib.suppress(Exception):  # an unreadable or older record is simply replaced
             old = load_json(path)
@@ -337,7 +331,7 @@ def _new_record(profile: str, selected: list[Path], only) -> dict:
 def _save_record(record: dict, all_notebooks: list[Path]) -> None:
     record["total_seconds"] = round(sum(record["notebooks"].values()), 1)
     record["complete"] = all(record["notebook_status"].get(p.name) == "ok" for p in all_notebooks)
-    save_json(record_path(record["profile"]), record)
+    save_json(paths.reproduce_record(record["profile"]), record)
 
 
 def update_report(profile: str) -> bool:
@@ -415,11 +409,11 @@ def reproduce(profile: str = "cpu", only: Sequence[str | int] | None = None, out
         record.update(status="ok", finished=_now(), wall_seconds=round(time.perf_counter() - start, 1))
         _save_record(record, all_notebooks)
         if record["finished_runs_at_start"] == 0 and only is None:
-            save_json(record_path(profile, cold=True), record)
+            save_json(paths.reproduce_record(profile, cold=True), record)
     if update_report(profile):
         echo("report updated (emqlib.report)", flush=True)
-    echo(f"done: {len(selected)} notebook(s) in {record['wall_seconds']:.0f} s; timings in {record_path(profile)}",
-         flush=True)
+    echo(f"done: {len(selected)} notebook(s) in {record['wall_seconds']:.0f} s; "
+         f"timings in {paths.reproduce_record(profile)}", flush=True)
     return record
 
 
