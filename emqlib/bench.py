@@ -585,18 +585,12 @@ def measure_compiled_epochs(work: Workload, settings: BenchSettings, threads: in
     # dynamo guards on) is reused, nor counts against dynamo's limit of graphs per function (8), past which
     # it would run the rest of these epochs eagerly without a word
     torch._dynamo.reset()
-    default_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        start = time.perf_counter()
-        compiled()  # every bit-width's forward and backward graphs, and the last, shorter batch's
-        first = time.perf_counter() - start
+    variants = [Variant("eager", eager, threads=threads), Variant("compiled", compiled, threads=threads)]
+    try:  # the first compiled epoch compiles every bit-width's forward and backward, and the last, shorter batch's
+        first = time_interleaved(variants[1:], reps=1, warmup=0, device=work.device)["compiled"][0]
     except Exception as error:  # a missing compiler or an unsupported op: report, do not fail the bench
         log(f"torch.compile failed: {type(error).__name__}: {error}")
         return [row("compile_works", 0, "bool", f"torch.compile of whole epochs failed ({type(error).__name__}); {where}")]
-    finally:
-        torch.set_num_threads(default_threads)
-    variants = [Variant("eager", eager, threads=threads), Variant("compiled", compiled, threads=threads)]
     t = best(time_interleaved(variants, settings.scaling_reps, warmup=1, device=work.device))
     where_best = f"{where}, best of {settings.scaling_reps} interleaved"
     return [row("epoch_time", t["eager"], "s", f"eager; {where_best}"),
