@@ -12,6 +12,11 @@ the GPU-hours of the 200-epoch recipe on 50,000 images:
 * EMQ + coreset at 80%: 0.8 x EMQ (training passes only: coreset scoring and selection are not
   timed here), next to the paper's 1.52 GPU-h for EMQ with its bit-wise coreset (CIFAR-10).
 
+Each (mode, precision) is timed in its own interleaved loop and the table is saved after each, in
+the order eager before compiled, so that a run cut short (compiling every bit-width's graphs takes
+minutes) keeps every setting it finished. A compiled variant's first step, its compilation
+included, is timed once before the warm-up (``first_step_seconds``).
+
 It refuses to run without a CUDA device unless ``--allow-cpu`` is given together with an
 explicit ``--out`` (for tests), so that ``results/bench_gpu.csv`` only ever holds GPU numbers.
 """
@@ -21,6 +26,7 @@ import argparse
 import contextlib
 import statistics
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -30,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import paths
-from .bench import Variant, Workload, log, row, time_interleaved
+from .bench import Variant, Workload, log, row, sync_device, time_interleaved
 from .distill import joint_step
 from .config import profile_config
 from .storage import save_csv
@@ -81,21 +87,46 @@ def _steps(work: Workload, mode: str, precision: str, x: torch.Tensor, y: torch.
     return steps
 
 
-def measure(work: Workload, modes: Sequence[str], precisions: Sequence[str], steps: int,
-            warmup: int) -> pd.DataFrame:
-    """Median step seconds of every variant, all (mode, precision) pairs interleaved in one loop."""
+def measure(work: Workload, mode: str, precision: str, steps: int, warmup: int) -> tuple[pd.DataFrame, list[dict]]:
+    """Median step seconds of one (mode, precision)'s variants, interleaved in one loop, and the rows
+    of the compiled variants' first step (compilation included)."""
     x, y = work.batch()
     x = x.contiguous(memory_format=torch.channels_last)
-    variants = []
-    for mode in modes:
-        for precision in precisions:
-            for name, step in _steps(work, mode, precision, x, y).items():
-                variants.append(Variant(f"{mode}|{precision}|{name}", step))
-    log(f"timing {len(variants)} variants x {steps} steps after {warmup} warm-up steps ({work.describe()})")
-    times = time_interleaved(variants, steps, warmup, work.device)
-    records = [dict(zip(("mode", "precision", "step"), name.split("|")), seconds=statistics.median(t))
-               for name, t in times.items()]
-    return pd.DataFrame(records)
+    variants = [Variant(name, step) for name, step in _steps(work, mode, precision, x, y).items()]
+    setting = f"{device_name(work.device)}; {mode}, {precision}; {work.describe()}"
+    first_rows = []
+    with _compiled_graphs_only() if mode == "compiled" else contextlib.nullcontext():
+        if mode == "compiled":
+            for seconds, v in zip(_first_step_seconds(variants, work.device), variants):
+                first_rows.append(row("first_step_seconds", seconds, "s",
+                                      f"{v.name} step, compilation included; {setting}"))
+                log(f"{mode} {precision} {v.name}: first step {seconds:.1f} s")
+        log(f"timing {len(variants)} variants x {steps} steps after {warmup} warm-up steps ({setting})")
+        times = time_interleaved(variants, steps, warmup, work.device)
+    medians = pd.DataFrame([dict(mode=mode, precision=precision, step=name, seconds=statistics.median(t))
+                            for name, t in times.items()])
+    return medians, first_rows
+
+
+@contextlib.contextmanager
+def _compiled_graphs_only():
+    """Every compiled step really compiled: dynamo keeps at most 8 graphs per function (the model's
+    forward, shared by all its instances) and past that runs the rest eagerly without a word, while one
+    (mode, precision) needs one graph per bit-width for each model; fail loudly instead."""
+    torch._dynamo.reset()  # the previous precision's graphs neither count nor are reused
+    with torch._dynamo.config.patch(recompile_limit=64, fail_on_recompile_limit_hit=True):
+        yield
+
+
+def _first_step_seconds(variants: Sequence[Variant], device: torch.device) -> list[float]:
+    seconds = []
+    for v in variants:
+        sync_device(device)
+        start = time.perf_counter()
+        v.step()
+        sync_device(device)
+        seconds.append(time.perf_counter() - start)
+    return seconds
 
 
 def projected_rows(medians: pd.DataFrame, work: Workload, device_name: str, steps: int) -> list[dict]:
@@ -128,10 +159,15 @@ def device_name(device: torch.device) -> str:
 def run(out: Path, steps: int, warmup: int, modes: Sequence[str], precisions: Sequence[str],
         device: torch.device, **overrides) -> pd.DataFrame:
     work = Workload(profile_config("paper", method="emq", **overrides), device)
-    medians = measure(work, modes, precisions, steps, warmup)
-    table = pd.DataFrame(projected_rows(medians, work, device_name(device), steps))
-    save_csv(table, out)
-    log(f"wrote {out}")
+    medians, first_rows = [], []
+    for mode in modes:
+        for precision in precisions:
+            m, first = measure(work, mode, precision, steps, warmup)
+            medians.append(m)
+            first_rows += first
+            table = pd.DataFrame(projected_rows(pd.concat(medians), work, device_name(device), steps) + first_rows)
+            save_csv(table, out)
+            log(f"wrote {out} ({mode}, {precision} done)")
     return table
 
 

@@ -51,3 +51,20 @@ def test_projected_hours_follow_from_the_measured_speeds(table: pd.DataFrame, pr
     assert hours["EMQ (joint + bias correction)"] == pytest.approx(per_image / speed["emq"], rel=1e-9)
     coreset = [v for k, v in hours.items() if k.startswith("EMQ + coreset at 80%")]
     assert coreset == [pytest.approx(0.8 * hours["EMQ (joint + bias correction)"], rel=1e-12)]
+
+
+def test_compiled_mode_times_the_first_step_and_saves_each_setting(monkeypatch, tmp_path) -> None:
+    # torch.compile as the identity: the compiled path's bookkeeping, not inductor (minutes on a CPU)
+    monkeypatch.setattr(torch, "compile", lambda model: model)
+    out = tmp_path / "bench_gpu.csv"
+    saved = []
+    real_save = bench_gpu.save_csv
+    monkeypatch.setattr(bench_gpu, "save_csv", lambda table, path: (saved.append(len(table)), real_save(table, path)))
+    argv = ["--out", str(out), "--steps", "1", "--warmup", "0", "--width", "0.125", "--batch-size", "2",
+            "--modes", "eager,compiled", "--precisions", "fp32", "--allow-cpu"]
+    assert bench_gpu.main(argv) == 0
+    table = pd.read_csv(out)
+    first = table[table.metric == "first_step_seconds"]
+    assert [s.split(" step,")[0] for s in first.setting] == ["32-bit", "8-bit", "4-bit", "2-bit", "1-bit", "joint", "emq"]
+    assert first.setting.str.contains("compiled, fp32").all() and (first.value > 0).all()
+    assert len(saved) == 2 and saved[0] < saved[1] == len(table)  # saved after eager, again after compiled
