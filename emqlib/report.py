@@ -131,6 +131,46 @@ def export_section(frame: pd.DataFrame) -> str:
             "per bit-width, best of interleaved repetitions:\n\n" + markdown_table(out))
 
 
+GPU_SETTING = re.compile(r"^(?P<step>[^;]+?)(?: step)?(?:, compilation included)?; (?P<device>[^;]+); (?P<mode>eager|compiled), (?P<precision>fp32|bf16)")
+GPU_METHOD = re.compile(r"^(?P<method>[^;]+?)(?: \(.*?\))?(?:; paper: [^;]+)?; (?:\d+ epochs[^;]*); (?P<device>[^;]+); (?P<mode>eager|compiled), (?P<precision>fp32|bf16)")
+
+
+def gpu_bench_section() -> str:
+    """`python -m emqlib.bench_gpu` on a GPU: images/s per step and the projected GPU-hours of the
+    paper recipe, one column per (mode, precision) that the run finished."""
+    path = paths.results_dir() / "bench_gpu.csv"
+    if not path.exists():
+        return "(not measured: `python -m emqlib.bench_gpu` on a machine with a CUDA GPU writes `results/bench_gpu.csv`)"
+    frame = pd.read_csv(path)
+    cells: dict[str, dict[str, str]] = {}
+    devices = set()
+    for r in frame.itertuples():
+        found = (GPU_METHOD if r.metric == "projected_gpu_hours" else GPU_SETTING).match(r.setting)
+        if found is None:  # the paper's own number
+            continue
+        devices.add(found["device"])
+        column = f"{found['mode']}, {found['precision']}"
+        if r.metric == "images_per_second":
+            cells.setdefault(f"{found['step']} step (images/s)", {})[column] = f"{r.value:,.0f}"
+        elif r.metric == "projected_gpu_hours":
+            cells.setdefault(f"{found['method']} (GPU-h, 200 epochs)", {})[column] = f"{r.value:.2f}"
+        elif r.metric == "first_step_seconds":
+            cells.setdefault(f"{found['step']}: first compiled step (s)", {})[column] = f"{r.value:.1f}"
+    columns = [f"{m}, {p}" for m in ("eager", "compiled") for p in ("fp32", "bf16")]
+    missing = [c for c in columns if not any(c in row for row in cells.values())]
+    table = pd.DataFrame([{"": name, **row} for name, row in cells.items()], columns=["", *columns]).fillna("")
+    table = table[["", *(c for c in columns if c not in missing)]]
+    paper = frame.loc[frame.metric == "paper_gpu_hours", "value"]
+    return (f"Measured on {', '.join(sorted(devices))} (`python -m emqlib.bench_gpu`: the paper profile's ResNet-20 x5, "
+            "CIFAR-shaped random batches of 128, median of interleaved steps; `results/bench_gpu.csv`). The GPU-hours "
+            "project training steps only (no data loading, evaluation or coreset selection), against the paper's "
+            f"{paper.iloc[0] if len(paper) else '?'} GPU-h for EMQ with its bit-wise coreset."
+            + (f" Not measured: {'; '.join(missing)} (the run ended before it)." if missing else "")
+            + " A joint step's first compiled step reuses the graphs of the single-bit steps before it (the same "
+            "forward at the same bit-widths); with bias correction the graphs are new."
+            + f"\n\n{markdown_table(table)}")
+
+
 def replace_block(text: str, name: str, body: str) -> str:
     pattern = re.compile(rf"(<!-- begin:{name} -->\n).*?(<!-- end:{name} -->)", re.S)
     if not pattern.search(text):
@@ -157,5 +197,6 @@ def update(profile: str = "cpu") -> None:
     text = replace_block(text, "claims", claims_section())
     text = replace_block(text, "timing", timing_section(profile))
     text = replace_block(text, "bench", bench_section())
+    text = replace_block(text, "gpu_bench", gpu_bench_section())
     text = replace_block(text, "study_costs", study_costs_section())
     atomic_write_text(README, text)

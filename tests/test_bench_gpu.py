@@ -68,3 +68,17 @@ def test_compiled_mode_times_the_first_step_and_saves_each_setting(monkeypatch, 
     assert [s.split(" step,")[0] for s in first.setting] == ["32-bit", "8-bit", "4-bit", "2-bit", "1-bit", "joint", "emq"]
     assert first.setting.str.contains("compiled, fp32").all() and (first.value > 0).all()
     assert len(saved) == 2 and saved[0] < saved[1] == len(table)  # saved after eager, again after compiled
+
+
+def test_readme_block_shows_each_measured_setting_and_names_the_missing(table, monkeypatch, tmp_path) -> None:
+    from emqlib import report
+    monkeypatch.setenv("EMQ_RESULTS_DIR", str(tmp_path))
+    assert "not measured" in report.gpu_bench_section()
+    table.to_csv(tmp_path / "bench_gpu.csv", index=False)
+    block = report.gpu_bench_section()
+    header = next(line for line in block.splitlines() if line.startswith("|  |"))
+    assert header == "|  | eager, fp32 | eager, bf16 |"
+    assert "Not measured: compiled, fp32; compiled, bf16" in block
+    emq = next(line for line in block.splitlines() if line.startswith("| EMQ (GPU-h"))
+    hours = table[(table.metric == "projected_gpu_hours") & table.setting.str.startswith("EMQ (")]
+    assert emq == "| EMQ (GPU-h, 200 epochs) | " + " | ".join(f"{v:.2f}" for v in hours.value) + " |"
