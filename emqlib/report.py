@@ -61,7 +61,12 @@ def timing_section(profile: str) -> str:
         cache = ("from an empty run cache" if timing.get("finished_runs_at_start") == 0 else
                  f"reusing {timing.get('finished_runs_at_start')} runs already in the cache")
         workers = f", {timing['workers']} worker processes" if timing.get("workers") else ""
-        lines.append(f"{name}: `make reproduce PROFILE={profile}` took **{timing['total_seconds'] / 60:.1f} minutes** "
+        if timing.get("notebooks_at_once", 1) > 1:
+            workers += f", {timing['notebooks_at_once']} notebooks at once (their seconds below overlap)"
+        # one invocation of every notebook: its wall-clock; with --only, the sum over the notebooks' last runs
+        whole = timing.get("wall_seconds") and "--only" not in timing.get("command", "")
+        seconds = timing["wall_seconds"] if whole else timing["total_seconds"]
+        lines.append(f"{name}: `make reproduce PROFILE={profile}` took **{seconds / 60:.1f} minutes** "
                      f"on this machine ({timing.get('machine', 'unknown machine')}{workers}), {cache}, "
                      f"finished {timing.get('finished')}.")
     rows = pd.DataFrame({f"seconds ({name})": {k: f"{v:.0f}" for k, v in t["notebooks"].items()}
@@ -158,7 +163,7 @@ def gpu_bench_section() -> str:
             cells.setdefault(f"{found['step']}: first compiled step (s)", {})[column] = f"{r.value:.1f}"
     columns = [f"{m}, {p}" for m in ("eager", "compiled") for p in ("fp32", "bf16")]
     missing = [c for c in columns if not any(c in row for row in cells.values())]
-    table = pd.DataFrame([{"": name, **row} for name, row in cells.items()], columns=["", *columns]).fillna("")
+    table = pd.DataFrame([{"": name, **row} for name, row in cells.items()], columns=["", *columns], dtype=object).fillna("")
     table = table[["", *(c for c in columns if c not in missing)]]
     paper = frame.loc[frame.metric == "paper_gpu_hours", "value"]
     return (f"Measured on {', '.join(sorted(devices))} (`python -m emqlib.bench_gpu`: the paper profile's ResNet-20 x5, "

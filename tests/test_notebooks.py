@@ -221,3 +221,42 @@ def test_a_failing_notebook_is_reported_with_its_error_and_recorded(tmp_path, mo
     assert record["notebook_status"] == {"00_fails.ipynb": "failed"}
     executed = nbformat.read(tmp_path / "results" / "notebooks" / "00_fails.ipynb", as_version=4)
     assert any(o.get("output_type") == "error" for c in executed.cells if c.cell_type == "code" for o in c.outputs)
+
+
+def test_each_notebook_waits_for_the_notebooks_whose_results_it_loads_and_the_claims_for_all():
+    needs = rep.notebook_needs(SOURCES, SOURCES[-1])
+    by_name = {p.name: {q.name for q in n} for p, n in needs.items()}
+    assert by_name["05_pruning_tdds.ipynb"] == {"04_training_cost.ipynb"}  # loads coreset_design.csv
+    assert by_name["09_claims.ipynb"] == {p.name for p in SOURCES[:-1]}
+    assert all(not by_name[p.name] for p in SOURCES if p.name[:2] not in ("05", "09"))
+
+
+def _timed_notebook(folder, name: str, code: str) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "emqlib", "display_name": "Python (emqlib)", "language": "python"}
+    parameters = nbformat.v4.new_code_cell('profile = "cpu"  # smoke | cpu | paper')
+    parameters.metadata["tags"] = ["parameters"]
+    stamp = f"import pathlib, time\nstamps = pathlib.Path({str(folder)!r})\n(stamps / '{name}.start').write_text(repr(time.time()))"
+    done = f"(stamps / '{name}.end').write_text(repr(time.time()))"
+    nb.cells = [parameters, nbformat.v4.new_code_cell(stamp), nbformat.v4.new_code_cell(code),
+                nbformat.v4.new_code_cell(done)]
+    nbformat.write(nb, folder / f"{name}.ipynb")
+
+
+def test_notebooks_run_two_at_a_time_in_the_order_their_results_allow(tmp_path, monkeypatch):
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    _timed_notebook(folder, "00_writes", 'time.sleep(4)  # save_result(frame, "a.csv")')
+    _timed_notebook(folder, "01_alone", "time.sleep(1)")
+    _timed_notebook(folder, "02_reads", '0  # load_result("a.csv")')
+    _timed_notebook(folder, "03_summary", "0")
+    monkeypatch.setattr(paths, "NOTEBOOKS", folder)
+    monkeypatch.setenv("EMQ_RESULTS_DIR", str(tmp_path / "results"))
+    record = rep.reproduce("smoke", echo=lambda *a, **k: None, notebooks_at_once=2)
+    t = {p.name: float(p.read_text()) for p in folder.glob("*.st*")} | {p.name: float(p.read_text()) for p in folder.glob("*.end")}
+    assert t["01_alone.start"] < t["00_writes.end"]  # side by side
+    assert t["02_reads.start"] > t["00_writes.end"]  # waits for the result it loads
+    assert t["02_reads.start"] < t["00_writes.end"] + 30
+    assert t["03_summary.start"] > max(t["00_writes.end"], t["01_alone.end"], t["02_reads.end"])  # the last: after all
+    assert record["notebooks_at_once"] == 2 and record["complete"] and set(record["notebook_status"].values()) == {"ok"}
+    assert record["wall_seconds"] < record["total_seconds"]  # overlapping notebooks
