@@ -61,12 +61,7 @@ def timing_section(profile: str) -> str:
         cache = ("from an empty run cache" if timing.get("finished_runs_at_start") == 0 else
                  f"reusing {timing.get('finished_runs_at_start')} runs already in the cache")
         workers = f", {timing['workers']} worker processes" if timing.get("workers") else ""
-        if timing.get("notebooks_at_once", 1) > 1:
-            workers += f", {timing['notebooks_at_once']} notebooks at once (their seconds below overlap)"
-        # one invocation of every notebook: its wall-clock; with --only, the sum over the notebooks' last runs
-        whole = timing.get("wall_seconds") and "--only" not in timing.get("command", "")
-        seconds = timing["wall_seconds"] if whole else timing["total_seconds"]
-        lines.append(f"{name}: `make reproduce PROFILE={profile}` took **{seconds / 60:.1f} minutes** "
+        lines.append(f"{name}: `make reproduce PROFILE={profile}` took **{timing['total_seconds'] / 60:.1f} minutes** "
                      f"on this machine ({timing.get('machine', 'unknown machine')}{workers}), {cache}, "
                      f"finished {timing.get('finished')}.")
     rows = pd.DataFrame({f"seconds ({name})": {k: f"{v:.0f}" for k, v in t["notebooks"].items()}

@@ -4,10 +4,7 @@
 
 Each source notebook ``notebooks/NN_name.ipynb`` is executed with papermill (``profile``
 injected after its ``parameters`` cell) into ``results/notebooks/NN_name.ipynb``; the source
-notebooks are never written. On the cpu profile two notebooks run side by side, each in a
-process of its own with its own training workers, sharing the CPU cores through slots
-(:func:`emqlib.runs.cpu_slot`): a notebook starts, in numeric order, once the notebooks whose
-results it loads have finished, and the last one (the claims table) after all the others. The trained runs live in the run cache, so a run interrupted and
+notebooks are never written. The trained runs live in the run cache, so a run interrupted and
 started again redoes no finished training. The wall-clock time of each notebook and the total
 are recorded in ``results/reproduce_<profile>.json`` (README quotes it), and what produced the
 results in ``results/provenance.json`` (commit, profile, seeds, times, CPU and instruction set,
@@ -44,11 +41,6 @@ KERNEL_ENVIRONMENT = {"EMQ_PROGRESS": "0"}  # per-epoch progress bars are noise 
 # processes that train a notebook's runs at once (emqlib.pool): on 2 CPU cores, two one-thread workers
 # train 1.3x the epochs per second of one two-thread process; one GPU trains one run at a time
 DEFAULT_WORKERS = {"cpu": 2}
-# notebooks executed at once: a second notebook's runs fill the cores while the first one's last runs finish,
-# while it analyses, and while a kernel starts; both train through the same CPU slots, one per worker
-DEFAULT_NOTEBOOKS_AT_ONCE = {"cpu": 2}
-SAVES = re.compile(r'save_result\([^\n]*?"([\w.-]+\.csv)"')
-LOADS = re.compile(r'load_result\(\s*"([\w.-]+\.csv)"')
 START_TIMEOUT = 180  # seconds for a kernel to start (slow on a loaded 2-core machine)
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool, "list": list, "dict": dict, "tuple": tuple}
 _CHOICES = re.compile(r"^\s*[\w.-]+(\s*\|\s*[\w.-]+)+\s*$")  # an inline comment such as "smoke | cpu | paper"
@@ -200,93 +192,6 @@ def execute(notebook: Path, output: Path, parameters: dict, progress_bar: bool =
                                progress_bar=progress_bar, cwd=str(notebook.parent), start_timeout=START_TIMEOUT,
                                extra_arguments=KERNEL_ARGUMENTS)
     return time.perf_counter() - start
-
-
-def _execute_in_child(notebook: Path, output: Path, parameters: dict, progress_bar: bool) -> tuple[float, str | None]:
-    """:func:`execute` in a process of its own: the seconds and, if the notebook failed, the cause."""
-    start = time.perf_counter()
-    try:
-        execute(notebook, output, parameters, progress_bar)
-    except Exception as error:
-        cause = f"{getattr(error, 'ename', type(error).__name__)}: {getattr(error, 'evalue', error)}"
-        return time.perf_counter() - start, cause.strip().splitlines()[0]
-    return time.perf_counter() - start, None
-
-
-def _code(notebook: Path) -> str:
-    import nbformat
-
-    return "\n".join(c.source for c in nbformat.read(notebook, as_version=4).cells if c.cell_type == "code")
-
-
-def notebook_needs(selected: Sequence[Path], last: Path | None = None) -> dict[Path, set[Path]]:
-    """The notebooks among ``selected`` that each one waits for: those that save a result it loads
-    (``save_result(..., "x.csv")`` / ``load_result("x.csv")`` in its code), and, for ``last`` (the
-    claims table, which reads every result), all the others."""
-    sources = {p: _code(p) for p in selected}
-    producers = {name: p for p, source in sources.items() for name in SAVES.findall(source)}
-    needs = {p: {producers[name] for name in LOADS.findall(source) if producers.get(name, p) != p}
-             for p, source in sources.items()}
-    if last in needs:
-        needs[last] = set(selected) - {last}
-    return needs
-
-
-def _execute_all(selected: Sequence[Path], parameters: dict, output_dir: Path, at_once: int, progress_bar: bool,
-                 record: dict, all_notebooks: list[Path], echo: Callable[..., None], start: float) -> None:
-    """Execute ``selected``, ``at_once`` notebooks at a time in processes of their own, each when the
-    notebooks it needs have finished; records each one's seconds and status as it ends. After a
-    failure no notebook starts; the ones running finish, then NotebookFailedError is raised."""
-    import concurrent.futures as futures
-    import multiprocessing
-
-    needs = notebook_needs(selected, all_notebooks[-1])
-    pending, running, finished = list(selected), {}, set()
-    failure = None
-    digits = len(str(len(selected)))
-    width = max(len(p.name) for p in selected)
-
-    ended: list[Path] = []
-
-    def end(notebook: Path, seconds: float, status: str) -> None:
-        ended.append(notebook)
-        echo(f"[{len(ended):>{digits}}/{len(selected)}] {notebook.name:<{width}} "
-             f"{seconds:7.1f} s" + ("" if status == "ok" else f"  {status.upper()}"), flush=True)
-        record["notebooks"][notebook.name] = round(seconds, 1)
-        record["notebook_status"][notebook.name] = status
-        if status != "ok":
-            record.update(status=status, finished=_now(), wall_seconds=round(time.perf_counter() - start, 1))
-        _save_record(record, all_notebooks)
-
-    pool = futures.ProcessPoolExecutor(at_once, mp_context=multiprocessing.get_context("spawn"))
-    try:
-        while pending or running:
-            startable = [p for p in pending if needs[p] <= finished] if failure is None else []
-            for notebook in startable[:at_once - len(running)]:
-                pending.remove(notebook)
-                future = pool.submit(_execute_in_child, notebook, output_dir / notebook.name, parameters[notebook],
-                                     progress_bar)
-                running[future] = (notebook, time.perf_counter())
-            if not running:
-                break
-            done, _ = futures.wait(running, return_when=futures.FIRST_COMPLETED)
-            for future in done:
-                notebook, _ = running.pop(future)
-                seconds, cause = future.result()
-                end(notebook, seconds, "ok" if cause is None else "failed")
-                if cause is None:
-                    finished.add(notebook)
-                elif failure is None:
-                    failure = NotebookFailedError(f"{notebook.name} failed with {cause}; the traceback is in "
-                                                  f"{output_dir / notebook.name}")
-    except KeyboardInterrupt:  # the children had it too: papermill stops their kernels
-        for notebook, t0 in running.values():
-            end(notebook, time.perf_counter() - t0, "interrupted")
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-    if failure is not None:
-        raise failure
 
 
 def _shown(path: Path) -> str:
@@ -444,13 +349,11 @@ def default_workers(profile: str) -> int:
 
 
 def reproduce(profile: str = "cpu", only: Sequence[str | int] | None = None, output_dir: str | os.PathLike | None = None,
-              progress_bar: bool = False, echo: Callable[..., None] = print, workers: int | None = None,
-              notebooks_at_once: int | None = None) -> dict:
+              progress_bar: bool = False, echo: Callable[..., None] = print, workers: int | None = None) -> dict:
     """Execute the notebooks (all, or ``only`` those) for ``profile``; returns the timing record.
 
     Each notebook trains its missing runs with ``workers`` processes (default
-    :func:`default_workers`); ``notebooks_at_once`` notebooks run side by side (default
-    :data:`DEFAULT_NOTEBOOKS_AT_ONCE` per profile, else 1), their runs sharing ``workers`` CPU slots. Checks the kernel and every notebook's parameters before running
+    :func:`default_workers`). Checks the kernel and every notebook's parameters before running
     anything; prints one line per notebook; raises NotebookFailedError naming the executed copy
     when a notebook fails.
     """
@@ -459,9 +362,6 @@ def reproduce(profile: str = "cpu", only: Sequence[str | int] | None = None, out
     workers = default_workers(profile) if workers is None else workers
     if workers < 1:
         raise ValueError(f"--workers {workers}: give a number of worker processes >= 1")
-    notebooks_at_once = DEFAULT_NOTEBOOKS_AT_ONCE.get(profile, 1) if notebooks_at_once is None else notebooks_at_once
-    if notebooks_at_once < 1:
-        raise ValueError(f"--notebooks-at-once {notebooks_at_once}: give a number of notebooks >= 1")
     check_kernel(KERNEL)
     all_notebooks = notebooks()
     selected = notebooks(only)
@@ -474,20 +374,38 @@ def reproduce(profile: str = "cpu", only: Sequence[str | int] | None = None, out
     output_dir.mkdir(parents=True, exist_ok=True)
 
     record = _new_record(profile, selected, only)
-    record.update(executed_notebooks=_shown(output_dir), workers=workers, notebooks_at_once=notebooks_at_once)
+    record.update(executed_notebooks=_shown(output_dir), workers=workers)
     _save_record(record, all_notebooks)
     seeds = seed_parameters(selected)
     save_provenance(record, seeds)
     start = time.perf_counter()
+    width = max(len(p.name) for p in selected)
     from .pool import WORKERS_VARIABLE
-    from .runs import CPU_SLOTS_VARIABLE
 
-    environment = {**KERNEL_ENVIRONMENT, WORKERS_VARIABLE: str(workers)}
-    if notebooks_at_once > 1:
-        environment[CPU_SLOTS_VARIABLE] = str(workers)
-    with _environment(environment), _provenance_at_exit(record, seeds):
-        _execute_all(selected, parameters, output_dir, notebooks_at_once, progress_bar, record, all_notebooks, echo,
-                     start)
+    with _environment({**KERNEL_ENVIRONMENT, WORKERS_VARIABLE: str(workers)}), _provenance_at_exit(record, seeds):
+        for i, notebook in enumerate(selected, 1):
+            output = output_dir / notebook.name
+            echo(f"[{i:>{len(str(len(selected)))}}/{len(selected)}] {notebook.name:<{width}} ", end="", flush=True)
+            t0 = time.perf_counter()
+            status = "failed"
+            try:
+                execute(notebook, output, parameters[notebook], progress_bar)
+                status = "ok"
+            except KeyboardInterrupt:
+                status = "interrupted"
+                raise
+            except Exception as error:
+                cause = f"{getattr(error, 'ename', type(error).__name__)}: {getattr(error, 'evalue', error)}"
+                raise NotebookFailedError(f"{notebook.name} failed with {cause.strip().splitlines()[0]}; "
+                                          f"the traceback is in {output}") from error
+            finally:
+                seconds = time.perf_counter() - t0
+                echo(f"{seconds:7.1f} s" + ("" if status == "ok" else f"  {status.upper()}"), flush=True)
+                record["notebooks"][notebook.name] = round(seconds, 1)
+                record["notebook_status"][notebook.name] = status
+                if status != "ok":
+                    record.update(status=status, finished=_now(), wall_seconds=round(time.perf_counter() - start, 1))
+                _save_record(record, all_notebooks)
         record.update(status="ok", finished=_now(), wall_seconds=round(time.perf_counter() - start, 1))
         _save_record(record, all_notebooks)
         if record["finished_runs_at_start"] == 0 and only is None:
@@ -509,17 +427,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--cell-progress", action="store_true", help="show papermill's per-cell progress bar")
     p.add_argument("--workers", type=int, default=None,
                    help=f"processes that train runs at once (default: {DEFAULT_WORKERS} per profile, else 1)")
-    p.add_argument("--notebooks-at-once", type=int, default=None,
-                   help=f"notebooks executed side by side, sharing the workers' CPU slots (default: "
-                        f"{DEFAULT_NOTEBOOKS_AT_ONCE} per profile, else 1)")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        reproduce(args.profile, args.only, args.output_dir, progress_bar=args.cell_progress, workers=args.workers,
-                  notebooks_at_once=args.notebooks_at_once)
+        reproduce(args.profile, args.only, args.output_dir, progress_bar=args.cell_progress, workers=args.workers)
     except (ValueError, OSError, KernelMissingError, NotebookFailedError) as error:
         from .__main__ import error_line
 

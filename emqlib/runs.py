@@ -16,11 +16,8 @@ checkpoint. Locks live in ``<runs folder>/.locks/``, never next to a ``--out`` f
 from __future__ import annotations
 
 import hashlib
-import contextlib
 import json
-import os
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -35,7 +32,7 @@ from .config import SCHEMA_VERSION, RunConfig, config_hash, reference_config
 from .coreset.sampling import Reference, unpack_selections
 from .data import require_dataset
 from .inference import accuracy_at_bits
-from .storage import (CorruptFileError, any_file_lock, file_lock, file_sha256, load_json, load_torch, save_csv, save_json,
+from .storage import (CorruptFileError, file_lock, file_sha256, load_json, load_torch, save_csv, save_json,
                       save_torch, sha256)
 from .build import Runtime, learner_bits, load_run_data
 from .checkpoint import snapshot_path
@@ -123,11 +120,10 @@ class Run:
             return cached
         train, test = load_run_data(self.config)
         rows = []
-        with cpu_slot():
-            for b in bits:
-                for row in accuracy_at_bits(self.model(b), test, [b], self.config.activation_bits,
-                                            recalibrate_on=train if recalibrate else None):
-                    rows.append({**row, "trained": b in self.config.bits, "recalibrated": recalibrate})
+        for b in bits:
+            for row in accuracy_at_bits(self.model(b), test, [b], self.config.activation_bits,
+                                        recalibrate_on=train if recalibrate else None):
+                rows.append({**row, "trained": b in self.config.bits, "recalibrated": recalibrate})
         frame = pd.DataFrame(rows)
         save_csv(frame, self.path / f"eval-{key}.csv")
         return frame
@@ -282,33 +278,6 @@ def lock_path(path: Path, root: Path | None = None) -> Path:
     return (root or paths.runs_dir()) / ".locks" / f"{key}.lock"
 
 
-CPU_SLOTS_VARIABLE = "EMQ_CPU_SLOTS"
-_slots_held = 0  # slots this process holds: asking again inside its slot does not wait for itself
-
-
-@contextlib.contextmanager
-def cpu_slot() -> Iterator[None]:
-    """While ``$EMQ_CPU_SLOTS`` is set to N, at most N trainings and evaluations compute at once on
-    this machine, whichever process asks (a run's lock is taken first, the slot only to compute).
-    ``make reproduce`` sets it when two notebooks run side by side, each with its own workers: the
-    cores are never oversubscribed, and every run is timed beside as many others as before."""
-    global _slots_held
-    text = os.environ.get(CPU_SLOTS_VARIABLE)
-    if not text or _slots_held:  # no limit, or this process holds a slot already
-        yield
-        return
-    if not text.isdigit() or int(text) < 1:
-        raise ValueError(f"{CPU_SLOTS_VARIABLE}={text!r} is not a number of CPU slots; set it to a whole number >= 1 "
-                         "or unset it")
-    folder = paths.runs_dir() / ".locks"
-    with any_file_lock([folder / f"cpu-slot-{i}.lock" for i in range(int(text))]):
-        _slots_held += 1
-        try:
-            yield
-        finally:
-            _slots_held -= 1
-
-
 def get_run(config: RunConfig, runtime: Runtime = Runtime(), root: Path | None = None,
             path: Path | None = None) -> Run:
     """The finished run of ``config``: from the cache, or trained (resumed) now.
@@ -332,9 +301,7 @@ def get_run(config: RunConfig, runtime: Runtime = Runtime(), root: Path | None =
                       else "training it from its first epoch")
             print(f"note: {path} is not a verified finished run ({reason}); {resume}", file=sys.stderr)
             (path / "done.json").unlink()
-        reference = reference_of(config, runtime, root)  # trained (in a slot of its own) before this run takes one
-        with cpu_slot():
-            train_run(config, path, runtime, reference)
+        train_run(config, path, runtime, reference_of(config, runtime, root))
     return Run(path, config)
 
 
@@ -370,4 +337,4 @@ def _finish(trainer: Trainer, path: Path) -> None:
 
 
 __all__ = ["Run", "get_run", "train_run", "load_run", "run_path", "is_done", "unfinished_reason", "IncompatibleRunError",
-           "CorruptFileError", "reference_of", "replayed_selections", "cpu_slot", "CPU_SLOTS_VARIABLE"]
+           "CorruptFileError", "reference_of", "replayed_selections"]

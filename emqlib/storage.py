@@ -12,8 +12,7 @@ import io
 import json
 import os
 import tempfile
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -116,29 +115,3 @@ def file_lock(path: str | os.PathLike) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-@contextlib.contextmanager
-def any_file_lock(paths: Sequence[str | os.PathLike], poll_seconds: float = 0.2) -> Iterator[Path]:
-    """Exclusive inter-process lock on one of ``paths``, whichever is free first (a counting
-    semaphore across processes: N paths let N holders in at once); yields the one it holds."""
-    handles = []
-    try:
-        for path in map(Path, paths):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            handles.append((path, open(path, "a")))
-        while True:
-            for path, handle in handles:
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    continue
-                try:
-                    yield path
-                finally:
-                    fcntl.flock(handle, fcntl.LOCK_UN)
-                return
-            time.sleep(poll_seconds)
-    finally:
-        for _, handle in handles:
-            handle.close()

@@ -127,34 +127,3 @@ def test_study_costs_count_each_run_and_its_reference_once_for_the_first_csv(run
     minutes = lambda *runs: sum(r.cost()["wall_seconds"] for r in runs) / 60  # noqa: E731
     assert costs.train_minutes["shared_bn.csv"] == pytest.approx(minutes(emq))
     assert costs.train_minutes["training_cost.csv"] == pytest.approx(minutes(acs, reference))
-
-
-def test_cpu_slots_limit_computing_processes_and_a_holder_never_waits_for_itself(tmp_path, monkeypatch) -> None:
-    import fcntl
-
-    from emqlib import runs
-
-    def free(path) -> bool:  # what another process finds: can it take the slot now?
-        with open(path, "a") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return False
-            fcntl.flock(handle, fcntl.LOCK_UN)
-            return True
-
-    monkeypatch.setenv("EMQ_RUNS_DIR", str(tmp_path))
-    monkeypatch.setenv(runs.CPU_SLOTS_VARIABLE, "1")
-    slot = tmp_path / ".locks" / "cpu-slot-0.lock"
-    with runs.cpu_slot():
-        with runs.cpu_slot():  # an evaluation inside a training: no deadlock on its own slot
-            assert not free(slot)
-        assert not free(slot)
-    assert free(slot)
-    monkeypatch.delenv(runs.CPU_SLOTS_VARIABLE)
-    with runs.cpu_slot():  # unset: no limit, nothing taken
-        pass
-    monkeypatch.setenv(runs.CPU_SLOTS_VARIABLE, "two")
-    with pytest.raises(ValueError, match="EMQ_CPU_SLOTS='two' is not a number of CPU slots"):
-        with runs.cpu_slot():
-            pass

@@ -208,23 +208,3 @@ def test_storage_writes_go_through_atomic_write(tmp_path, monkeypatch):
     save_csv(pd.DataFrame({"x": [1]}), tmp_path / "b.csv")
     save_torch({"x": 1}, tmp_path / "c.pt")
     assert [p.name for p in calls] == ["a.json", "b.csv", "c.pt"]
-
-
-def test_any_file_lock_lets_n_holders_in_and_the_next_waits(tmp_path) -> None:
-    import threading
-
-    from emqlib.storage import any_file_lock
-
-    slots = [tmp_path / "slot-0", tmp_path / "slot-1"]
-    entered = threading.Event()
-    with any_file_lock(slots) as first, any_file_lock(slots) as second:
-        assert {first, second} == set(slots)
-
-        def third() -> None:
-            with any_file_lock(slots, poll_seconds=0.01):
-                entered.set()
-        waiter = threading.Thread(target=third)
-        waiter.start()
-        assert not entered.wait(0.3)  # both slots held: the third waits
-    waiter.join(5)
-    assert entered.is_set()  # and gets one once they are free
