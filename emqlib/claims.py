@@ -377,7 +377,9 @@ CLAIMS: list[Claim] = [
           "EMQ Results, CIFAR-10", "92.97% vs 93.46% without coreset (-0.49)", "04_training_cost",
           _cost_difference("coreset", "EMQ"), "coreset - full-data EMQ average accuracy", "above", -1.0),
     Claim("E2", "training time with bit-wise coreset", "EMQ Results, CIFAR-10", "1.52 GPU-h",
-          reason="needs a GPU (GPU-hours on CIFAR-10 at the paper profile)"),
+          reason="needs a GPU for the 200-epoch CIFAR-10 run (GPU-hours at the paper profile); the training step's "
+                 "throughput on one GPU, and the hours it projects for the training passes alone, are in "
+                 "results/bench_gpu.csv (python -m emqlib.bench_gpu)"),
     Claim("E3", "speed-up of EMQ + bit-wise coreset over Dedicated", "EMQ abstract/Results, CIFAR-10", "7.88x",
           "04_training_cost", _served_speedup(0.2), "wall-clock speed-up over Dedicated on every served bit-width",
           "above", round(0.9 * 7.88, 2), unit="x"),
