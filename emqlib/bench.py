@@ -118,7 +118,7 @@ class Variant:
     threads: int | None = None  # None: the thread count the benchmark started with
 
 
-def sync_device(device: torch.device) -> None:
+def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -142,10 +142,10 @@ def time_interleaved(variants: Sequence[Variant], reps: int, warmup: int,
             shift = r % len(variants)
             for v in variants[shift:] + variants[:shift]:
                 torch.set_num_threads(v.threads or default_threads)
-                sync_device(device)
+                _sync(device)
                 start = time.perf_counter()
                 v.step()
-                sync_device(device)
+                _sync(device)
                 times[v.name].append(time.perf_counter() - start)
     finally:
         torch.set_num_threads(default_threads)

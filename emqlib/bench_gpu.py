@@ -26,7 +26,6 @@ import argparse
 import contextlib
 import statistics
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -36,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import paths
-from .bench import Variant, Workload, log, row, sync_device, time_interleaved
+from .bench import Variant, Workload, log, row, time_interleaved
 from .distill import joint_step
 from .config import profile_config
 from .storage import save_csv
@@ -97,10 +96,11 @@ def measure(work: Workload, mode: str, precision: str, steps: int, warmup: int) 
     first_rows = []
     with _compiled_graphs_only() if mode == "compiled" else contextlib.nullcontext():
         if mode == "compiled":
-            for seconds, v in zip(_first_step_seconds(variants, work.device), variants):
+            # one step each, in order, no warm-up: the compilation is in it
+            for name, (seconds,) in time_interleaved(variants, reps=1, warmup=0, device=work.device).items():
                 first_rows.append(row("first_step_seconds", seconds, "s",
-                                      f"{v.name} step, compilation included; {setting}"))
-                log(f"{mode} {precision} {v.name}: first step {seconds:.1f} s")
+                                      f"{name} step, compilation included; {setting}"))
+                log(f"{mode} {precision} {name}: first step {seconds:.1f} s")
         log(f"timing {len(variants)} variants x {steps} steps after {warmup} warm-up steps ({setting})")
         times = time_interleaved(variants, steps, warmup, work.device)
     medians = pd.DataFrame([dict(mode=mode, precision=precision, step=name, seconds=statistics.median(t))
@@ -116,17 +116,6 @@ def _compiled_graphs_only():
     torch._dynamo.reset()  # the previous precision's graphs neither count nor are reused
     with torch._dynamo.config.patch(recompile_limit=64, fail_on_recompile_limit_hit=True):
         yield
-
-
-def _first_step_seconds(variants: Sequence[Variant], device: torch.device) -> list[float]:
-    seconds = []
-    for v in variants:
-        sync_device(device)
-        start = time.perf_counter()
-        v.step()
-        sync_device(device)
-        seconds.append(time.perf_counter() - start)
-    return seconds
 
 
 def projected_rows(medians: pd.DataFrame, work: Workload, device_name: str, steps: int) -> list[dict]:
