@@ -547,15 +547,20 @@ def transfer_changes(profile: str, data_share: float = 1.0) -> dict:
 
 
 def acs_transfer_study(profile: str = "cpu", fraction: float = 0.1, models: dict = TRANSFER_MODELS,
-                       seeds: Sequence[int] = (0,), data_share: float = 1.0, short: bool = True) -> pd.DataFrame:
+                       seeds: Sequence[int] = (0,), data_share: float = 1.0, short: bool = True,
+                       alongside: Sequence[RunConfig] = ()) -> pd.DataFrame:
     """Coresets across architectures (ACS Tab. 10; claim A11): each model trained on its own ACS
     subsets, on the other model's (its recorded subsets replayed epoch by epoch, ``replay_from``),
     and on random subsets. ``models``: architecture -> its changes to the profile; ``data_share``:
-    see :func:`transfer_changes`; ``coreset`` names whose subsets a row trained on."""
+    see :func:`transfer_changes`; ``coreset`` names whose subsets a row trained on. ``alongside``:
+    a notebook's other runs, trained together with the own-subset runs (MobileNetV2's reference and
+    own run train one after the other, about 80 s on the cpu profile, while the second worker would
+    have nothing to do)."""
     changes = transfer_changes(profile, data_share)
     own = {(seed, m): _model_config(profile, "acs", fraction, seed, m, models, short, **changes)
            for seed in seeds for m in models}
-    own_runs = dict(zip(own, run_all(list(own.values()))))  # before the runs that replay their subsets
+    # before the runs that replay their subsets
+    own_runs = dict(zip(own, run_all([*own.values(), *alongside])))
     plan = []
     for seed in seeds:
         for m in models:
@@ -591,11 +596,21 @@ def acs_overlap_study(profile: str = "cpu", fraction: float = 0.1, models: dict 
     return pd.concat(frames, ignore_index=True)
 
 
+VIT_METHODS = ("acs", "random")
+
+
+def acs_vit_configs(profile: str = "cpu", fraction: float = 0.1, seeds: Sequence[int] = (0,),
+                    width: float = 0.25, short: bool = True) -> list[RunConfig]:
+    """The runs of :func:`acs_vit_study` (to train them beside another study's, ``alongside``)."""
+    return [acs_config(profile, method, fraction, seed, short, model="vit", width=width)
+            for seed in seeds for method in VIT_METHODS]
+
+
 def acs_vit_study(profile: str = "cpu", fraction: float = 0.1, seeds: Sequence[int] = (0,),
                   width: float = 0.25, short: bool = True) -> pd.DataFrame:
     """ACS vs random on a small ViT (timm, random init, patch 4, depth 6, embed dim 192 x ``width``) at
     W2/A32 (claim A13); at width 0.25 a step costs about 3x ResNet-8's on CPU."""
-    return acs_fraction_study(profile, (fraction,), ("acs", "random"), seeds, short=short, full_data=False,
+    return acs_fraction_study(profile, (fraction,), VIT_METHODS, seeds, short=short, full_data=False,
                               model="vit", width=width).assign(model="vit", width=width)
 
 

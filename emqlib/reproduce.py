@@ -1,4 +1,5 @@
-"""``make reproduce``: execute every notebook, in numeric order, for one profile.
+"""``make reproduce``: execute every notebook for one profile, in numeric order except the quickstart
+(:data:`RUN_AFTER`).
 
     python -m emqlib.reproduce --profile {smoke,cpu,paper} [--only NN ...] [--output-dir DIR]
 
@@ -36,6 +37,10 @@ from .storage import load_json, save_json
 
 KERNEL = "emqlib"  # registered in .venv by `make setup`
 NOTEBOOK_NAME = re.compile(r"^(\d{2})_[\w-]+\.ipynb$")  # NN_name.ipynb: run in numeric order
+# The quickstart trains one run, the EMQ run the cost study shares. Executed first it trains that run
+# alone: one worker process, one of the two cores idle for two minutes of a cold `make reproduce`.
+# Executed after the cost study, whose workers train the run beside others, it finds it in the cache.
+RUN_AFTER = {"00_quickstart.ipynb": "04_training_cost.ipynb"}
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]  # no kernel log lines (e.g. the TCP warning) in the terminal
 KERNEL_ENVIRONMENT = {"EMQ_PROGRESS": "0"}  # per-epoch progress bars are noise in executed notebooks
 # processes that train a notebook's runs at once (emqlib.pool): on 2 CPU cores, two one-thread workers
@@ -74,6 +79,18 @@ def notebooks(only: Sequence[str | int] | None = None, folder: Path | None = Non
             raise ValueError(f"no notebook {text!r} in {folder}; choose from {[p.name for p in found]}")
         chosen.extend(m for m in matches if m not in chosen)
     return sorted(chosen)
+
+
+def execution_order(selected: Sequence[Path]) -> list[Path]:
+    """``selected`` in numeric order, except that a notebook of :data:`RUN_AFTER` runs right after
+    the one it names when that one is selected too."""
+    order = sorted(selected)
+    for late, anchor in RUN_AFTER.items():
+        names = [p.name for p in order]
+        if late in names and anchor in names:
+            moved = order.pop(names.index(late))
+            order.insert([p.name for p in order].index(anchor) + 1, moved)
+    return order
 
 
 # ---------------------------------------------------------------- checks before running anything
@@ -383,7 +400,7 @@ def reproduce(profile: str = "cpu", only: Sequence[str | int] | None = None, out
     from .pool import WORKERS_VARIABLE
 
     with _environment({**KERNEL_ENVIRONMENT, WORKERS_VARIABLE: str(workers)}), _provenance_at_exit(record, seeds):
-        for i, notebook in enumerate(selected, 1):
+        for i, notebook in enumerate(execution_order(selected), 1):
             output = output_dir / notebook.name
             echo(f"[{i:>{len(str(len(selected)))}}/{len(selected)}] {notebook.name:<{width}} ", end="", flush=True)
             t0 = time.perf_counter()

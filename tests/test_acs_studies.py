@@ -17,7 +17,7 @@ from emqlib.coreset import split_part
 from emqlib.coreset.sampling import CoresetSampler, pack_subset, unpack_selections
 from emqlib.data import synthetic_dataset
 from emqlib.results import save_result
-from emqlib.runs import replayed_selections
+from emqlib.runs import is_done, replayed_selections, run_path
 
 TRAIN = synthetic_dataset(train=True)
 
@@ -127,7 +127,9 @@ def folders(tmp_path, monkeypatch):
 
 
 def test_transfer_trains_on_exactly_the_source_runs_subsets(folders):
-    frame = experiments.acs_transfer_study("smoke", data_share=0.5)
+    other = experiments.acs_config("smoke", "random", 0.25, seed=1)  # another study's run, trained alongside
+    frame = experiments.acs_transfer_study("smoke", data_share=0.5, alongside=[other])
+    assert is_done(run_path(other)) and run_path(other).name not in set(frame.run)
     assert sorted(frame.coreset.unique()) == ["ACS of mobilenetv2", "ACS of resnet8", "own ACS", "random"]
     models = experiments.TRANSFER_MODELS
     changes = experiments.transfer_changes("smoke", 0.5)
@@ -185,6 +187,8 @@ def test_split_and_vit_studies(folders):
     vit = experiments.acs_vit_study("smoke")
     assert sorted(vit.method) == ["acs", "random"] and (vit.model == "vit").all()
     assert vit.avg_accuracy.between(0, 100).all()
+    # acs_vit_configs names the very runs the study trains (notebook 06 trains them beside the transfer study's)
+    assert sorted(vit.run) == sorted(run_path(c).name for c in experiments.acs_vit_configs("smoke"))
 
 
 # ---------------------------------------------------------------- the claims

@@ -90,3 +90,28 @@ def test_command_line_bad_input_is_one_line_and_writes_nothing(tmp_path, monkeyp
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("*"))
+
+
+def test_the_quickstart_runs_after_the_cost_study_that_trains_its_run(monkeypatch) -> None:
+    from emqlib import experiments
+    from emqlib.config import profile_config
+    from emqlib.reproduce import execution_order, notebooks
+    from emqlib.runs import run_path
+
+    names = [p.name for p in execution_order(notebooks())]
+    assert names.index("00_quickstart.ipynb") == names.index("04_training_cost.ipynb") + 1
+    assert [p.name for p in execution_order(notebooks(["00", "02"]))] == ["00_quickstart.ipynb", "02_shared_bn.ipynb"]
+    assert [p.name for p in execution_order(notebooks(["04", "00", "09"]))] == [
+        "04_training_cost.ipynb", "00_quickstart.ipynb", "09_claims.ipynb"]
+
+    # the premise: the quickstart's run (seed 0 EMQ) is among the first runs notebook 04 trains
+    planned = []
+
+    def record(plan):
+        planned.extend(config for _, config in plan)
+        raise StopIteration
+
+    monkeypatch.setattr(experiments, "summarize_plan", record)
+    with pytest.raises(StopIteration):
+        experiments.regime_check("cpu", seeds=(0,))
+    assert run_path(profile_config("cpu", method="emq", seed=0)) in {run_path(c) for c in planned}
