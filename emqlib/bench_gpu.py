@@ -15,7 +15,9 @@ the GPU-hours of the 200-epoch recipe on 50,000 images:
 Each (mode, precision) is timed in its own interleaved loop and the table is saved after each, in
 the order eager before compiled, so that a run cut short (compiling every bit-width's graphs takes
 minutes) keeps every setting it finished. A compiled variant's first step, its compilation
-included, is timed once before the warm-up (``first_step_seconds``).
+included, is timed once before the warm-up (``first_step_seconds``). The rows of settings a run
+does not measure are kept from the file it writes, so that runs too short for every setting add
+up to one table; each row names the torch version and commit it was measured with.
 
 It refuses to run without a CUDA device unless ``--allow-cpu`` is given together with an
 explicit ``--out`` (for tests), so that ``results/bench_gpu.csv`` only ever holds GPU numbers.
@@ -38,6 +40,7 @@ from . import paths
 from .bench import Variant, Workload, log, row, time_interleaved
 from .distill import joint_step
 from .config import profile_config
+from .reproduce import git_commit
 from .storage import save_csv
 
 PAPER_GPU_HOURS = 1.52  # EMQ with bit-wise coreset, CIFAR-10, ResNet-20 x5 (the paper's Results)
@@ -145,18 +148,33 @@ def device_name(device: torch.device) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
 
 
+def kept_rows(out: Path, settings: Sequence[tuple[str, str]]) -> pd.DataFrame:
+    """The rows of ``out`` (when it exists) of every (mode, precision) not in ``settings``, without the
+    paper's number (written anew)."""
+    if not out.exists():
+        return pd.DataFrame(columns=["metric", "value", "unit", "setting"])
+    table = pd.read_csv(out)
+    measured_now = table.setting.str.contains("|".join(f"; {m}, {p};" for m, p in settings))
+    return table[~measured_now & (table.metric != "paper_gpu_hours")]
+
+
 def run(out: Path, steps: int, warmup: int, modes: Sequence[str], precisions: Sequence[str],
-        device: torch.device, **overrides) -> pd.DataFrame:
+        device: torch.device, commit: str | None = None, **overrides) -> pd.DataFrame:
     work = Workload(profile_config("paper", method="emq", **overrides), device)
+    kept = kept_rows(out, [(m, p) for m in modes for p in precisions])
+    source = f"torch {torch.__version__}" + (f", commit {commit[:7]}" if commit else "")
     medians, first_rows = [], []
     for mode in modes:
         for precision in precisions:
             m, first = measure(work, mode, precision, steps, warmup)
             medians.append(m)
             first_rows += first
-            table = pd.DataFrame(projected_rows(pd.concat(medians), work, device_name(device), steps) + first_rows)
+            new = pd.DataFrame(projected_rows(pd.concat(medians), work, device_name(device), steps) + first_rows)
+            new["setting"] = [s if metric == "paper_gpu_hours" else f"{s}; {source}"
+                              for metric, s in zip(new.metric, new.setting)]
+            table = pd.concat([kept, new], ignore_index=True)
             save_csv(table, out)
-            log(f"wrote {out} ({mode}, {precision} done)")
+            log(f"wrote {out} ({mode}, {precision} done; {len(kept)} rows of other settings kept)")
     return table
 
 
@@ -178,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--allow-cpu", action="store_true", help="run on the CPU (needs --out; for tests)")
     parser.add_argument("--width", type=float, help="model width instead of the paper's 5 (for tests)")
     parser.add_argument("--batch-size", type=int, help="batch instead of the paper's 128 (for tests)")
+    parser.add_argument("--commit", help="the commit this code is, named in each row (default: git's HEAD here; "
+                                         "give it where the code was copied without its git folder)")
     args = parser.parse_args(argv)
     modes, precisions = _choices(args.modes, MODES, "modes"), _choices(args.precisions, PRECISIONS, "precisions")
     if args.steps < 1 or args.warmup < 0:
@@ -191,8 +211,9 @@ def main(argv: list[str] | None = None) -> int:
               "(on a CPU, pass --allow-cpu with --out PATH to try the script)", file=sys.stderr)
         return 2
     overrides = {k: v for k, v in (("width", args.width), ("batch_size", args.batch_size)) if v is not None}
+    commit = args.commit or git_commit()["commit"]
     table = run(args.out or paths.results_dir() / "bench_gpu.csv", args.steps, args.warmup, modes, precisions,
-                device, **overrides)
+                device, commit, **overrides)
     with pd.option_context("display.max_rows", None, "display.max_colwidth", 90, "display.width", 220):
         print(table.to_string(index=False))
     return 0

@@ -132,6 +132,7 @@ def export_section(frame: pd.DataFrame) -> str:
 
 
 GPU_SETTING = re.compile(r"^(?P<step>[^;]+?)(?: step)?(?:, compilation included)?; (?P<device>[^;]+); (?P<mode>eager|compiled), (?P<precision>fp32|bf16)")
+GPU_SOURCE = re.compile(r"; (torch [^;]+)$")  # the torch version and commit a row names (rows of older runs: none)
 GPU_METHOD = re.compile(r"^(?P<method>[^;]+?)(?: \(.*?\))?(?:; paper: [^;]+)?; (?:\d+ epochs[^;]*); (?P<device>[^;]+); (?P<mode>eager|compiled), (?P<precision>fp32|bf16)")
 
 
@@ -143,6 +144,7 @@ def gpu_bench_section() -> str:
         return "(not measured: `python -m emqlib.bench_gpu` on a machine with a CUDA GPU writes `results/bench_gpu.csv`)"
     frame = pd.read_csv(path)
     cells: dict[str, dict[str, str]] = {}
+    sources: dict[str, str] = {}
     devices = set()
     for r in frame.itertuples():
         found = (GPU_METHOD if r.metric == "projected_gpu_hours" else GPU_SETTING).match(r.setting)
@@ -150,6 +152,8 @@ def gpu_bench_section() -> str:
             continue
         devices.add(found["device"])
         column = f"{found['mode']}, {found['precision']}"
+        source = GPU_SOURCE.search(r.setting)
+        sources.setdefault(column, source[1] if source else "not recorded")
         if r.metric == "images_per_second":
             cells.setdefault(f"{found['step']} step (images/s)", {})[column] = f"{r.value:,.0f}"
         elif r.metric == "projected_gpu_hours":
@@ -166,6 +170,7 @@ def gpu_bench_section() -> str:
             "project training steps only (no data loading, evaluation or coreset selection), against the paper's "
             f"{paper.iloc[0] if len(paper) else '?'} GPU-h for EMQ with its bit-wise coreset."
             + (f" Not measured: {'; '.join(missing)} (the run ended before it)." if missing else "")
+            + f" Measured with: {'; '.join(f'{c}: {sources[c]}' for c in columns if c in sources)}."
             + " A joint step's first compiled step reuses the graphs of the single-bit steps before it (the same "
             "forward at the same bit-widths); with bias correction the graphs are new."
             + f"\n\n{markdown_table(table)}")

@@ -245,7 +245,7 @@ def provenance_path() -> Path:
     return paths.results_dir() / "provenance.json"
 
 
-def _git_commit() -> dict:
+def git_commit() -> dict:
     """The commit the results were made from, and whether tracked files differed from it (None: no git)."""
     def git(*args) -> str | None:
         try:
@@ -302,7 +302,7 @@ def seed_parameters(selected: Sequence[Path]) -> dict:
 
 def provenance(record: dict, seeds: dict) -> dict:
     """What produced the results: commit, profile, seeds, start and end time, CPU, math library, threads."""
-    return {"profile": record["profile"], **_git_commit(), "seeds": seeds, "started": record["started"],
+    return {"profile": record["profile"], **git_commit(), "seeds": seeds, "started": record["started"],
             "finished": record["finished"], "status": record["status"], "command": record["command"],
             "python": platform.python_version(), "platform": platform.platform(terse=True), "cpu": _cpu(),
             "math_library": _math_library(), **_workers(record.get("workers"))}
@@ -342,7 +342,7 @@ def _new_record(profile: str, selected: list[Path], only) -> dict:
             "complete": False, "finished_runs_at_start": _finished_runs(),
             "command": f"python -m emqlib.reproduce --profile {profile}" + (f" --only {' '.join(map(str, only))}"
                                                                             if only is not None else ""),
-            "executed_notebooks": None, "machine": _machine(), "commit": _git_commit()["commit"]}
+            "executed_notebooks": None, "machine": _machine(), "commit": git_commit()["commit"]}
 
 
 def _save_record(record: dict, all_notebooks: list[Path]) -> None:

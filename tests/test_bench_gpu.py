@@ -82,3 +82,29 @@ def test_readme_block_shows_each_measured_setting_and_names_the_missing(table, m
     emq = next(line for line in block.splitlines() if line.startswith("| EMQ (GPU-h"))
     hours = table[(table.metric == "projected_gpu_hours") & table.setting.str.startswith("EMQ (")]
     assert emq == "| EMQ (GPU-h, 200 epochs) | " + " | ".join(f"{v:.2f}" for v in hours.value) + " |"
+
+
+def test_a_run_replaces_its_settings_rows_and_keeps_the_others(table, tmp_path) -> None:
+    out = tmp_path / "bench_gpu.csv"
+    table.to_csv(out, index=False)  # eager fp32 and eager bf16, as an earlier lease left them
+    argv = ["--out", str(out), "--steps", "1", "--warmup", "0", "--width", "0.125", "--batch-size", "2",
+            "--modes", "eager", "--precisions", "bf16", "--commit", "0123456789abcdef", "--allow-cpu"]
+    assert bench_gpu.main(argv) == 0
+    merged = pd.read_csv(out)
+    fp32 = merged[merged.setting.str.contains("eager, fp32;", regex=False)]
+    old_fp32 = table[table.setting.str.contains("eager, fp32;", regex=False)]
+    pd.testing.assert_frame_equal(fp32.reset_index(drop=True), old_fp32.reset_index(drop=True))
+    bf16 = merged[merged.setting.str.contains("eager, bf16;", regex=False)]
+    assert len(bf16) == len(table[table.setting.str.contains("eager, bf16;", regex=False)])  # replaced, not added
+    assert bf16.setting.str.endswith(f"; torch {torch.__version__}, commit 0123456").all()
+    assert merged.metric.tolist().count("paper_gpu_hours") == 1
+
+
+def test_readme_block_names_each_settings_torch_and_commit(table, monkeypatch, tmp_path) -> None:
+    from emqlib import report
+    monkeypatch.setenv("EMQ_RESULTS_DIR", str(tmp_path))
+    bare = [s.rsplit("; torch", 1)[0] for s in table.setting]  # rows as older runs wrote them: no source
+    renamed = table.assign(setting=[b + "; torch 9.9, commit abcdef0" if "eager, bf16;" in b else b for b in bare])
+    renamed.to_csv(tmp_path / "bench_gpu.csv", index=False)
+    block = report.gpu_bench_section()
+    assert "Measured with: eager, fp32: not recorded; eager, bf16: torch 9.9, commit abcdef0." in block
