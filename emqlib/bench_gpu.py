@@ -40,7 +40,6 @@ from . import paths
 from .bench import Variant, Workload, log, row, time_interleaved
 from .distill import joint_step
 from .config import profile_config
-from .reproduce import git_commit
 from .storage import save_csv
 
 PAPER_GPU_HOURS = 1.52  # EMQ with bit-wise coreset, CIFAR-10, ResNet-20 x5 (the paper's Results)
@@ -211,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
               "(on a CPU, pass --allow-cpu with --out PATH to try the script)", file=sys.stderr)
         return 2
     overrides = {k: v for k, v in (("width", args.width), ("batch_size", args.batch_size)) if v is not None}
-    commit = args.commit or git_commit()["commit"]
+    commit = args.commit or paths.git_commit()["commit"]
     table = run(args.out or paths.results_dir() / "bench_gpu.csv", args.steps, args.warmup, modes, precisions,
                 device, commit, **overrides)
     with pd.option_context("display.max_rows", None, "display.max_colwidth", 90, "display.width", 220):

@@ -5,6 +5,7 @@ Each folder can be moved with an environment variable (tests write into temporar
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,3 +51,16 @@ def data_dir() -> Path:
 def downloads_allowed() -> bool:
     """Downloads happen only when the user asks for them with ``EMQ_DOWNLOAD=1``."""
     return os.environ.get("EMQ_DOWNLOAD", "0") == "1"
+
+
+def git_commit() -> dict:
+    """The commit the results were made from, and whether tracked files differed from it (None: no git)."""
+    def git(*args) -> str | None:
+        try:
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True,
+                                  timeout=30).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return None
+    commit = git("rev-parse", "HEAD")
+    changes = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    return {"commit": commit, "uncommitted_changes": None if changes is None else bool(changes)}

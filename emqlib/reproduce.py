@@ -25,7 +25,6 @@ import numbers
 import os
 import platform
 import re
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -245,19 +244,6 @@ def provenance_path() -> Path:
     return paths.results_dir() / "provenance.json"
 
 
-def git_commit() -> dict:
-    """The commit the results were made from, and whether tracked files differed from it (None: no git)."""
-    def git(*args) -> str | None:
-        try:
-            return subprocess.run(["git", *args], cwd=paths.ROOT, capture_output=True, text=True, check=True,
-                                  timeout=30).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return None
-    commit = git("rev-parse", "HEAD")
-    changes = git("status", "--porcelain", "--untracked-files=no") if commit else None
-    return {"commit": commit, "uncommitted_changes": None if changes is None else bool(changes)}
-
-
 def _cpu() -> dict:
     """CPU model and the instruction sets of :data:`ISA_FLAGS` it has (from /proc/cpuinfo where there is one)."""
     model, flags = platform.processor() or platform.machine(), set()
@@ -302,7 +288,7 @@ def seed_parameters(selected: Sequence[Path]) -> dict:
 
 def provenance(record: dict, seeds: dict) -> dict:
     """What produced the results: commit, profile, seeds, start and end time, CPU, math library, threads."""
-    return {"profile": record["profile"], **git_commit(), "seeds": seeds, "started": record["started"],
+    return {"profile": record["profile"], **paths.git_commit(), "seeds": seeds, "started": record["started"],
             "finished": record["finished"], "status": record["status"], "command": record["command"],
             "python": platform.python_version(), "platform": platform.platform(terse=True), "cpu": _cpu(),
             "math_library": _math_library(), **_workers(record.get("workers"))}
@@ -342,7 +328,7 @@ def _new_record(profile: str, selected: list[Path], only) -> dict:
             "complete": False, "finished_runs_at_start": _finished_runs(),
             "command": f"python -m emqlib.reproduce --profile {profile}" + (f" --only {' '.join(map(str, only))}"
                                                                             if only is not None else ""),
-            "executed_notebooks": None, "machine": _machine(), "commit": git_commit()["commit"]}
+            "executed_notebooks": None, "machine": _machine(), "commit": paths.git_commit()["commit"]}
 
 
 def _save_record(record: dict, all_notebooks: list[Path]) -> None:

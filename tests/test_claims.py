@@ -27,7 +27,8 @@ def write_results(seeds=(0, 1, 2), lead: float = 5.0, jitter: float = 0.1) -> No
         for method, acc in accuracy.items():
             speed = (10.0 if lead > 0 else 2.0) + jitter * seed if method == CORESET else 1.0
             cost.append(dict(method=method, seed=seed, avg_accuracy=acc, speedup_wall=speed / 2,
-                             speedup_wall_served=speed, served_bits="2,3,4,5,6,7,8,32"))
+                             speedup_wall_served=speed, served_bits="2,3,4,5,6,7,8,32", wall_seconds=30.0,
+                             selection_seconds=(0.5 if lead > 0 else 20.0) + jitter * seed))
         cost.append(dict(method="EMQ + bit-wise coreset (40%)", seed=seed, avg_accuracy=80.0,
                          speedup_wall=(6.0 if lead > 0 else 1.0) + jitter * seed,
                          speedup_wall_served=(9.0 if lead > 0 else 1.5) + jitter * seed, served_bits="2,4,8,32"))
@@ -242,3 +243,19 @@ def test_a_study_without_an_arm_is_not_run_and_says_which():
     save_result(pruning[pruning.method != "tdds"], "pruning.csv")
     e9 = row(claims.build_claims("smoke"), "E9")
     assert e9.status == "not run" and e9.reason == "the results of 05_pruning_tdds have no 'tdds'"
+
+
+@pytest.mark.parametrize("lead, minutes, verdict, budget", [(5.0, 50.0, "met", "within the limit, over the target"),
+                                                            (-5.0, 70.0, "missed", "over the limit")])
+def test_targets_block_grades_each_target_and_the_time_budget(lead, minutes, verdict, budget):
+    from emqlib.storage import save_json
+
+    write_results(lead=lead)
+    save_json(paths.reproduce_record("cpu", cold=True), {"wall_seconds": minutes * 60})
+    block = report.targets_section("cpu")
+    assert f"took {minutes:.1f} minutes against a target of 45 and a limit of 60: {budget}." in block
+    table = [line.split(" | ") for line in block.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert len(table) == len(claims.TARGETS) == 5
+    assert all(cells[-1].rstrip(" |") == verdict for cells in table), table
+    share = next(cells for cells in table if "selection" in cells[0])[2]  # selection seconds over 30 s of wall-clock
+    assert share == ("2.00% (1.67, 2.00, 2.33)" if lead > 0 else "67.00% (66.67, 67.00, 67.33)")
