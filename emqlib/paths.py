@@ -53,14 +53,20 @@ def downloads_allowed() -> bool:
     return os.environ.get("EMQ_DOWNLOAD", "0") == "1"
 
 
-def git_commit() -> dict:
-    """The commit the results were made from, and whether tracked files differed from it (None: no git)."""
+# what `make reproduce` itself rewrites: a run's own outputs do not make its code differ from the commit
+OUTPUTS = ("results", "figures", "README.md")
+
+
+def git_commit(root: Path = ROOT) -> dict:
+    """The commit of ``root`` the results were made from, and whether tracked files other than
+    :data:`OUTPUTS` differed from it (None: no git)."""
     def git(*args) -> str | None:
         try:
-            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True,
+            return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True,
                                   timeout=30).stdout.strip()
         except (OSError, subprocess.SubprocessError):
             return None
     commit = git("rev-parse", "HEAD")
-    changes = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    changes = (git("status", "--porcelain", "--untracked-files=no", "--", ".", *(f":!{p}" for p in OUTPUTS))
+               if commit else None)
     return {"commit": commit, "uncommitted_changes": None if changes is None else bool(changes)}

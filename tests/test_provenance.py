@@ -31,3 +31,26 @@ def test_provenance_is_written_atomically_with_what_made_the_results(tmp_path, m
     assert library["build_settings"].get("BLAS_INFO") and any("get_num_threads" in line for line in library["parallel_info"])
     assert set(library["thread_environment"]) == {"OMP_NUM_THREADS", "MKL_NUM_THREADS"}
 
+
+
+def test_uncommitted_changes_count_the_code_not_the_outputs_a_run_rewrites(tmp_path):
+    assert paths.git_commit(tmp_path) == {"commit": None, "uncommitted_changes": None}  # no git here
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    (tmp_path / "results").mkdir()
+    (tmp_path / "code.py").write_text("x = 1\n")
+    (tmp_path / "results" / "table.csv").write_text("a\n1\n")
+    (tmp_path / "README.md").write_text("# r\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-q", "-m", "c")
+    assert paths.git_commit(tmp_path)["uncommitted_changes"] is False
+    (tmp_path / "results" / "table.csv").write_text("a\n2\n")  # what make reproduce rewrites
+    (tmp_path / "README.md").write_text("# r, regenerated\n")
+    state = paths.git_commit(tmp_path)
+    assert state["uncommitted_changes"] is False and re.fullmatch(r"[0-9a-f]{40}", state["commit"])
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert paths.git_commit(tmp_path)["uncommitted_changes"] is True
