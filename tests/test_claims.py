@@ -259,3 +259,10 @@ def test_targets_block_grades_each_target_and_the_time_budget(lead, minutes, ver
     assert all(cells[-1].rstrip(" |") == verdict for cells in table), table
     share = next(cells for cells in table if "selection" in cells[0])[2]  # selection seconds over 30 s of wall-clock
     assert share == ("2.00% (1.67, 2.00, 2.33)" if lead > 0 else "67.00% (66.67, 67.00, 67.33)")
+
+
+def test_targets_block_without_results_says_not_run():
+    block = report.targets_section("cpu")
+    assert "make reproduce` (empty run cache) took" not in block  # no cold run recorded
+    rows = [line for line in block.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert len(rows) == len(claims.TARGETS) and all("| not run |" in line for line in rows)
