@@ -418,12 +418,11 @@ def acs_config(profile: str, coreset: str = "none", fraction: float = 1.0, seed:
                           label_loss_weight=0.0, coreset=coreset, fraction=fraction, seed=seed, **changes)
 
 
-def acs_fraction_study(profile: str = "cpu", fractions: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5),
-                       methods: Sequence[str] = ("acs", "random"), seeds: Sequence[int] = (0,),
-                       label_noise: float = 0.0, short: bool = False, full_data: bool = True,
-                       **changes) -> pd.DataFrame:
-    """Accuracy of the W2/A32 model at each data fraction for each selection rule, and on full data
-    (unless ``full_data`` is False); ``changes`` apply to every run (e.g. ``model="vit"``)."""
+def acs_fraction_plan(profile: str = "cpu", fractions: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5),
+                      methods: Sequence[str] = ("acs", "random"), seeds: Sequence[int] = (0,),
+                      label_noise: float = 0.0, short: bool = False, full_data: bool = True,
+                      **changes) -> list[tuple[dict, RunConfig]]:
+    """The (labels, configuration) of each run of :func:`acs_fraction_study`."""
     plan = []
     for seed in seeds:
         plan += [(dict(method=method, fraction=fraction, seed=seed, label_noise=label_noise),
@@ -432,7 +431,17 @@ def acs_fraction_study(profile: str = "cpu", fractions: Sequence[float] = (0.1, 
         if full_data:
             plan.append((dict(method=labels.FULL_DATA, fraction=1.0, seed=seed, label_noise=label_noise),
                          acs_config(profile, seed=seed, short=short, label_noise=label_noise, **changes)))
-    return summarize_plan(plan)
+    return plan
+
+
+def acs_fraction_study(profile: str = "cpu", fractions: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5),
+                       methods: Sequence[str] = ("acs", "random"), seeds: Sequence[int] = (0,),
+                       label_noise: float = 0.0, short: bool = False, full_data: bool = True,
+                       **changes) -> pd.DataFrame:
+    """Accuracy of the W2/A32 model at each data fraction for each selection rule, and on full data
+    (unless ``full_data`` is False); ``changes`` apply to every run (e.g. ``model="vit"``)."""
+    return summarize_plan(acs_fraction_plan(profile, fractions, methods, seeds, label_noise, short, full_data,
+                                            **changes))
 
 
 def acs_schedule_study(profile: str = "cpu", fraction: float = 0.1, seeds: Sequence[int] = (0,)) -> pd.DataFrame:
@@ -596,22 +605,23 @@ def acs_overlap_study(profile: str = "cpu", fraction: float = 0.1, models: dict 
     return pd.concat(frames, ignore_index=True)
 
 
-VIT_METHODS = ("acs", "random")
+def _vit_plan(profile: str, fraction: float, seeds: Sequence[int], width: float,
+              short: bool) -> list[tuple[dict, RunConfig]]:
+    return acs_fraction_plan(profile, (fraction,), ("acs", "random"), seeds, short=short, full_data=False,
+                             model="vit", width=width)
 
 
 def acs_vit_configs(profile: str = "cpu", fraction: float = 0.1, seeds: Sequence[int] = (0,),
                     width: float = 0.25, short: bool = True) -> list[RunConfig]:
     """The runs of :func:`acs_vit_study` (to train them beside another study's, ``alongside``)."""
-    return [acs_config(profile, method, fraction, seed, short, model="vit", width=width)
-            for seed in seeds for method in VIT_METHODS]
+    return [config for _, config in _vit_plan(profile, fraction, seeds, width, short)]
 
 
 def acs_vit_study(profile: str = "cpu", fraction: float = 0.1, seeds: Sequence[int] = (0,),
                   width: float = 0.25, short: bool = True) -> pd.DataFrame:
     """ACS vs random on a small ViT (timm, random init, patch 4, depth 6, embed dim 192 x ``width``) at
     W2/A32 (claim A13); at width 0.25 a step costs about 3x ResNet-8's on CPU."""
-    return acs_fraction_study(profile, (fraction,), VIT_METHODS, seeds, short=short, full_data=False,
-                              model="vit", width=width).assign(model="vit", width=width)
+    return summarize_plan(_vit_plan(profile, fraction, seeds, width, short)).assign(model="vit", width=width)
 
 
 # ---------------------------------------------------------------- 09: what each result cost
