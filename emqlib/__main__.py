@@ -75,9 +75,11 @@ def _train(args: argparse.Namespace) -> None:
     from .train import Runtime
 
     config = build_config(args)
-    runtime = Runtime(threads=args.threads, channels_last=not args.no_channels_last, compile=args.compile)
+    runtime = Runtime(threads=args.threads, channels_last=not args.no_channels_last)
     if args.no_progress:  # otherwise Runtime's default: on unless EMQ_PROGRESS=0
         runtime.progress = False
+    if args.compile is not None:  # otherwise Runtime's default: $EMQ_COMPILE, or on CUDA only
+        runtime.compile = args.compile
     if args.out is not None and not args.out.strip():
         raise ValueError("--out is empty; give the run folder, or leave --out out to use the run cache")
     out = Path(args.out) if args.out is not None else None
@@ -142,7 +144,8 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--threads", type=_positive_int, help="torch threads (default: torch's choice)")
     train.add_argument("--no-progress", action="store_true")
     train.add_argument("--no-channels-last", action="store_true", help="NCHW tensors instead of the faster NHWC")
-    train.add_argument("--compile", action="store_true", help="torch.compile the model (faster steps, slow start)")
+    train.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                       help="torch.compile the model (faster steps, slow start; default: on CUDA only)")
     train.set_defaults(func=_train)
     evaluate = sub.add_parser("eval", help="test accuracy of a finished run at any bit-widths")
     evaluate.add_argument("run", help="run folder or hash")

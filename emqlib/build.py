@@ -27,10 +27,9 @@ class Runtime:
     progress: bool = field(default_factory=lambda: os.environ.get("EMQ_PROGRESS", "1") != "0")  # tqdm bar per epoch
     device: str = "auto"  # "auto": CUDA when available (the paper profile), else CPU
     channels_last: bool = True  # NHWC tensors: 11-14% faster training steps on CPU (make bench)
-    # torch.compile the model: off. In a cpu-profile EMQ run with one thread (as in a make-reproduce worker)
-    # a compiled epoch took 7.0-7.3 s against 8.3-8.8 s eager, but the first one paid 33 s of compiling with
-    # inductor's disk cache warm and 150 s with it cold: a 15-epoch run saves about 20 s
-    compile: bool = False
+    # torch.compile the model: True, False, or None for where it was measured to pay (:meth:`compiles`);
+    # ``$EMQ_COMPILE`` (1, 0 or auto) sets it for every run of a process, make-reproduce workers included
+    compile: bool | None = field(default_factory=lambda: compile_setting(os.environ.get(COMPILE_VARIABLE, "auto")))
 
     @property
     def memory_format(self) -> torch.memory_format:
@@ -40,6 +39,42 @@ class Runtime:
         if self.device == "auto":
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
         return torch.device(self.device)
+
+    def compiles(self) -> bool:
+        """Whether runs compile their models. Unset, on CUDA only: the paper profile's EMQ step on an H100
+        compiled in 138 s and then projected 1.43 GPU-hours for the 200-epoch recipe against 2.31 eager
+        (results/bench_gpu.csv). On the CPU compiling costs more than it saves over a whole make reproduce:
+        its runs need about 135 distinct graphs (architecture x bit-width x batch shape), 20-25 s each to
+        compile from a cold inductor cache at one thread, against 16% of the 85 worker-minutes of training
+        (make bench: compiled_epoch_over_eager, compile_reuse_seconds)."""
+        return self.compile if self.compile is not None else self.torch_device().type == "cuda"
+
+
+COMPILE_VARIABLE = "EMQ_COMPILE"
+
+
+def compile_setting(text: str) -> bool | None:
+    """``$EMQ_COMPILE``: 1 compiles, 0 does not, auto (or unset) leaves it to :meth:`Runtime.compiles`."""
+    settings = {"1": True, "0": False, "auto": None}
+    if text.strip().lower() not in settings:
+        raise ValueError(f"{COMPILE_VARIABLE}={text!r}: set it to 1 (compile), 0 (eager) or auto "
+                         "(compile on CUDA only, where it was measured to pay)")
+    return settings[text.strip().lower()]
+
+
+def compile_model(model: nn.Module) -> nn.Module:
+    """``model`` under torch.compile, with its graphs kept for every later run of this process: dynamo reuses
+    a graph for any model of the same architecture, bit-width and batch shape, so a process compiles each
+    once and later runs start compiled. Static shapes, because with dynamo's automatic dynamic shapes the
+    first batch of another size (an epoch's last) switches the batches after it to a dynamic graph with
+    other kernels: a run's numbers would then depend on what its process had trained before."""
+    # a frame's graphs accumulate over the runs of a process (every bit-width, architecture and batch shape),
+    # beyond dynamo's default of 8, past which it would run the frame eager without a word: a run's numbers
+    # would again depend on what the process trained before. Past these limits it fails instead.
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 512)
+    torch._dynamo.config.accumulated_recompile_limit = max(torch._dynamo.config.accumulated_recompile_limit, 4096)
+    torch._dynamo.config.fail_on_recompile_limit_hit = True
+    return torch.compile(model, dynamic=False)
 
 
 @dataclass
@@ -135,7 +170,7 @@ def build_learners(config: RunConfig, reference: Reference | None, runtime: Runt
             unused = config.training_loop != "joint" and (config.bn_mode == "switchable" or config.weight_quantizer == "lsq")
             model = nn.parallel.DistributedDataParallel(model, find_unused_parameters=unused or config.training_loop == "batch")
         optimizer = optimizer_for(config, model)
-        if runtime.compile:
-            model = torch.compile(model)
+        if runtime.compiles():
+            model = compile_model(model)
         learners.append(Learner(model, optimizer, scheduler_for(config, optimizer), bits))
     return learners

@@ -9,7 +9,8 @@ last checkpoint (``checkpoint-NNNN.pt`` named by ``checkpoint.json`` with its ch
 optional ``snapshots/``, and when finished ``final.pt``, ``selections.pt`` (coreset runs: every subset
 drawn, by epoch and bit-width) and ``done.json``. Every file is
 written atomically. ``done.json`` records the checksums of ``final.pt``, ``metrics.csv`` (and
-``trajectory.pt``), the configuration's hash and the number of epochs: a run is finished only
+``trajectory.pt``), the configuration's hash, the number of epochs and how it was trained (device,
+compiled or eager): a run is finished only
 when all of them check out (:func:`unfinished_reason`); otherwise it is resumed from its last
 checkpoint. Locks live in ``<runs folder>/.locks/``, never next to a ``--out`` folder.
 """
@@ -328,7 +329,9 @@ def _finish(trainer: Trainer, path: Path) -> None:
     save_csv(pd.DataFrame(trainer.metrics), path / "metrics.csv")
     done = {"final_sha256": save_torch([l.module.state_dict() for l in trainer.learners], path / "final.pt"),
             "metrics_sha256": file_sha256(path / "metrics.csv"), "config_hash": config_hash(trainer.config),
-            "epochs": trainer.config.epochs}
+            "epochs": trainer.config.epochs,
+            # how, not what: not in the configuration's hash, but compiled kernels sum in another order than eager ones
+            "trained_with": {"device": trainer.runtime.torch_device().type, "compiled": trainer.runtime.compiles()}}
     if trainer.trajectory is not None:
         done["trajectory_sha256"] = save_torch(trainer.trajectory, path / "trajectory.pt")
     if trainer.config.coreset != "none":

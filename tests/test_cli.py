@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import subprocess
 import sys
@@ -194,3 +195,14 @@ def test_torchrun_trains_the_reference_run_and_counts_like_one_process(tmp_path,
     columns = ["epoch", "bits", "sample_passes", "teacher_forwards", "selection_forwards", "subset_size"]
     pd.testing.assert_frame_equal(load_run(out).metrics[columns], single.metrics[columns])
     assert single.metrics.selection_forwards.sum() == 192  # one scoring pass of the reference
+
+
+def test_no_compile_overrides_the_environment_and_the_run_records_how_it_trained(trained, cli, monkeypatch) -> None:
+    out, _ = trained
+    assert json.loads((out / "done.json").read_text())["trained_with"] == {"device": "cpu", "compiled": False}
+    monkeypatch.setenv("EMQ_COMPILE", "1")
+    assert parser().parse_args([*TRAIN_ARGS, "--no-compile"]).compile is False
+    assert parser().parse_args(TRAIN_ARGS).compile is None  # then $EMQ_COMPILE decides
+    code, _, err = cli([*TRAIN_ARGS, "--epochs", "1", "--no-compile", "--out", str(out.parent / "eager")])
+    assert code == 0, err
+    assert json.loads((out.parent / "eager" / "done.json").read_text())["trained_with"]["compiled"] is False
