@@ -229,8 +229,9 @@ def study_costs_section() -> str:
 
 def update(profile: str = "cpu") -> None:
     """Rewrite the generated blocks of README.md from ``results/`` (only the cpu profile's results
-    are what README shows; other profiles leave README alone)."""
-    if profile != "cpu":
+    are what README shows; other profiles, and results written elsewhere with ``$EMQ_RESULTS_DIR``,
+    leave README alone)."""
+    if profile != "cpu" or paths.results_dir().resolve() != (paths.ROOT / "results").resolve():
         return
     text = README.read_text()
     text = replace_block(text, "claims", claims_section())

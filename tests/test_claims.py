@@ -200,6 +200,19 @@ def test_readme_blocks_are_replaced_and_a_missing_block_is_an_error():
         report.replace_block(text, "bench", "x")
 
 
+def test_readme_is_rewritten_from_the_repository_results_only(tmp_path, monkeypatch):
+    stale = (paths.ROOT / "README.md").read_text().replace("<!-- begin:claims -->\n", "<!-- begin:claims -->\nstale\n")
+    readme = tmp_path / "README.md"
+    readme.write_text(stale)
+    monkeypatch.setattr(report, "README", readme)
+    write_results()
+    report.update("cpu")  # results in $EMQ_RESULTS_DIR (a scratch folder): README is not theirs to rewrite
+    assert readme.read_text() == stale
+    monkeypatch.delenv("EMQ_RESULTS_DIR")
+    report.update("cpu")
+    assert "stale" not in readme.read_text()
+
+
 def test_markdown_table_escapes_pipes():
     table = report.markdown_table(pd.DataFrame({"a": ["x|y"], "b": [1.5]}))
     assert table.splitlines() == ["| a | b |", "|---|---|", "| x\\|y | 1.5 |"]

@@ -26,7 +26,7 @@ LAYERS = [
     # experiments and reporting
     {"experiments", "bench", "bench_gpu", "results", "plots", "report", "claims", "explorer", "export"},
     # entry points
-    {"reproduce", "__main__", "parameters"},
+    {"reproduce", "__main__", "parameters", "compile_check"},
 ]
 # upward imports made on purpose, each inside a function
 ALLOWED_UPWARD = {

@@ -1,0 +1,36 @@
+"""The compile check: notebooks executed eager and compiled from an empty run cache, timed end to end."""
+from __future__ import annotations
+
+import pytest
+
+from emqlib import compile_check
+
+
+def test_each_notebook_is_executed_three_ways_in_order_with_one_inductor_cache(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("EMQ_RESULTS_DIR", str(tmp_path / "results"))
+    calls = []
+
+    def execute(profile, notebook, compile, inductor_cache, scratch):
+        calls.append((notebook, compile, inductor_cache, scratch))
+        return {"0": 100.0, "1": 150.0 if len(calls) % 3 == 2 else 90.0}[compile]
+
+    table = compile_check.compile_check("smoke", ["02_shared_bn"], tmp_path, execute)
+    assert [c[1] for c in calls] == ["0", "1", "1"]  # eager, then compiled twice
+    assert len({c[2] for c in calls}) == 1 and len({c[3] for c in calls}) == 3  # one inductor cache, three run caches
+    ratios = table[table.metric == "compiled_over_eager"]
+    assert ratios.value.tolist() == pytest.approx([1.5, 0.9])
+    assert ratios.setting.str.startswith("compiled, empty inductor cache over eager").tolist() == [True, False]
+    assert table[table.metric == "notebook_seconds"].value.tolist() == [100.0, 150.0, 90.0]
+
+
+def test_a_failed_execution_names_the_notebook_and_its_output(tmp_path) -> None:
+    with pytest.raises(RuntimeError, match="executing 99_missing .EMQ_COMPILE=0. failed"):
+        compile_check.execute_notebook("smoke", "99_missing", "0", tmp_path / "inductor", tmp_path)
+
+
+def test_a_notebook_executes_into_its_scratch_folder(tmp_path) -> None:
+    seconds = compile_check.execute_notebook("smoke", "03", "0", tmp_path / "inductor", tmp_path)
+    assert seconds > 0
+    assert [p.name for p in (tmp_path / "notebooks").glob("*.ipynb")] == ["03_gradient_angles.ipynb"]
+    assert any((tmp_path / "runs").glob("*/done.json"))  # its own run cache, not the repository's
+    assert (tmp_path / "results" / "gradient_angles.csv").exists()
