@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -35,8 +36,11 @@ MODES = [("eager", "0"), ("compiled, empty inductor cache", "1"), ("compiled, in
 def execute_notebook(profile: str, notebook: str, compile: str, inductor_cache: Path, scratch: Path) -> float:
     """Seconds ``make reproduce`` takes to execute ``notebook`` alone from an empty run cache, with
     ``$EMQ_COMPILE`` = ``compile``; its run cache, results and figures go to ``scratch``."""
+    # the notebook reads what earlier notebooks chose (results/*.csv): it starts from a copy of the repository's
+    results = scratch / "results"
+    shutil.copytree(paths.ROOT / "results", results, ignore=shutil.ignore_patterns("notebooks"), dirs_exist_ok=True)
     env = {**os.environ, COMPILE_VARIABLE: compile, "TORCHINDUCTOR_CACHE_DIR": str(inductor_cache),
-           "EMQ_RUNS_DIR": str(scratch / "runs"), "EMQ_RESULTS_DIR": str(scratch / "results"),
+           "EMQ_RUNS_DIR": str(scratch / "runs"), "EMQ_RESULTS_DIR": str(results),
            "EMQ_FIGURES_DIR": str(scratch / "figures")}
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "emqlib.reproduce", "--profile", profile, "--only", notebook,
@@ -46,10 +50,11 @@ def execute_notebook(profile: str, notebook: str, compile: str, inductor_cache: 
     return time.perf_counter() - started
 
 
-def compile_check(profile: str, notebooks: Sequence[str], scratch: Path,
+def compile_check(profile: str, notebooks: Sequence[str], scratch: Path, out_csv: Path,
                   execute: Callable[[str, str, str, Path, Path], float] = execute_notebook) -> pd.DataFrame:
     """For each notebook, its seconds eager and compiled (empty and filled inductor cache), and compiled
-    over eager (< 1: compiling pays)."""
+    over eager (< 1: compiling pays); written to ``out_csv`` after each notebook (an hour's measurement is
+    not lost to a later notebook's failure)."""
     commit = paths.git_commit()["commit"][:7]
     rows = []
     for notebook in notebooks:
@@ -63,6 +68,7 @@ def compile_check(profile: str, notebooks: Sequence[str], scratch: Path,
                  for mode in seconds]
         rows += [dict(metric="compiled_over_eager", value=seconds[mode] / seconds["eager"], unit="x",
                       setting=f"{mode} over eager (< 1: compiling pays); {where}") for mode in list(seconds)[1:]]
+        save_csv(pd.DataFrame(rows, columns=COLUMNS), out_csv)
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -74,8 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     notebooks = [p.stem for p in source_notebooks(args.only)]
     with tempfile.TemporaryDirectory(prefix="emq-compile-check-") as scratch:
-        table = compile_check(args.profile, notebooks, Path(scratch))
-    save_csv(table, args.out_csv or paths.results_dir() / "compile_check.csv")
+        table = compile_check(args.profile, notebooks, Path(scratch), args.out_csv or paths.results_dir() / "compile_check.csv")
     print(table.to_string(index=False))
     return 0
 

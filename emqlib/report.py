@@ -131,6 +131,34 @@ def export_section(frame: pd.DataFrame) -> str:
             "per bit-width, best of interleaved repetitions:\n\n" + markdown_table(out))
 
 
+COMPILE_CHECK_SETTING = re.compile(r"^(?P<mode>[^;]+); (?P<notebook>[^,]+), profile (?P<profile>[^,]+), .*commit (?P<commit>\w+)$")
+
+
+def compile_check_section() -> str:
+    """Notebooks executed from an empty run cache eager and compiled (``python -m emqlib.compile_check``):
+    seconds of each, and compiled over eager."""
+    path = paths.results_dir() / "compile_check.csv"
+    if not path.exists():
+        return "(run `python -m emqlib.compile_check --only NN`)"
+    frame = pd.read_csv(path)
+    seconds = frame[frame.metric == "notebook_seconds"]
+    found = seconds.setting.str.extract(COMPILE_CHECK_SETTING)
+    table = {}
+    for (notebook, mode), value in zip(zip(found.notebook, found["mode"]), seconds.value):
+        table.setdefault(notebook, {})[f"{mode} (s)"] = value
+    rows = []
+    for notebook, cells in table.items():
+        eager = cells["eager (s)"]
+        row = {"notebook": notebook, **{k: f"{v:.0f}" for k, v in cells.items()}}
+        row.update({f"{k[:-4]} over eager": f"{v / eager:.2f}x" for k, v in cells.items() if k != "eager (s)"})
+        rows.append(row)
+    commits = ", ".join(sorted(set(found.commit)))
+    return (f"Each notebook executed alone by `make reproduce`'s workers from an empty run cache, three times in a row "
+            f"(`python -m emqlib.compile_check`, profile {found.profile.iloc[0]}, commit {commits}; "
+            "`results/compile_check.csv`). The second execution compiles with an empty inductor cache (a fresh "
+            "machine), the third with the one the second filled.\n\n" + markdown_table(pd.DataFrame(rows)))
+
+
 GPU_SETTING = re.compile(r"^(?P<step>[^;]+?)(?: step)?(?:, compilation included)?; (?P<device>[^;]+); (?P<mode>eager|compiled), (?P<precision>fp32|bf16)")
 GPU_SOURCE = re.compile(r"; (torch [^;]+)$")  # the torch version and commit a row names (rows of older runs: none)
 GPU_METHOD = re.compile(r"^(?P<method>[^;]+?)(?: \(.*?\))?(?:; paper: [^;]+)?; (?:\d+ epochs[^;]*); (?P<device>[^;]+); (?P<mode>eager|compiled), (?P<precision>fp32|bf16)")
@@ -240,4 +268,5 @@ def update(profile: str = "cpu") -> None:
     text = replace_block(text, "gpu_bench", gpu_bench_section())
     text = replace_block(text, "study_costs", study_costs_section())
     text = replace_block(text, "targets", targets_section(profile))
+    text = replace_block(text, "compile_check", compile_check_section())
     atomic_write_text(README, text)

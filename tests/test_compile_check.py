@@ -1,9 +1,10 @@
 """The compile check: notebooks executed eager and compiled from an empty run cache, timed end to end."""
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
-from emqlib import compile_check
+from emqlib import compile_check, paths
 
 
 def test_each_notebook_is_executed_three_ways_in_order_with_one_inductor_cache(tmp_path, monkeypatch) -> None:
@@ -14,7 +15,8 @@ def test_each_notebook_is_executed_three_ways_in_order_with_one_inductor_cache(t
         calls.append((notebook, compile, inductor_cache, scratch))
         return {"0": 100.0, "1": 150.0 if len(calls) % 3 == 2 else 90.0}[compile]
 
-    table = compile_check.compile_check("smoke", ["02_shared_bn"], tmp_path, execute)
+    table = compile_check.compile_check("smoke", ["02_shared_bn"], tmp_path, tmp_path / "check.csv", execute)
+    assert pd.read_csv(tmp_path / "check.csv").equals(table)
     assert [c[1] for c in calls] == ["0", "1", "1"]  # eager, then compiled twice
     assert len({c[2] for c in calls}) == 1 and len({c[3] for c in calls}) == 3  # one inductor cache, three run caches
     ratios = table[table.metric == "compiled_over_eager"]
@@ -33,4 +35,22 @@ def test_a_notebook_executes_into_its_scratch_folder(tmp_path) -> None:
     assert seconds > 0
     assert [p.name for p in (tmp_path / "notebooks").glob("*.ipynb")] == ["03_gradient_angles.ipynb"]
     assert any((tmp_path / "runs").glob("*/done.json"))  # its own run cache, not the repository's
-    assert (tmp_path / "results" / "gradient_angles.csv").exists()
+    assert (tmp_path / "results" / "claims.csv").exists()  # a copy of the repository's results: earlier choices
+    written = (tmp_path / "results" / "gradient_angles.csv").read_bytes()
+    assert written != (paths.ROOT / "results" / "gradient_angles.csv").read_bytes()  # the smoke run's own
+
+
+def test_readme_block_tabulates_each_notebook_and_its_ratios(tmp_path, monkeypatch) -> None:
+    from emqlib import report
+
+    monkeypatch.setenv("EMQ_RESULTS_DIR", str(tmp_path))
+    assert report.compile_check_section() == "(run `python -m emqlib.compile_check --only NN`)"
+    seconds = {("02_shared_bn", "0"): [300.0], ("02_shared_bn", "1"): [600.0, 360.0], ("05_pruning_tdds", "0"): [500.0],
+               ("05_pruning_tdds", "1"): [550.0, 450.0]}
+    compile_check.compile_check("cpu", ["02_shared_bn", "05_pruning_tdds"], tmp_path / "scratch",
+                                tmp_path / "compile_check.csv",
+                                lambda profile, notebook, compile, *_: seconds[notebook, compile].pop(0))
+    block = report.compile_check_section()
+    assert "profile cpu" in block
+    assert "| 02_shared_bn | 300 | 600 | 360 | 2.00x | 1.20x |" in block
+    assert "| 05_pruning_tdds | 500 | 550 | 450 | 1.10x | 0.90x |" in block
