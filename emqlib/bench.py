@@ -39,7 +39,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from . import experiments, labels, paths, report
 from .bits import FULL_PRECISION, SUPPORTED_BITS, set_bits
-from .build import Runtime
+from .build import Runtime, compile_model
 from .config import PROFILES, RunConfig, profile_config
 from .cost import FORWARD_PASS_WEIGHT, ideal_pass_ratio, speedups
 from .data import DATASET_SHAPES, ImageDataset, batches
@@ -325,7 +325,7 @@ def _compiled_variant(work: Workload, config: RunConfig, bits: int, x: Tensor, y
     """Compile the model of ``config`` at ``bits``, time the first step (compilation included) and
     report whether it works; the compiled step as variant ``name``."""
     model = work.model(config, bits)
-    step = training_step(torch.compile(model), work.optimizer(model), x, y)
+    step = training_step(compile_model(model), work.optimizer(model), x, y)
     log(f"compiling the training step ({name}) with torch.compile (up to a minute on 2 CPU cores)")
     start = time.perf_counter()
     try:
@@ -354,11 +354,11 @@ def random_dataset(work: Workload, n: int) -> ImageDataset:
 def epoch_runner(work: Workload, dataset: ImageDataset, n: int, bits: Sequence[int], compiled: bool = False,
                  memory_format: torch.memory_format = torch.contiguous_format) -> Callable[[], None]:
     """An epoch over the first ``n`` samples (shuffled batches, the library's data path) with the
-    joint step over ``bits``; one model and optimizer per runner, the model torch.compiled (as
-    ``Runtime(compile=True)`` does) when ``compiled``, model and images in ``memory_format``."""
+    joint step over ``bits``; one model and optimizer per runner, the model compiled as the trainer
+    compiles it (:func:`emqlib.build.compile_model`) when ``compiled``, model and images in ``memory_format``."""
     model = work.model(work.emq(), bits[0]).to(memory_format=memory_format)
     optimizer = work.optimizer(model)
-    forward = torch.compile(model) if compiled else model
+    forward = compile_model(model) if compiled else model
     g = torch.Generator().manual_seed(2)
 
     def epoch() -> None:
@@ -581,9 +581,8 @@ def measure_compiled_epochs(work: Workload, settings: BenchSettings, threads: in
              f"{work.describe(threads)}, {'channels-last' if layout == torch.channels_last else 'contiguous'}, "
              "whole epochs")
     log(f"compiling and timing whole epochs, eager and compiled, {threads} thread(s)")
-    # as a fresh worker process would: none of the step graphs compiled above (at other thread counts, which
-    # dynamo guards on) is reused, nor counts against dynamo's limit of graphs per function (8), past which
-    # it would run the rest of these epochs eagerly without a word
+    # as a worker's first run would: none of the step graphs compiled above (at other thread counts, which
+    # dynamo guards on) is reused
     torch._dynamo.reset()
     variants = [Variant("eager", eager, threads=threads), Variant("compiled", compiled, threads=threads)]
     try:  # the first compiled epoch compiles every bit-width's forward and backward, and the last, shorter batch's

@@ -38,6 +38,7 @@ from torch import nn
 
 from . import paths
 from .bench import Variant, Workload, log, row, time_interleaved
+from .build import compile_model
 from .distill import joint_step
 from .config import profile_config
 from .storage import save_csv
@@ -63,7 +64,7 @@ def _steps(work: Workload, mode: str, precision: str, x: torch.Tensor, y: torch.
     def build(correction: bool, first_bits: int) -> tuple[nn.Module, torch.optim.Optimizer]:
         model = work.model(work.emq(correction), first_bits).to(memory_format=torch.channels_last)
         optimizer = work.optimizer(model)
-        return (torch.compile(model) if mode == "compiled" else model), optimizer
+        return (compile_model(model) if mode == "compiled" else model), optimizer
 
     for b in bits:
         model, optimizer = build(False, b)
@@ -93,31 +94,22 @@ def measure(work: Workload, mode: str, precision: str, steps: int, warmup: int) 
     of the compiled variants' first step (compilation included)."""
     x, y = work.batch()
     x = x.contiguous(memory_format=torch.channels_last)
+    if mode == "compiled":
+        torch._dynamo.reset()  # the previous precision's graphs are not reused: each first step compiles
     variants = [Variant(name, step) for name, step in _steps(work, mode, precision, x, y).items()]
     setting = f"{device_name(work.device)}; {mode}, {precision}; {work.describe()}"
     first_rows = []
-    with _compiled_graphs_only() if mode == "compiled" else contextlib.nullcontext():
-        if mode == "compiled":
-            # one step each, in order, no warm-up: the compilation is in it
-            for name, (seconds,) in time_interleaved(variants, reps=1, warmup=0, device=work.device).items():
-                first_rows.append(row("first_step_seconds", seconds, "s",
-                                      f"{name} step, compilation included; {setting}"))
-                log(f"{mode} {precision} {name}: first step {seconds:.1f} s")
-        log(f"timing {len(variants)} variants x {steps} steps after {warmup} warm-up steps ({setting})")
-        times = time_interleaved(variants, steps, warmup, work.device)
+    if mode == "compiled":
+        # one step each, in order, no warm-up: the compilation is in it (the trainer's compile_model: past
+        # dynamo's limit of graphs per function it fails rather than running the rest eagerly)
+        for name, (seconds,) in time_interleaved(variants, reps=1, warmup=0, device=work.device).items():
+            first_rows.append(row("first_step_seconds", seconds, "s", f"{name} step, compilation included; {setting}"))
+            log(f"{mode} {precision} {name}: first step {seconds:.1f} s")
+    log(f"timing {len(variants)} variants x {steps} steps after {warmup} warm-up steps ({setting})")
+    times = time_interleaved(variants, steps, warmup, work.device)
     medians = pd.DataFrame([dict(mode=mode, precision=precision, step=name, seconds=statistics.median(t))
                             for name, t in times.items()])
     return medians, first_rows
-
-
-@contextlib.contextmanager
-def _compiled_graphs_only():
-    """Every compiled step really compiled: dynamo keeps at most 8 graphs per function (the model's
-    forward, shared by all its instances) and past that runs the rest eagerly without a word, while one
-    (mode, precision) needs one graph per bit-width for each model; fail loudly instead."""
-    torch._dynamo.reset()  # the previous precision's graphs neither count nor are reused
-    with torch._dynamo.config.patch(recompile_limit=64, fail_on_recompile_limit_hit=True):
-        yield
 
 
 def projected_rows(medians: pd.DataFrame, work: Workload, device_name: str, steps: int) -> list[dict]:

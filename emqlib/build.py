@@ -43,10 +43,10 @@ class Runtime:
     def compiles(self) -> bool:
         """Whether runs compile their models. Unset, on CUDA only: the paper profile's EMQ step on an H100
         compiled in 138 s and then projected 1.43 GPU-hours for the 200-epoch recipe against 2.31 eager
-        (results/bench_gpu.csv). On the CPU compiling costs more than it saves over a whole make reproduce:
-        its runs need about 135 distinct graphs (architecture x bit-width x batch shape), 20-25 s each to
-        compile from a cold inductor cache at one thread, against 16% of the 85 worker-minutes of training
-        (make bench: compiled_epoch_over_eager, compile_reuse_seconds)."""
+        (results/bench_gpu.csv). On the CPU, compiling costs more than it saves even with each worker keeping
+        its graphs for all its runs: notebooks executed from an empty run cache took 1.58-2.22x their
+        eager time compiled, and 1.03-1.26x again with inductor's cache of that first execution
+        (results/compile_check.csv)."""
         return self.compile if self.compile is not None else self.torch_device().type == "cuda"
 
 

@@ -55,7 +55,7 @@ def test_projected_hours_follow_from_the_measured_speeds(table: pd.DataFrame, pr
 
 def test_compiled_mode_times_the_first_step_and_saves_each_setting(monkeypatch, tmp_path) -> None:
     # torch.compile as the identity: the compiled path's bookkeeping, not inductor (minutes on a CPU)
-    monkeypatch.setattr(torch, "compile", lambda model: model)
+    monkeypatch.setattr(torch, "compile", lambda model, **options: model)
     out = tmp_path / "bench_gpu.csv"
     saved = []
     real_save = bench_gpu.save_csv
