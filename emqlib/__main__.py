@@ -80,6 +80,7 @@ def _train(args: argparse.Namespace) -> None:
         runtime.progress = False
     if args.compile is not None:  # otherwise Runtime's default: $EMQ_COMPILE, or on CUDA only
         runtime.compile = args.compile
+    runtime.compiles()  # a bad $EMQ_COMPILE is an input error: found before anything is written
     if args.out is not None and not args.out.strip():
         raise ValueError("--out is empty; give the run folder, or leave --out out to use the run cache")
     out = Path(args.out) if args.out is not None else None

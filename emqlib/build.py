@@ -27,9 +27,9 @@ class Runtime:
     progress: bool = field(default_factory=lambda: os.environ.get("EMQ_PROGRESS", "1") != "0")  # tqdm bar per epoch
     device: str = "auto"  # "auto": CUDA when available (the paper profile), else CPU
     channels_last: bool = True  # NHWC tensors: 11-14% faster training steps on CPU (make bench)
-    # torch.compile the model: True, False, or None for where it was measured to pay (:meth:`compiles`);
-    # ``$EMQ_COMPILE`` (1, 0 or auto) sets it for every run of a process, make-reproduce workers included
-    compile: bool | None = field(default_factory=lambda: compile_setting(os.environ.get(COMPILE_VARIABLE, "auto")))
+    # torch.compile the model: True, False, or None for ``$EMQ_COMPILE`` (1, 0 or auto: the setting of every run
+    # of a process, make-reproduce workers included), and where that is unset, where it was measured to pay
+    compile: bool | None = None
 
     @property
     def memory_format(self) -> torch.memory_format:
@@ -47,7 +47,8 @@ class Runtime:
         its graphs for all its runs: notebooks executed from an empty run cache took 1.58-2.22x their
         eager time compiled, and 1.03-1.26x again with inductor's cache of that first execution
         (results/compile_check.csv)."""
-        return self.compile if self.compile is not None else self.torch_device().type == "cuda"
+        chosen = self.compile if self.compile is not None else compile_setting(os.environ.get(COMPILE_VARIABLE, "auto"))
+        return chosen if chosen is not None else self.torch_device().type == "cuda"
 
 
 COMPILE_VARIABLE = "EMQ_COMPILE"

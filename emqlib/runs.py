@@ -9,10 +9,9 @@ last checkpoint (``checkpoint-NNNN.pt`` named by ``checkpoint.json`` with its ch
 optional ``snapshots/``, and when finished ``final.pt``, ``selections.pt`` (coreset runs: every subset
 drawn, by epoch and bit-width) and ``done.json``. Every file is
 written atomically. ``done.json`` records the checksums of ``final.pt``, ``metrics.csv`` (and
-``trajectory.pt``), the configuration's hash, the number of epochs and how it was trained (device,
-compiled or eager): a run is finished only
+``trajectory.pt``), the configuration's hash and the number of epochs: a run is finished only
 when all of them check out (:func:`unfinished_reason`); otherwise it is resumed from its last
-checkpoint. Locks live in ``<runs folder>/.locks/``, never next to a ``--out`` folder.
+checkpoint. It also says how the run was trained (device, compiled or eager). Locks live in ``<runs folder>/.locks/``, never next to a ``--out`` folder.
 """
 from __future__ import annotations
 

@@ -206,3 +206,12 @@ def test_no_compile_overrides_the_environment_and_the_run_records_how_it_trained
     code, _, err = cli([*TRAIN_ARGS, "--epochs", "1", "--no-compile", "--out", str(out.parent / "eager")])
     assert code == 0, err
     assert json.loads((out.parent / "eager" / "done.json").read_text())["trained_with"]["compiled"] is False
+
+
+def test_a_bad_emq_compile_is_one_error_line_before_anything_is_written(cli, runs_dir, monkeypatch) -> None:
+    monkeypatch.setenv("EMQ_COMPILE", "yes")
+    code, _, err = cli(TRAIN_ARGS)
+    assert code == 2 and err.strip().splitlines() == [
+        "error: EMQ_COMPILE='yes': set it to 1 (compile), 0 (eager) or auto (compile on CUDA only, where it was "
+        "measured to pay)"]
+    assert not runs_dir.exists()
