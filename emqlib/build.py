@@ -57,10 +57,11 @@ COMPILE_VARIABLE = "EMQ_COMPILE"
 def compile_setting(text: str) -> bool | None:
     """``$EMQ_COMPILE``: 1 compiles, 0 does not, auto (or unset) leaves it to :meth:`Runtime.compiles`."""
     settings = {"1": True, "0": False, "auto": None}
-    if text.strip().lower() not in settings:
+    key = text.strip().lower()
+    if key not in settings:
         raise ValueError(f"{COMPILE_VARIABLE}={text!r}: set it to 1 (compile), 0 (eager) or auto "
                          "(compile on CUDA only, where it was measured to pay)")
-    return settings[text.strip().lower()]
+    return settings[key]
 
 
 def compile_model(model: nn.Module) -> nn.Module:

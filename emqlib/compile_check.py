@@ -55,7 +55,7 @@ def compile_check(profile: str, notebooks: Sequence[str], scratch: Path, out_csv
     """For each notebook, its seconds eager and compiled (empty and filled inductor cache), and compiled
     over eager (< 1: compiling pays); written to ``out_csv`` after each notebook (an hour's measurement is
     not lost to a later notebook's failure)."""
-    commit = paths.git_commit()["commit"][:7]
+    commit = (paths.git_commit()["commit"] or "unknown")[:7]  # no git: a copy of the code
     rows = []
     for notebook in notebooks:
         inductor_cache = scratch / notebook / "inductor"

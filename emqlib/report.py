@@ -143,20 +143,16 @@ def compile_check_section() -> str:
     frame = pd.read_csv(path)
     seconds = frame[frame.metric == "notebook_seconds"]
     found = seconds.setting.str.extract(COMPILE_CHECK_SETTING)
-    table = {}
-    for (notebook, mode), value in zip(zip(found.notebook, found["mode"]), seconds.value):
-        table.setdefault(notebook, {})[f"{mode} (s)"] = value
-    rows = []
-    for notebook, cells in table.items():
-        eager = cells["eager (s)"]
-        row = {"notebook": notebook, **{k: f"{v:.0f}" for k, v in cells.items()}}
-        row.update({f"{k[:-4]} over eager": f"{v / eager:.2f}x" for k, v in cells.items() if k != "eager (s)"})
-        rows.append(row)
+    modes = list(dict.fromkeys(found["mode"]))  # as executed: eager first
+    table = found.assign(value=seconds.value).pivot(index="notebook", columns="mode", values="value")[modes]
+    ratios = table[modes[1:]].div(table["eager"], axis=0)
+    shown = pd.concat([table.map(lambda v: f"{v:.0f}").add_suffix(" (s)"),
+                       ratios.map(lambda v: f"{v:.2f}x").add_suffix(" over eager")], axis=1).reset_index()
     commits = ", ".join(sorted(set(found.commit)))
     return (f"Each notebook executed alone by `make reproduce`'s workers from an empty run cache, three times in a row "
             f"(`python -m emqlib.compile_check`, profile {found.profile.iloc[0]}, commit {commits}; "
             "`results/compile_check.csv`). The second execution compiles with an empty inductor cache (a fresh "
-            "machine), the third with the one the second filled.\n\n" + markdown_table(pd.DataFrame(rows)))
+            "machine), the third with the one the second filled.\n\n" + markdown_table(shown))
 
 
 GPU_SETTING = re.compile(r"^(?P<step>[^;]+?)(?: step)?(?:, compilation included)?; (?P<device>[^;]+); (?P<mode>eager|compiled), (?P<precision>fp32|bf16)")

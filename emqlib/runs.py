@@ -330,7 +330,8 @@ def _finish(trainer: Trainer, path: Path) -> None:
             "metrics_sha256": file_sha256(path / "metrics.csv"), "config_hash": config_hash(trainer.config),
             "epochs": trainer.config.epochs,
             # how, not what: not in the configuration's hash, but compiled kernels sum in another order than eager ones
-            "trained_with": {"device": trainer.runtime.torch_device().type, "compiled": trainer.runtime.compiles()}}
+            "trained_with": {"device": trainer.runtime.torch_device().type,
+                             "compiled": any(hasattr(l.model, "_orig_mod") for l in trainer.learners)}}
     if trainer.trajectory is not None:
         done["trajectory_sha256"] = save_torch(trainer.trajectory, path / "trajectory.pt")
     if trainer.config.coreset != "none":
