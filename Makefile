@@ -29,10 +29,10 @@ test: setup
 	$(PY) -m pytest -q
 
 reproduce: setup
-	$(PY) -m emqlib.reproduce --profile $(PROFILE)
+	$(PY) -m emqlib.harness.reproduce --profile $(PROFILE)
 
 bench: setup
-	$(PY) -m emqlib.bench --profile $(PROFILE)
+	$(PY) -m emqlib.harness.bench --profile $(PROFILE)
 
 lab: setup
 	$(VENV)/bin/jupyter lab --notebook-dir notebooks --MappingKernelManager.default_kernel_name=emqlib

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from . import paths
+from .harness import paths
 from .budgets import class_budgets
 
 DATASETS = ("fashion-mnist", "cifar10", "cifar100", "synthetic")

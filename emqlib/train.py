@@ -1,7 +1,7 @@
 """Multi-bit training: one code path for Dedicated, joint (Any-Precision) and EMQ (docs/method.md §5-§6).
 
-Each epoch every learner (see :mod:`emqlib.build`) goes through one of three loops, each a
-function that returns the epoch's cost record (:class:`emqlib.cost.EpochCost`):
+Each epoch every learner (see :mod:`emqlib.harness.build`) goes through one of three loops, each a
+function that returns the epoch's cost record (:class:`emqlib.harness.cost.EpochCost`):
 
 * :func:`joint_epoch`: every bit-width on every batch, recursive distillation from the
   next-higher bit-width, one optimizer step (:func:`emqlib.distill.joint_step`);
@@ -26,18 +26,18 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
-from . import checkpoint
+from .harness import checkpoint
 from .bits import set_bits
-from .build import Learner, Runtime, build_learners, load_run_data
-from .config import RunConfig
+from .harness.build import Learner, Runtime, build_learners, load_run_data
+from .harness.config import RunConfig
 from .coreset.sampling import CoresetSampler, Reference
-from .cost import EpochCost
+from .harness.cost import EpochCost
 from .data import ImageDataset, batches
 from .distill import coreset_joint_step, joint_step, label_mean, soft_cross_entropy_per_row, teacher_probs
-from .distributed import all_sum, barrier, broadcast, is_distributed, rank, shard
+from .harness.distributed import all_sum, barrier, broadcast, is_distributed, rank, shard
 from .inference import accuracy
 from .seeding import derive_seed, generator
-from .storage import save_csv
+from .harness.storage import save_csv
 
 
 class NonFiniteLossError(RuntimeError):
@@ -166,7 +166,7 @@ def steps_per_epoch(loop: str, subsets: dict[int, Tensor], n: int, batch_size: i
 
 class Trainer:
     """Trains the run ``config`` in ``run_dir``, resuming from its last checkpoint; ``replayed``: the
-    recorded subsets of the run that ``config.replay_from`` names (:func:`emqlib.runs.replayed_selections`)."""
+    recorded subsets of the run that ``config.replay_from`` names (:func:`emqlib.harness.runs.replayed_selections`)."""
 
     def __init__(self, config: RunConfig, run_dir: Path, runtime: Runtime = Runtime(),
                  reference: Reference | None = None, replayed: dict[tuple[int, int], Tensor] | None = None) -> None:

@@ -31,7 +31,7 @@ import nbformat
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this checkout's emqlib, as for the kernel below
 
-from emqlib.storage import atomic_write_bytes  # noqa: E402
+from emqlib.harness.storage import atomic_write_bytes  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

@@ -19,7 +19,7 @@ def one_thread():
 def cli(capsys):
     """Runs ``python -m emqlib ARGV`` in this process: (exit status, stdout, stderr) as the entry point
     would give them (its ``sys.exit(main())``; argparse's own errors exit with status 2)."""
-    from emqlib.__main__ import main
+    from emqlib.harness.cli import main
 
     def run(argv: list[str]) -> tuple[int, str, str]:
         try:

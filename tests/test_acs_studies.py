@@ -11,13 +11,13 @@ import pandas as pd
 import pytest
 import torch
 
-from emqlib import claims, experiments, labels
-from emqlib.config import ADDED_FIELDS, SCHEMA_VERSION, RunConfig, config_hash, profile_config
+from emqlib.harness import claims, experiments, labels
+from emqlib.harness.config import ADDED_FIELDS, SCHEMA_VERSION, RunConfig, config_hash, profile_config
 from emqlib.coreset import split_part
 from emqlib.coreset.sampling import CoresetSampler, pack_subset, unpack_selections
 from emqlib.data import synthetic_dataset
-from emqlib.results import save_result
-from emqlib.runs import is_done, replayed_selections, run_path
+from emqlib.harness.results import save_result
+from emqlib.harness.runs import is_done, replayed_selections, run_path
 
 TRAIN = synthetic_dataset(train=True)
 

@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from emqlib import bench
-from emqlib.config import config_hash
-from emqlib.cost import ideal_pass_ratio, pass_equivalents
-from emqlib.runs import load_run
+from emqlib.harness import bench
+from emqlib.harness.config import config_hash
+from emqlib.harness.cost import ideal_pass_ratio, pass_equivalents
+from emqlib.harness.runs import load_run
 
 # metric names of each of the issue's six measurement families
 FAMILIES = {
@@ -29,7 +29,7 @@ FAMILIES = {
 
 @pytest.fixture(scope="module")
 def smoke(one_thread, tmp_path_factory) -> tuple[pd.DataFrame, object]:
-    """`python -m emqlib.bench --profile smoke` into a temporary folder with its own run cache."""
+    """`python -m emqlib.harness.bench --profile smoke` into a temporary folder with its own run cache."""
     root = tmp_path_factory.mktemp("bench")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("EMQ_RUNS_DIR", str(root / "runs"))

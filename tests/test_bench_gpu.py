@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from emqlib import bench_gpu
+from emqlib.harness import bench_gpu
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,7 @@ def test_compiled_mode_times_the_first_step_and_saves_each_setting(monkeypatch, 
 
 
 def test_readme_block_shows_each_measured_setting_and_names_the_missing(table, monkeypatch, tmp_path) -> None:
-    from emqlib import report
+    from emqlib.harness import report
     monkeypatch.setenv("EMQ_RESULTS_DIR", str(tmp_path))
     assert "not measured" in report.gpu_bench_section()
     table.to_csv(tmp_path / "bench_gpu.csv", index=False)
@@ -101,7 +101,7 @@ def test_a_run_replaces_its_settings_rows_and_keeps_the_others(table, tmp_path) 
 
 
 def test_readme_block_names_each_settings_torch_and_commit(table, monkeypatch, tmp_path) -> None:
-    from emqlib import report
+    from emqlib.harness import report
     monkeypatch.setenv("EMQ_RESULTS_DIR", str(tmp_path))
     bare = [s.rsplit("; torch", 1)[0] for s in table.setting]  # rows as older runs wrote them: no source
     renamed = table.assign(setting=[b + "; torch 9.9, commit abcdef0" if "eager, bf16;" in b else b for b in bare])

@@ -1,4 +1,4 @@
-"""The claims table: each row is graded from hand-made results CSVs by the one rule of emqlib.grading,
+"""The claims table: each row is graded from hand-made results CSVs by the one rule of emqlib.harness.grading,
 and the README blocks are generated from it."""
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emqlib import claims, labels, paths, report
-from emqlib.results import save_result
+from emqlib.harness import claims, labels, paths, report
+from emqlib.harness.results import save_result
 
 CORESET = "EMQ + bit-wise coreset (20%)"
 GRADED = ["E1", "E3", "E4", "E9", "E10", "E11", "E12", "E13", "E14", "E15", "P1", "A1", "A3", "A4", "A5", "A6", "A6b", "A15"]
@@ -168,8 +168,8 @@ def test_a_missing_study_is_not_run_and_names_its_notebook():
 
 
 def test_claims_read_csvs_without_the_training_stack():
-    code = ("import sys, emqlib.claims; "
-            "assert not {'emqlib.experiments', 'emqlib.train', 'emqlib.runs'} & set(sys.modules), sys.modules")
+    code = ("import sys, emqlib.harness.claims; "
+            "assert not {'emqlib.harness.experiments', 'emqlib.train', 'emqlib.harness.runs'} & set(sys.modules), sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=paths.ROOT)
 
 
@@ -261,7 +261,7 @@ def test_a_study_without_an_arm_is_not_run_and_says_which():
 @pytest.mark.parametrize("lead, minutes, verdict, budget", [(5.0, 50.0, "met", "within the limit, over the target"),
                                                             (-5.0, 70.0, "missed", "over the limit")])
 def test_targets_block_grades_each_target_and_the_time_budget(lead, minutes, verdict, budget):
-    from emqlib.storage import save_json
+    from emqlib.harness.storage import save_json
 
     write_results(lead=lead)
     save_json(paths.reproduce_record("cpu", cold=True), {"wall_seconds": minutes * 60})

@@ -12,9 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from emqlib.__main__ import build_config, main, parser
-from emqlib.config import config_hash, profile_config
-from emqlib.runs import load_run
+from emqlib.harness.cli import build_config, main, parser
+from emqlib.harness.config import config_hash, profile_config
+from emqlib.harness.runs import load_run
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = profile_config("smoke", method="emq", bits=(2, 32))
@@ -77,7 +77,7 @@ def test_eval_prints_every_bit_width(trained, capsys) -> None:
 
 
 def test_eval_by_hash_in_the_run_cache(capsys) -> None:
-    from emqlib.runs import get_run
+    from emqlib.harness.runs import get_run
     from emqlib.train import Runtime
 
     config = profile_config("smoke", method="emq", bits=(2, 32), epochs=1)
@@ -178,8 +178,8 @@ def test_torchrun_trains_the_reference_run_and_counts_like_one_process(tmp_path,
     """A coreset scored by the full-precision reference run: the reference (which records a
     trajectory, so cannot run under DDP) is trained as one process before the group forms,
     and the scoring forwards are counted once, not once per process."""
-    from emqlib.config import reference_config
-    from emqlib.runs import get_run, is_done, run_path
+    from emqlib.harness.config import reference_config
+    from emqlib.harness.runs import get_run, is_done, run_path
     from emqlib.train import Runtime
 
     argv = ["train", "--profile", "smoke", "--method", "emq", "--coreset", "el2n", "--fraction", "0.5",

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from emqlib import compile_check, paths
+from emqlib.harness import compile_check, paths
 
 
 def test_each_notebook_is_executed_three_ways_in_order_with_one_inductor_cache(tmp_path, monkeypatch) -> None:
@@ -41,10 +41,10 @@ def test_a_notebook_executes_into_its_scratch_folder(tmp_path) -> None:
 
 
 def test_readme_block_tabulates_each_notebook_and_its_ratios(tmp_path, monkeypatch) -> None:
-    from emqlib import report
+    from emqlib.harness import report
 
     monkeypatch.setenv("EMQ_RESULTS_DIR", str(tmp_path))
-    assert report.compile_check_section() == "(run `python -m emqlib.compile_check --only NN`)"
+    assert report.compile_check_section() == "(run `python -m emqlib.harness.compile_check --only NN`)"
     seconds = {("02_shared_bn", "0"): [300.0], ("02_shared_bn", "1"): [600.0, 360.0], ("05_pruning_tdds", "0"): [500.0],
                ("05_pruning_tdds", "1"): [550.0, 450.0]}
     compile_check.compile_check("cpu", ["02_shared_bn", "05_pruning_tdds"], tmp_path / "scratch",

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from emqlib.build import Runtime, compile_setting
+from emqlib.harness.build import Runtime, compile_setting
 
 pytest.importorskip("torch._inductor")
 
@@ -16,9 +16,9 @@ pytest.importorskip("torch._inductor")
 TRAIN_IN_ORDER = """
 import json, sys
 from torch._dynamo.utils import counters
-from emqlib.build import Runtime
-from emqlib.config import profile_config
-from emqlib.runs import get_run
+from emqlib.harness.build import Runtime
+from emqlib.harness.config import profile_config
+from emqlib.harness.runs import get_run
 out = {}
 for seed in map(int, sys.argv[1:]):
     config = profile_config("smoke", method="emq", bits=(2,), train_per_class=20, epochs=2, seed=seed)

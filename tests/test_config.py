@@ -13,11 +13,11 @@ import textwrap
 import numpy as np
 import pytest
 
-from emqlib.config import (ADDED_FIELDS, CORESETS, DATASETS, FIELD_PARTS, METHODS, MODEL_NAMES, PARTS,
+from emqlib.harness.config import (ADDED_FIELDS, CORESETS, DATASETS, FIELD_PARTS, METHODS, MODEL_NAMES, PARTS,
                            PROFILES, CoresetConfig, DataConfig, OptimConfig, RunConfig, config_hash, field_name,
                            profile_config, reference_config)
 from emqlib.quant import QuantSpec
-from emqlib.paths import ROOT
+from emqlib.harness.paths import ROOT
 
 # the base for "change one field": a coreset run, so that coreset fields can change alone
 BASE = dict(coreset="emq-topk", fraction=0.5)
@@ -118,7 +118,7 @@ def test_hash_is_stable_across_processes():
     configs = {"default": RunConfig(), "changed": RunConfig(**{**BASE, "bits": (1, 2, 32), "milestones": (1, 3)})}
     code = textwrap.dedent("""
         import json, sys
-        from emqlib.config import RunConfig, config_hash
+        from emqlib.harness.config import RunConfig, config_hash
         values = json.loads(sys.argv[1])
         print(json.dumps({k: config_hash(RunConfig.from_dict(v)) for k, v in values.items()}))
     """)

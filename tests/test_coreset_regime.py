@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emqlib import experiments, labels
-from emqlib.config import profile_config
+from emqlib.harness import experiments, labels
+from emqlib.harness.config import profile_config
 
 
 def _evaluation(accuracy: dict[int, float], trained=(2, 4, 8, 32)) -> pd.DataFrame:

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from emqlib.bits import set_bits
-from emqlib.config import CORESETS, profile_config
+from emqlib.harness.config import CORESETS, profile_config
 from emqlib.coreset import evs, pruning_rate, select
 from emqlib.coreset.sampling import CoresetSampler, Reference
 from emqlib.data import synthetic_dataset

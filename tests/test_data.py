@@ -11,7 +11,7 @@ import pytest
 import torch
 import torchvision
 
-from emqlib import paths
+from emqlib.harness import paths
 from emqlib.data import (DATASETS, DatasetMissingError, ImageDataset, add_label_noise, balanced_subset, batches,
                          load_dataset, random_crop_flip, read_idx, synthetic_dataset)
 
@@ -279,9 +279,9 @@ def test_cifar100_loads_fine_labels(data_dir, train):
 
 def test_a_cifar100_run_trains_and_evaluates_on_generated_files(data_dir, tmp_path, monkeypatch):
     """The path of claims E5-E8 (EMQ on CIFAR-100): 100 classes, 3 x 32 x 32 inputs, through the run cache."""
-    from emqlib.build import Runtime
-    from emqlib.config import profile_config
-    from emqlib.runs import get_run
+    from emqlib.harness.build import Runtime
+    from emqlib.harness.config import profile_config
+    from emqlib.harness.runs import get_run
 
     write_cifar100(data_dir, n_train=24, n_test=6)
     monkeypatch.setenv("EMQ_RUNS_DIR", str(tmp_path / "runs"))

@@ -8,7 +8,7 @@ import tomllib
 
 import pytest
 
-from emqlib.paths import ROOT
+from emqlib.harness.paths import ROOT
 
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!_-]+)$")
 

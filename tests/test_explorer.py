@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from emqlib import explorer
+from emqlib.harness import explorer
 from emqlib.bits import SUPPORTED_BITS, bit_width
-from emqlib.config import profile_config
+from emqlib.harness.config import profile_config
 from emqlib.correction import bias_correct
 from emqlib.inference import predict
-from emqlib.paths import ROOT
+from emqlib.harness.paths import ROOT
 from emqlib.quant import QConv2d, quantize_weight
-from emqlib.runs import Run, get_run
+from emqlib.harness.runs import Run, get_run
 from emqlib.train import load_run_data
 
 REDRAW_BOUND_S = 3.0  # generous: a redraw takes a few tenths of a second at the smoke profile

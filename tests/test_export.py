@@ -1,4 +1,4 @@
-"""Integer ONNX export (emqlib.export): exact integer grids, agreement with the fake-quantized
+"""Integer ONNX export (emqlib.harness.export): exact integer grids, agreement with the fake-quantized
 model at every served bit-width on trained smoke models, the command's refusals, bench rows."""
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ import pytest
 import torch
 from onnx import numpy_helper
 
-from emqlib.__main__ import main
+from emqlib.harness.cli import main
 from emqlib.bits import SUPPORTED_BITS, current_bits, set_bits
-from emqlib.config import profile_config
+from emqlib.harness.config import profile_config
 from emqlib.correction import bias_correct
-from emqlib.export import (ACCURACY_TOLERANCE, ActivationGrid, ExportMismatchError, compare, dequantized_weights,
+from emqlib.harness.export import (ACCURACY_TOLERANCE, ActivationGrid, ExportMismatchError, compare, dequantized_weights,
                            export_bench_rows, export_run, integer_weight, onnx_logits, packed_bytes, session, to_onnx)
 from emqlib.models import build_model
 from emqlib.quant import QConv2d, QuantAct, QuantSpec
-from emqlib.runs import Run, get_run
+from emqlib.harness.runs import Run, get_run
 from emqlib.train import Runtime, load_run_data
 
 # logits of the export and of the fake-quantized model (|logit| about 1.3): float32 summation order
@@ -233,7 +233,7 @@ def test_a_poorly_served_bit_width_is_refused_with_its_accuracy(runs, tmp_path, 
 
 
 def test_an_export_that_disagrees_with_the_model_is_not_written(runs, tmp_path, monkeypatch):
-    monkeypatch.setattr("emqlib.export.compare", lambda run, bits, model: {
+    monkeypatch.setattr("emqlib.harness.export.compare", lambda run, bits, model: {
         "bits": bits, "fake_quant_accuracy": 60.0, "export_accuracy": 59.0, "max_logit_difference": 1.0})
     with pytest.raises(ExportMismatchError, match="differs from the fake-quantized"):
         export_run(runs["emq"], 4, tmp_path / "out.onnx")

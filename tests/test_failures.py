@@ -15,12 +15,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from emqlib import storage
-from emqlib.__main__ import error_line, main
-from emqlib.config import profile_config
-from emqlib.parameters import check_injected_parameters
-from emqlib.runs import get_run, is_done, load_run
-from emqlib.storage import load_json
+from emqlib.harness import storage
+from emqlib.harness.cli import error_line, main
+from emqlib.harness.config import profile_config
+from emqlib.harness.parameters import check_injected_parameters
+from emqlib.harness.runs import get_run, is_done, load_run
+from emqlib.harness.storage import load_json
 from emqlib.train import Runtime, Trainer
 
 CONFIG = profile_config("smoke", method="emq", bits=(2, 32))
@@ -357,7 +357,7 @@ def test_papermill_parameters_of_the_right_type_pass_converted() -> None:
 def test_every_notebook_checks_its_parameters_right_after_the_parameters_cell() -> None:
     import nbformat
 
-    from emqlib.reproduce import notebooks
+    from emqlib.harness.reproduce import notebooks
 
     for path in notebooks():
         code = [c for c in nbformat.read(path, 4).cells if c.cell_type == "code"]
@@ -380,7 +380,7 @@ def test_emq_progress_0_is_honoured(base, capsys, monkeypatch) -> None:
         seen.append(runtime)
         raise ValueError("recorded")
 
-    monkeypatch.setattr("emqlib.runs.get_run", record)
+    monkeypatch.setattr("emqlib.harness.runs.get_run", record)
     monkeypatch.setenv("EMQ_PROGRESS", "0")
     main(["train", "--profile", "smoke"])
     monkeypatch.setenv("EMQ_PROGRESS", "1")
@@ -390,7 +390,7 @@ def test_emq_progress_0_is_honoured(base, capsys, monkeypatch) -> None:
 
 
 def test_reproduce_exits_2_on_bad_input(capsys) -> None:
-    from emqlib import reproduce
+    from emqlib.harness import reproduce
 
     assert reproduce.main(["--profile", "smoke", "--only", "99"]) == 2
     err = capsys.readouterr().err.strip()
@@ -430,7 +430,7 @@ def test_a_corrupt_snapshot_says_to_retrain(run) -> None:
 
 
 def test_papermill_run_directly_fails_naming_the_parameter(tmp_path) -> None:
-    """The real thing: papermill (not emqlib.reproduce) with a wrongly typed value stops in the
+    """The real thing: papermill (not emqlib.harness.reproduce) with a wrongly typed value stops in the
     cell after the parameters cell, with an error that names the parameter."""
     import nbformat
     import papermill
@@ -439,7 +439,7 @@ def test_papermill_run_directly_fails_naming_the_parameter(tmp_path) -> None:
     nb.metadata["kernelspec"] = {"name": "emqlib", "display_name": "Python (emqlib)", "language": "python"}
     parameters = nbformat.v4.new_code_cell(DECLARED)
     parameters.metadata["tags"] = ["parameters"]
-    nb.cells = [parameters, nbformat.v4.new_code_cell("from emqlib.parameters import check_injected_parameters; "
+    nb.cells = [parameters, nbformat.v4.new_code_cell("from emqlib.harness.parameters import check_injected_parameters; "
                                                       "check_injected_parameters()"),
                 nbformat.v4.new_code_cell("raise AssertionError('not reached')")]
     nbformat.write(nb, tmp_path / "nb.ipynb")

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emqlib import grading, stats
+from emqlib.harness import grading, stats
 
 
 def _t_cdf_above_zero(q: float, df: int) -> float:

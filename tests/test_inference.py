@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from emqlib.build import model_for
-from emqlib.config import profile_config
+from emqlib.harness.build import model_for
+from emqlib.harness.config import profile_config
 from emqlib.data import synthetic_dataset
 from emqlib.inference import PREDICT_BATCH, accuracy, predict
 

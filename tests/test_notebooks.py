@@ -1,4 +1,4 @@
-"""Notebooks: every notebook runs end to end on the smoke profile through ``emqlib.reproduce`` and
+"""Notebooks: every notebook runs end to end on the smoke profile through ``emqlib.harness.reproduce`` and
 writes its CSVs and figures; the source notebooks stay thin, output-free and untouched; parameters
 are checked before anything runs."""
 from __future__ import annotations
@@ -11,8 +11,8 @@ import nbformat
 import pandas as pd
 import pytest
 
-from emqlib import paths, reproduce as rep
-from emqlib.results import PRODUCERS, load_result
+from emqlib.harness import paths, reproduce as rep
+from emqlib.harness.results import PRODUCERS, load_result
 
 # what each notebook must leave behind: (CSVs in results/, PNGs in figures/)
 EXPECTED = {

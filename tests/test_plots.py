@@ -12,7 +12,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from emqlib import labels, plots  # noqa: E402
+from emqlib.harness import labels, plots# noqa: E402
 
 BITS = (1, 2, 3, 4, 5, 6, 7, 8, 32)
 TRAINED = (2, 4, 8, 32)

@@ -1,4 +1,4 @@
-"""Training runs in worker processes (emqlib.pool): the same runs as training them here, one at a time."""
+"""Training runs in worker processes (emqlib.harness.pool): the same runs as training them here, one at a time."""
 from __future__ import annotations
 
 import time
@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 import torch
 
-from emqlib import pool
-from emqlib.config import profile_config, reference_config
-from emqlib.runs import get_run, is_done, run_path
+from emqlib.harness import pool
+from emqlib.harness.config import profile_config, reference_config
+from emqlib.harness.runs import get_run, is_done, run_path
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ def test_two_workers_train_the_runs_this_process_would(runs_dir, tmp_path, monke
 def test_runs_that_need_no_reference_train_beside_the_reference(runs_dir, monkeypatch):
     # threads stand in for worker processes and a sleep for training: only the order runs start and end in
     # is checked. The EMQ run needs no reference: it starts while the reference trains; the ACS run waits for it.
-    from emqlib import experiments
+    from emqlib.harness import experiments
 
     acs, emq = experiments.acs_config("smoke", "acs", 0.5, seed=0), profile_config("smoke", method="emq", seed=0)
     name = {run_path(c).name: label for c, label in [(acs, "acs"), (emq, "emq"), (reference_config(acs), "reference")]}
@@ -110,8 +110,8 @@ def test_a_run_failing_in_a_worker_is_named(runs_dir, tmp_path, monkeypatch):
 
 
 def test_study_costs_count_each_run_and_its_reference_once_for_the_first_csv(runs_dir, tmp_path, monkeypatch):
-    from emqlib import experiments
-    from emqlib.runs import load_run
+    from emqlib.harness import experiments
+    from emqlib.harness.runs import load_run
 
     monkeypatch.setenv("EMQ_RESULTS_DIR", str(tmp_path / "results"))
     emq = get_run(profile_config("smoke", method="emq", seed=0))

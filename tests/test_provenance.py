@@ -6,14 +6,14 @@ import subprocess
 
 import torch
 
-from emqlib import paths, reproduce as rep
-from emqlib.storage import load_json
+from emqlib.harness import paths, reproduce as rep
+from emqlib.harness.storage import load_json
 
 
 def test_provenance_is_written_atomically_with_what_made_the_results(tmp_path, monkeypatch):
     monkeypatch.setenv("EMQ_RESULTS_DIR", str(tmp_path))
     record = {"profile": "smoke", "started": "2026-01-01T00:00:00+00:00", "finished": "2026-01-01T00:01:00+00:00",
-              "status": "ok", "command": "python -m emqlib.reproduce --profile smoke"}
+              "status": "ok", "command": "python -m emqlib.harness.reproduce --profile smoke"}
     seeds = rep.seed_parameters(rep.notebooks(["02", "03", "04"]))
     path = rep.save_provenance(record, seeds)
     assert path == tmp_path / "provenance.json" and not list(tmp_path.glob("*.tmp*"))

@@ -48,7 +48,7 @@ def _finished_runs(runs: Path) -> dict[str, float]:
 
 def test_interrupted_reproduce_continues_from_the_run_cache(tmp_path) -> None:
     env = _env(tmp_path)
-    command = [sys.executable, "-m", "emqlib.reproduce", "--profile", "smoke", "--only", "02"]
+    command = [sys.executable, "-m", "emqlib.harness.reproduce", "--profile", "smoke", "--only", "02"]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while len(_finished_runs(tmp_path / "runs")) < 2 and time.monotonic() < deadline and process.poll() is None:
@@ -93,10 +93,10 @@ def test_command_line_bad_input_is_one_line_and_writes_nothing(tmp_path, monkeyp
 
 
 def test_the_quickstart_runs_after_the_cost_study_that_trains_its_run(monkeypatch) -> None:
-    from emqlib import experiments
-    from emqlib.config import profile_config
-    from emqlib.reproduce import execution_order, notebooks
-    from emqlib.runs import run_path
+    from emqlib.harness import experiments
+    from emqlib.harness.config import profile_config
+    from emqlib.harness.reproduce import execution_order, notebooks
+    from emqlib.harness.runs import run_path
 
     names = [p.name for p in execution_order(notebooks())]
     assert names.index("00_quickstart.ipynb") == names.index("04_training_cost.ipynb") + 1

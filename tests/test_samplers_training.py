@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 import torch
 
-from emqlib.build import load_run_data
-from emqlib.config import profile_config
-from emqlib.runs import get_run
+from emqlib.harness.build import load_run_data
+from emqlib.harness.config import profile_config
+from emqlib.harness.runs import get_run
 from emqlib.train import Runtime, Trainer
 
 BITS = (32, 2)

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 import torch
 
-from emqlib import storage
-from emqlib.paths import ROOT
-from emqlib.storage import (CorruptFileError, atomic_write_bytes, atomic_write_text, file_lock, load_json, load_torch,
+from emqlib.harness import storage
+from emqlib.harness.paths import ROOT
+from emqlib.harness.storage import (CorruptFileError, atomic_write_bytes, atomic_write_text, file_lock, load_json, load_torch,
                             save_csv, save_json, save_torch, sha256)
 
 
@@ -171,7 +171,7 @@ def test_file_lock_is_exclusive_and_released(tmp_path):
 _HOLDER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from emqlib.storage import file_lock
+    from emqlib.harness.storage import file_lock
     lock, held, released = sys.argv[1:4]
     with file_lock(lock):
         Path(held).write_text("held")

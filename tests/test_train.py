@@ -17,10 +17,10 @@ import pytest
 import torch
 
 from emqlib.bn import MultiBitBatchNorm2d
-from emqlib.config import config_hash, profile_config
+from emqlib.harness.config import config_hash, profile_config
 from emqlib.data import load_dataset
-from emqlib.runs import IncompatibleRunError, get_run, load_run
-from emqlib.storage import CorruptFileError, load_json, load_torch
+from emqlib.harness.runs import IncompatibleRunError, get_run, load_run
+from emqlib.harness.storage import CorruptFileError, load_json, load_torch
 from emqlib.train import NonFiniteLossError, Runtime, Trainer
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..bits import FULL_PRECISION
-from ..config import EMQ_SAMPLERS, REFERENCE_CORESETS
+from ..harness.config import EMQ_SAMPLERS, REFERENCE_CORESETS
 from ..data import ImageDataset
 from ..inference import predict
 from ..seeding import generator

@@ -14,7 +14,7 @@ weights evaluated without it, not a model trained without it (that one is in ``0
 
 In a notebook::
 
-    from emqlib import explorer
+    from emqlib.harness import explorer
     explorer.BitWidthExplorer(run).widget()
 """
 from __future__ import annotations
@@ -36,13 +36,13 @@ from matplotlib.patches import Rectangle
 from torch import Tensor, nn
 
 from .analysis import batch_norm_layers, quantized_layers
-from .bits import FULL_PRECISION, SUPPORTED_BITS, bit_width, parse_bits
-from .data import ImageDataset
-from .inference import predict
+from ..bits import FULL_PRECISION, SUPPORTED_BITS, bit_width, parse_bits
+from ..data import ImageDataset
+from ..inference import predict
 from .plots import BASELINE, HIGHLIGHT, STYLE
 from .runs import Run
 from .storage import load_torch, save_torch, sha256
-from .train import load_run_data
+from ..train import load_run_data
 
 CLASS_NAMES = {
     "fashion-mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",

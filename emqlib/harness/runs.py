@@ -27,19 +27,19 @@ import torch
 from torch import nn
 
 from . import paths
-from .bits import FULL_PRECISION, SUPPORTED_BITS, parse_bits
+from ..bits import FULL_PRECISION, SUPPORTED_BITS, parse_bits
 from .config import SCHEMA_VERSION, RunConfig, config_hash, reference_config
-from .coreset.sampling import Reference, unpack_selections
-from .data import require_dataset
-from .inference import accuracy_at_bits
+from ..coreset.sampling import Reference, unpack_selections
+from ..data import require_dataset
+from ..inference import accuracy_at_bits
 from .storage import (CorruptFileError, file_lock, file_sha256, load_json, load_torch, save_csv, save_json,
                       save_torch, sha256)
 from .build import Runtime, learner_bits, load_run_data
 from .checkpoint import snapshot_path
 from .cost import run_cost
 from .distributed import rank
-from .models import model_for
-from .train import Trainer
+from ..models import model_for
+from ..train import Trainer
 
 
 class IncompatibleRunError(RuntimeError):
@@ -98,7 +98,7 @@ class Run:
         return m[m.epoch == m.epoch.max()].reset_index(drop=True)
 
     def cost(self) -> dict:
-        """The run's cost totals (:func:`emqlib.cost.run_cost`)."""
+        """The run's cost totals (:func:`emqlib.harness.cost.run_cost`)."""
         return run_cost(self.metrics)
 
     def evaluate(self, bits=SUPPORTED_BITS, recalibrate: bool = False) -> pd.DataFrame:

@@ -135,11 +135,11 @@ COMPILE_CHECK_SETTING = re.compile(r"^(?P<mode>[^;]+); (?P<notebook>[^,]+), prof
 
 
 def compile_check_section() -> str:
-    """Notebooks executed from an empty run cache eager and compiled (``python -m emqlib.compile_check``):
+    """Notebooks executed from an empty run cache eager and compiled (``python -m emqlib.harness.compile_check``):
     seconds of each, and compiled over eager."""
     path = paths.results_dir() / "compile_check.csv"
     if not path.exists():
-        return "(run `python -m emqlib.compile_check --only NN`)"
+        return "(run `python -m emqlib.harness.compile_check --only NN`)"
     frame = pd.read_csv(path)
     seconds = frame[frame.metric == "notebook_seconds"]
     found = seconds.setting.str.extract(COMPILE_CHECK_SETTING)
@@ -150,7 +150,7 @@ def compile_check_section() -> str:
                        ratios.map(lambda v: f"{v:.2f}x").add_suffix(" over eager")], axis=1).reset_index()
     commits = ", ".join(sorted(set(found.commit)))
     return (f"Each notebook executed alone by `make reproduce`'s workers from an empty run cache, three times in a row "
-            f"(`python -m emqlib.compile_check`, profile {found.profile.iloc[0]}, commit {commits}; "
+            f"(`python -m emqlib.harness.compile_check`, profile {found.profile.iloc[0]}, commit {commits}; "
             "`results/compile_check.csv`). The second execution compiles with an empty inductor cache (a fresh "
             "machine), the third with the one the second filled.\n\n" + markdown_table(shown))
 
@@ -161,11 +161,11 @@ GPU_METHOD = re.compile(r"^(?P<method>[^;]+?)(?: \(.*?\))?(?:; paper: [^;]+)?; (
 
 
 def gpu_bench_section() -> str:
-    """`python -m emqlib.bench_gpu` on a GPU: images/s per step and the projected GPU-hours of the
+    """`python -m emqlib.harness.bench_gpu` on a GPU: images/s per step and the projected GPU-hours of the
     paper recipe, one column per (mode, precision) that the run finished."""
     path = paths.results_dir() / "bench_gpu.csv"
     if not path.exists():
-        return "(not measured: `python -m emqlib.bench_gpu` on a machine with a CUDA GPU writes `results/bench_gpu.csv`)"
+        return "(not measured: `python -m emqlib.harness.bench_gpu` on a machine with a CUDA GPU writes `results/bench_gpu.csv`)"
     frame = pd.read_csv(path)
     cells: dict[str, dict[str, str]] = {}
     sources: dict[str, str] = {}
@@ -189,7 +189,7 @@ def gpu_bench_section() -> str:
     table = pd.DataFrame([{"": name, **row} for name, row in cells.items()], columns=["", *columns], dtype=object).fillna("")
     table = table[["", *(c for c in columns if c not in missing)]]
     paper = frame.loc[frame.metric == "paper_gpu_hours", "value"]
-    return (f"Measured on {', '.join(sorted(devices))} (`python -m emqlib.bench_gpu`: the paper profile's ResNet-20 x5, "
+    return (f"Measured on {', '.join(sorted(devices))} (`python -m emqlib.harness.bench_gpu`: the paper profile's ResNet-20 x5, "
             "CIFAR-shaped random batches of 128, median of interleaved steps; `results/bench_gpu.csv`). The GPU-hours "
             "project training steps only (no data loading, evaluation or coreset selection), against the paper's "
             f"{paper.iloc[0] if len(paper) else '?'} GPU-h for EMQ with its bit-wise coreset."
@@ -205,7 +205,7 @@ TARGET_VERDICTS = {"reproduced": "met", "partial": "mean meets it, not every see
 
 
 def targets_section(profile: str = "cpu") -> str:
-    """The bit-wise coreset work's targets (:data:`emqlib.claims.TARGETS`), graded by the claims' rule
+    """The bit-wise coreset work's targets (:data:`emqlib.harness.claims.TARGETS`), graded by the claims' rule
     with each target as threshold, and the cold `make reproduce` against its time budget."""
     from .claims import TARGETS
 

@@ -12,11 +12,11 @@ import torch
 from torch import nn
 
 from .config import RunConfig
-from .coreset.sampling import Reference
-from .data import ImageDataset, add_label_noise, balanced_subset, holdout_validation, load_dataset
+from ..coreset.sampling import Reference
+from ..data import ImageDataset, add_label_noise, balanced_subset, holdout_validation, load_dataset
 from .distributed import is_distributed
-from .models import model_for
-from .seeding import derive_seed
+from ..models import model_for
+from ..seeding import derive_seed
 
 
 @dataclass

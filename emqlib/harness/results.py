@@ -1,6 +1,6 @@
 """Result tables: the CSVs the notebooks write into ``results/`` and the figures and README read.
 
-``save_result(frame, "shared_bn.csv")`` writes atomically into :func:`emqlib.paths.results_dir`;
+``save_result(frame, "shared_bn.csv")`` writes atomically into :func:`emqlib.harness.paths.results_dir`;
 ``load_result("shared_bn.csv")`` reads it back, and when it is missing says which notebook
 writes it.
 """

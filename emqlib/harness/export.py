@@ -66,14 +66,14 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 from torch import Tensor, nn
 
-from .bits import FULL_PRECISION, SUPPORTED_BITS, bit_width, check_bits, parse_bits, set_bits
-from .bn import MultiBitBatchNorm2d
+from ..bits import FULL_PRECISION, SUPPORTED_BITS, bit_width, check_bits, parse_bits, set_bits
+from ..bn import MultiBitBatchNorm2d
 from .config import config_hash
-from .correction import correction_terms
-from .data import DATASET_SHAPES, ImageDataset, batches
-from .inference import predict
-from .models.resnet import PreActBlock, PreActResNet
-from .quant import QConv2d, QuantAct
+from ..correction import correction_terms
+from ..data import DATASET_SHAPES, ImageDataset, batches
+from ..inference import predict
+from ..models.resnet import PreActBlock, PreActResNet
+from ..quant import QConv2d, QuantAct
 from .runs import Run, load_run
 from .storage import atomic_write_bytes
 from .build import load_run_data

@@ -8,7 +8,7 @@ import os
 import subprocess
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"  # source notebooks, committed without outputs
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 

@@ -1,4 +1,4 @@
-"""GPU throughput of the paper recipe and the GPU-hours it projects (`python -m emqlib.bench_gpu`).
+"""GPU throughput of the paper recipe and the GPU-hours it projects (`python -m emqlib.harness.bench_gpu`).
 
 On the ``paper`` profile's model (ResNet-20 x5, CIFAR-shaped random data, batch 128) it times,
 interleaved, the training step of every bit-width alone (a Dedicated model's step) and the
@@ -39,7 +39,7 @@ from torch import nn
 from . import paths
 from .bench import Variant, Workload, log, row, time_interleaved
 from .build import compile_model
-from .distill import joint_step
+from ..distill import joint_step
 from .config import profile_config
 from .storage import save_csv
 
@@ -178,7 +178,7 @@ def _choices(text: str, allowed: Sequence[str], what: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m emqlib.bench_gpu", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m emqlib.harness.bench_gpu", description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=300, help="timed steps per variant (default 300)")
     parser.add_argument("--warmup", type=int, default=20, help="untimed steps per variant first (compilation included)")
     parser.add_argument("--modes", default=",".join(MODES), help="eager,compiled")

@@ -1,11 +1,11 @@
 """Checks, inside a notebook's kernel, of the parameters papermill injected.
 
-``python -m emqlib.reproduce`` checks parameters before it starts a notebook; a user who runs
+``python -m emqlib.harness.reproduce`` checks parameters before it starts a notebook; a user who runs
 papermill directly (``papermill nb.ipynb out.ipynb -p n_seeds two``) gets only a warning for an
 unknown name from papermill, and a mistyped value fails cells later. Each notebook therefore
 calls :func:`check_injected_parameters` first thing after its ``parameters`` cell: the names
 papermill injected must be declared in that cell, with the declared types and choices (the
-rules of :func:`emqlib.reproduce.check_parameters`).
+rules of :func:`emqlib.harness.reproduce.check_parameters`).
 """
 from __future__ import annotations
 

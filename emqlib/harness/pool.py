@@ -4,7 +4,7 @@ On 2 CPU cores one training process with 2 threads computes an epoch of the cpu 
 5.8 s; two processes with one thread each compute one epoch each in about 8.8 s, 1.3x the work per
 second (a small convolution does not split well over threads). ``EMQ_WORKERS`` (``make reproduce``
 sets it per profile) says how many processes :func:`train_missing` trains with; with 1, the default,
-runs are trained one after another in this process, as :func:`emqlib.runs.get_run` always did.
+runs are trained one after another in this process, as :func:`emqlib.harness.runs.get_run` always did.
 
 Workers train through the run cache and its locks, so a run is trained once whoever asks for it,
 and a pool stopped mid-run (Ctrl-C, a failure) leaves resumable checkpoints like any killed run.
@@ -76,7 +76,7 @@ def _start_worker(threads: int) -> None:
 
 def _train(config: RunConfig, evaluations: Sequence[tuple[tuple[int, ...], bool]] = ()) -> str:
     """Train ``config`` (or find it in the cache), then measure each (bits, recalibrate) evaluation
-    the study will ask for, cached in the run folder (:meth:`emqlib.runs.Run.evaluate`)."""
+    the study will ask for, cached in the run folder (:meth:`emqlib.harness.runs.Run.evaluate`)."""
     try:
         run = get_run(config, Runtime(progress=False))
         for bits, recalibrate in evaluations:
@@ -149,7 +149,7 @@ def train_missing(configs: Sequence[RunConfig], count: int | None = None,
     were trained (references not counted). ``evaluations``, one per configuration (or None), is the
     (bits, recalibrate) evaluation the study will ask for: the worker that trains the run measures it
     too, beside the other worker's training instead of after the pool. With one worker nothing happens
-    here: :func:`emqlib.runs.get_run` trains each run when it is asked for."""
+    here: :func:`emqlib.harness.runs.get_run` trains each run when it is asked for."""
     if evaluations is not None and len(evaluations) != len(configs):
         raise ValueError(f"evaluations has {len(evaluations)} entries for {len(configs)} configurations; give one "
                          "per configuration (None where the study evaluates nothing)")

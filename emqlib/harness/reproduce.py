@@ -1,7 +1,7 @@
 """``make reproduce``: execute every notebook for one profile, in numeric order except the quickstart
 (:data:`RUN_AFTER`).
 
-    python -m emqlib.reproduce --profile {smoke,cpu,paper} [--only NN ...] [--output-dir DIR]
+    python -m emqlib.harness.reproduce --profile {smoke,cpu,paper} [--only NN ...] [--output-dir DIR]
 
 Each source notebook ``notebooks/NN_name.ipynb`` is executed with papermill (``profile``
 injected after its ``parameters`` cell) into ``results/notebooks/NN_name.ipynb``; the source
@@ -11,7 +11,7 @@ are recorded in ``results/reproduce_<profile>.json`` (README quotes it), and wha
 results in ``results/provenance.json`` (commit, profile, seeds, times, CPU and instruction set,
 math library and threads, torch version): training on CPU is bit-identical only on the same
 machine and library build, so that file says which one it was. At the end
-``emqlib.report.update(profile)`` regenerates the report, when that module exists.
+``emqlib.harness.report.update(profile)`` regenerates the report, when that module exists.
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ NOTEBOOK_NAME = re.compile(r"^(\d{2})_[\w-]+\.ipynb$")  # NN_name.ipynb: run in 
 RUN_AFTER = {"00_quickstart.ipynb": "04_training_cost.ipynb"}
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]  # no kernel log lines (e.g. the TCP warning) in the terminal
 KERNEL_ENVIRONMENT = {"EMQ_PROGRESS": "0"}  # per-epoch progress bars are noise in executed notebooks
-# processes that train a notebook's runs at once (emqlib.pool): on 2 CPU cores, two one-thread workers
+# processes that train a notebook's runs at once (emqlib.harness.pool): on 2 CPU cores, two one-thread workers
 # train 1.3x the epochs per second of one two-thread process; one GPU trains one run at a time
 DEFAULT_WORKERS = {"cpu": 2}
 START_TIMEOUT = 180  # seconds for a kernel to start (slow on a loaded 2-core machine)
@@ -326,7 +326,7 @@ def _new_record(profile: str, selected: list[Path], only) -> dict:
     return {"profile": profile, "started": _now(), "finished": None, "status": "running",
             "notebooks": seconds, "notebook_status": status, "total_seconds": None, "wall_seconds": None,
             "complete": False, "finished_runs_at_start": _finished_runs(),
-            "command": f"python -m emqlib.reproduce --profile {profile}" + (f" --only {' '.join(map(str, only))}"
+            "command": f"python -m emqlib.harness.reproduce --profile {profile}" + (f" --only {' '.join(map(str, only))}"
                                                                             if only is not None else ""),
             "executed_notebooks": None, "machine": _machine(), "commit": paths.git_commit()["commit"]}
 
@@ -338,10 +338,10 @@ def _save_record(record: dict, all_notebooks: list[Path]) -> None:
 
 
 def update_report(profile: str) -> bool:
-    """Call ``emqlib.report.update(profile)`` if that module exists; returns whether it did."""
-    if importlib.util.find_spec("emqlib.report") is None:
+    """Call ``emqlib.harness.report.update(profile)`` if that module exists; returns whether it did."""
+    if importlib.util.find_spec("emqlib.harness.report") is None:
         return False
-    importlib.import_module("emqlib.report").update(profile)
+    importlib.import_module("emqlib.harness.report").update(profile)
     return True
 
 
@@ -414,14 +414,14 @@ def reproduce(profile: str = "cpu", only: Sequence[str | int] | None = None, out
         if record["finished_runs_at_start"] == 0 and only is None:
             save_json(paths.reproduce_record(profile, cold=True), record)
     if update_report(profile):
-        echo("report updated (emqlib.report)", flush=True)
+        echo("report updated (emqlib.harness.report)", flush=True)
     echo(f"done: {len(selected)} notebook(s) in {record['wall_seconds']:.0f} s; "
          f"timings in {paths.reproduce_record(profile)}", flush=True)
     return record
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m emqlib.reproduce", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m emqlib.harness.reproduce", description=__doc__.split("\n\n")[0])
     p.add_argument("--profile", default="cpu", choices=list(PROFILES),
                    help="smoke: seconds (tests); cpu: Fashion-MNIST on 2 CPU cores; paper: CIFAR-10 on a GPU")
     p.add_argument("--only", nargs="+", metavar="NN", help="run only these notebooks (numbers such as 02, or names)")
@@ -438,7 +438,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         reproduce(args.profile, args.only, args.output_dir, progress_bar=args.cell_progress, workers=args.workers)
     except (ValueError, OSError, KernelMissingError, NotebookFailedError) as error:
-        from .__main__ import error_line
+        from .cli import error_line
 
         print(error_line(error), file=sys.stderr)
         return 2

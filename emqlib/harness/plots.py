@@ -4,7 +4,7 @@
 the figure, writes ``figures/<name>.png`` (or ``png_path``) atomically and returns the
 matplotlib Figure, so any figure can be redrawn without retraining::
 
-    from emqlib import plots, results
+    from emqlib.harness import plots, results
     plots.plot_shared_bn(results.result_path("shared_bn.csv"))
 
 The functions never call ``show()`` and close the figure after saving (no pyplot state is
@@ -27,7 +27,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from . import labels, paths
-from .bits import SUPPORTED_BITS  # the categorical bit-width axis, in order (32 = full precision)
+from ..bits import SUPPORTED_BITS  # the categorical bit-width axis, in order (32 = full precision)
 from .stats import mean_std
 from .storage import atomic_write_bytes
 
@@ -83,7 +83,7 @@ def _finish(fig: Figure, png_path: PathLike | None, name: str) -> Figure:
 
 
 def _agg(frame: pd.DataFrame, by: Sequence[str] | str, value: str) -> pd.DataFrame:
-    """:func:`emqlib.stats.mean_std` with no error bar (std 0) where a group has one seed."""
+    """:func:`emqlib.harness.stats.mean_std` with no error bar (std 0) where a group has one seed."""
     return mean_std(frame, by, value).fillna({"std": 0.0})
 
 

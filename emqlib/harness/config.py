@@ -16,13 +16,13 @@ import math
 import numbers
 from dataclasses import dataclass
 
-from .bits import FULL_PRECISION, check_bits, parse_bits
-from .bn import BN_MODES
-from .correction import CORRECTION_MODES
-from .coreset import BETA_SCHEDULES, check_fraction
-from .data import DATASETS, check_noise_rate
-from .distill import DISTILLATION, default_distillation
-from .quant import FULL_PRECISION_ACTIVATIONS, FULL_PRECISION_WEIGHTS, WEIGHT_QUANTIZERS, QuantSpec
+from ..bits import FULL_PRECISION, check_bits, parse_bits
+from ..bn import BN_MODES
+from ..correction import CORRECTION_MODES
+from ..coreset import BETA_SCHEDULES, check_fraction
+from ..data import DATASETS, check_noise_rate
+from ..distill import DISTILLATION, default_distillation
+from ..quant import FULL_PRECISION_ACTIVATIONS, FULL_PRECISION_WEIGHTS, WEIGHT_QUANTIZERS, QuantSpec
 
 SCHEMA_VERSION = 2  # bump when a change to the code makes old cached runs invalid
 METHODS = ("dedicated", "joint", "emq")

@@ -1,10 +1,10 @@
 """results/claims.csv: every claim of the EMQ and ACS papers, the paper's value beside ours.
 
 A claim is data (:class:`Claim`): what the paper says, a direction (``beats``, ``above``,
-``below``, ``matches``; see :mod:`emqlib.grading`), a threshold or tolerance, the paper's effect
+``below``, ``matches``; see :mod:`emqlib.harness.grading`), a threshold or tolerance, the paper's effect
 size, and a metric that reads the results CSVs and returns one value per seed (a paired
 difference, paired by seed, where the claim compares two arms). Every claim is graded by the one
-rule of :func:`emqlib.grading.grade`; a claim this project cannot run carries the reason. At the
+rule of :func:`emqlib.harness.grading.grade`; a claim this project cannot run carries the reason. At the
 ``cpu`` profile the data set is Fashion-MNIST, so the claims judge the direction and size of each
 effect, never CIFAR's absolute accuracy.
 
@@ -379,7 +379,7 @@ CLAIMS: list[Claim] = [
     Claim("E2", "training time with bit-wise coreset", "EMQ Results, CIFAR-10", "1.52 GPU-h",
           reason="needs a GPU for the 200-epoch CIFAR-10 run (GPU-hours at the paper profile); the training step's "
                  "throughput on one GPU, and the hours it projects for the training passes alone, are in "
-                 "results/bench_gpu.csv (python -m emqlib.bench_gpu)"),
+                 "results/bench_gpu.csv (python -m emqlib.harness.bench_gpu)"),
     Claim("E3", "speed-up of EMQ + bit-wise coreset over Dedicated", "EMQ abstract/Results, CIFAR-10", "7.88x",
           "04_training_cost", _served_speedup(0.2), "wall-clock speed-up over Dedicated on every served bit-width",
           "above", round(0.9 * 7.88, 2), unit="x"),

@@ -1,4 +1,4 @@
-"""Does compiling pay over whole notebooks? ``python -m emqlib.compile_check --only 02``.
+"""Does compiling pay over whole notebooks? ``python -m emqlib.harness.compile_check --only 02``.
 
 Executes notebooks as ``make reproduce`` does (its workers, each a process that keeps its compiled graphs
 for all the runs it trains), each from an empty run cache, three ways: eager; compiled with an empty
@@ -6,7 +6,7 @@ inductor cache (what a fresh machine pays); compiled again with the inductor cac
 (what a machine pays that compiled these graphs before). Only the wall-clock is kept: the results of the
 compiled executions differ from the eager ones in their last bits and go to a scratch folder.
 Writes ``results/compile_check.csv`` (metric, value, unit, setting), the measurement behind the compile
-default of :meth:`emqlib.build.Runtime.compiles`.
+default of :meth:`emqlib.harness.build.Runtime.compiles`.
 """
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def execute_notebook(profile: str, notebook: str, compile: str, inductor_cache: 
            "EMQ_RUNS_DIR": str(scratch / "runs"), "EMQ_RESULTS_DIR": str(results),
            "EMQ_FIGURES_DIR": str(scratch / "figures")}
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "emqlib.reproduce", "--profile", profile, "--only", notebook,
+    done = subprocess.run([sys.executable, "-m", "emqlib.harness.reproduce", "--profile", profile, "--only", notebook,
                            "--output-dir", str(scratch / "notebooks")], env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"executing {notebook} (EMQ_COMPILE={compile}) failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
@@ -73,7 +73,7 @@ def compile_check(profile: str, notebooks: Sequence[str], scratch: Path, out_csv
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m emqlib.compile_check", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m emqlib.harness.compile_check", description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", choices=list(PROFILES), default="cpu")
     parser.add_argument("--only", nargs="+", required=True, metavar="NN", help="notebooks to execute (02, or names)")
     parser.add_argument("--out-csv", type=Path, help="default: results/compile_check.csv ($EMQ_RESULTS_DIR)")

@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .bits import FULL_PRECISION, bit_width
-from .bn import MultiBitBatchNorm2d
-from .quant import QConv2d, QLinear
+from ..bits import FULL_PRECISION, bit_width
+from ..bn import MultiBitBatchNorm2d
+from ..quant import QConv2d, QLinear
 
 
 def batch_norm_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:

@@ -1,4 +1,4 @@
-"""Benchmarks of training cost and efficiency: ``python -m emqlib.bench --profile cpu`` (``make bench``).
+"""Benchmarks of training cost and efficiency: ``python -m emqlib.harness.bench --profile cpu`` (``make bench``).
 
 Every figure is a ratio measured in one process on one machine, from repetitions of the
 variants taken in turns. Each variant's time is the best of its repetitions (the timeit
@@ -38,14 +38,14 @@ from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from . import experiments, labels, paths, report
-from .bits import FULL_PRECISION, SUPPORTED_BITS, set_bits
+from ..bits import FULL_PRECISION, SUPPORTED_BITS, set_bits
 from .build import Runtime, compile_model
 from .config import PROFILES, RunConfig, profile_config
 from .cost import FORWARD_PASS_WEIGHT, ideal_pass_ratio, speedups
-from .data import DATASET_SHAPES, ImageDataset, batches
-from .distill import joint_step
+from ..data import DATASET_SHAPES, ImageDataset, batches
+from ..distill import joint_step
 from .export import export_bench_rows
-from .models import model_for
+from ..models import model_for
 from .runs import get_run
 from .storage import atomic_write_bytes, save_csv
 
@@ -355,7 +355,7 @@ def epoch_runner(work: Workload, dataset: ImageDataset, n: int, bits: Sequence[i
                  memory_format: torch.memory_format = torch.contiguous_format) -> Callable[[], None]:
     """An epoch over the first ``n`` samples (shuffled batches, the library's data path) with the
     joint step over ``bits``; one model and optimizer per runner, the model compiled as the trainer
-    compiles it (:func:`emqlib.build.compile_model`) when ``compiled``, model and images in ``memory_format``."""
+    compiles it (:func:`emqlib.harness.build.compile_model`) when ``compiled``, model and images in ``memory_format``."""
     model = work.model(work.emq(), bits[0]).to(memory_format=memory_format)
     optimizer = work.optimizer(model)
     forward = compile_model(model) if compiled else model
@@ -417,7 +417,7 @@ def method_configs(profile: str) -> dict[str, RunConfig]:
 
 def method_summaries(cost: pd.DataFrame) -> dict[str, dict]:
     """Wall-clock, passes, average final test accuracy and speed-ups (a) and (b) of each method,
-    from :func:`emqlib.experiments.training_cost`'s rows of seed 0."""
+    from :func:`emqlib.harness.experiments.training_cost`'s rows of seed 0."""
     summaries = {}
     for row in cost[cost.seed == 0].itertuples():
         trained = datetime.fromtimestamp((paths.runs_dir() / row.run / "done.json").stat().st_mtime)
@@ -628,7 +628,7 @@ def run_bench(profile: str, out_csv: Path, out_png: Path, runtime: Runtime = Run
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m emqlib.bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m emqlib.harness.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", choices=list(PROFILES), default="cpu")
     parser.add_argument("--out-csv", type=Path, help="default: results/bench.csv ($EMQ_RESULTS_DIR)")
     parser.add_argument("--out-png", type=Path, help="default: figures/bench.png ($EMQ_FIGURES_DIR)")

@@ -24,7 +24,7 @@ def load_latest(run_dir: Path) -> tuple[Path, dict] | None:
 
 
 def learner_state(learner) -> dict:
-    """What resuming a learner (emqlib.build.Learner) needs: model, optimizer and schedule."""
+    """What resuming a learner (emqlib.harness.build.Learner) needs: model, optimizer and schedule."""
     return {"model": learner.module.state_dict(), "optimizer": learner.optimizer.state_dict(),
             "scheduler": learner.scheduler.state_dict()}
 

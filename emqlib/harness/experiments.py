@@ -13,10 +13,10 @@ import pandas as pd
 import torch
 
 from . import analysis, labels, paths
-from .bits import FULL_PRECISION, SUPPORTED_BITS
+from ..bits import FULL_PRECISION, SUPPORTED_BITS
 from .build import Runtime, load_run_data
 from .config import EMQ_SAMPLERS, RunConfig, profile_config, reference_config
-from .coreset import equal_budget_epochs, pruning_rate
+from ..coreset import equal_budget_epochs, pruning_rate
 from .cost import speedups
 from .pool import train_missing
 from .results import PRODUCERS
@@ -33,7 +33,7 @@ def run(config: RunConfig) -> Run:
 def run_all(configs: Sequence[RunConfig], evaluations: Sequence[tuple[tuple[int, ...], bool] | None] | None = None
             ) -> list[Run]:
     """The finished runs of ``configs``, in order; the missing ones are trained first, by
-    ``$EMQ_WORKERS`` processes at once (:mod:`emqlib.pool`), else one by one here. ``evaluations``
+    ``$EMQ_WORKERS`` processes at once (:mod:`emqlib.harness.pool`), else one by one here. ``evaluations``
     (one (bits, recalibrate) or None per configuration) are measured by the worker that trains the run,
     so that the study's own :meth:`Run.evaluate` finds them in the run folder."""
     train_missing(configs, evaluations=evaluations)
@@ -446,7 +446,7 @@ def acs_fraction_study(profile: str = "cpu", fractions: Sequence[float] = (0.1, 
 
 def acs_schedule_study(profile: str = "cpu", fraction: float = 0.1, seeds: Sequence[int] = (0,)) -> pd.DataFrame:
     """ACS's beta(t) ablation (docs/method.md §7.2) at one data fraction."""
-    from .coreset import BETA_SCHEDULES
+    from ..coreset import BETA_SCHEDULES
 
     return summarize_plan([(dict(schedule=s, fraction=fraction, seed=seed),
                             acs_config(profile, "acs", fraction, seed, acs_schedule=s))
@@ -522,7 +522,7 @@ def acs_cost_split(baselines: pd.DataFrame, no_distillation: pd.DataFrame) -> pd
     The teacher's seconds are measured where the same method and fraction also ran without
     distillation (the same number of training passes, no teacher): training seconds with the
     teacher minus without. ``teacher_share_passes`` is the share that pass counting predicts (a
-    forward-only pass at :data:`emqlib.cost.FORWARD_PASS_WEIGHT` of a training pass)."""
+    forward-only pass at :data:`emqlib.harness.cost.FORWARD_PASS_WEIGHT` of a training pass)."""
     from .cost import FORWARD_PASS_WEIGHT
 
     keys = ["method", "fraction", "seed"]

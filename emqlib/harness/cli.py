@@ -1,0 +1,221 @@
+"""Command line: ``python -m emqlib train|eval|export|download``.
+
+  python -m emqlib train --profile cpu --method emq --bits 2,4,8,32 [--out DIR]
+  python -m emqlib eval RUN --bits 1-8,32 [--recalibrate]
+  python -m emqlib export RUN --bits 4 --out model-4bit.onnx [--force]   (integer ONNX for onnxruntime)
+  torchrun --nproc_per_node 2 -m emqlib train --profile smoke ...   (DistributedDataParallel)
+
+Bad input, a damaged file, a file-system or network failure end with a one-line
+``error: ...`` that names the path and says what to do, and exit status 2 (130 for Ctrl-C).
+"""
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+import socket
+import sys
+import typing
+from pathlib import Path
+
+from ..bits import parse_bits
+from .config import DERIVED_FIELDS, FIELD_PARTS, PARTS, RunConfig, config_hash, field_name, profile_config
+from .storage import CorruptFileError
+
+# fields with a flag of their own; any other field goes through --set NAME=VALUE
+_FLAGS = {"method": str, "coreset": str, "fraction": float, "reselect_every": int, "epochs": int, "seed": int,
+          "coreset_training": str, "label_noise": float}
+
+
+def _field_value(name: str, text: str):
+    """Parse ``text`` as the value of RunConfig field ``name`` (a flat name)."""
+    part = FIELD_PARTS[name]
+    hint = typing.get_type_hints(RunConfig if part is None else PARTS[part])[name]
+    kinds = typing.get_args(hint) or (hint,)
+    if text.lower() == "none" and (type(None) in kinds or name in DERIVED_FIELDS):
+        return None
+    if name in ("bits", "milestones"):
+        return tuple(parse_bits(text)) if name == "bits" else tuple(int(v) for v in text.split(",") if v)
+    for kind in kinds:
+        if kind is bool:
+            if text.lower() in ("true", "1", "yes"):
+                return True
+            if text.lower() in ("false", "0", "no"):
+                return False
+            raise ValueError(f"{name} must be true or false, got {text!r}")
+        if kind in (int, float):
+            try:
+                return kind(text)
+            except ValueError:
+                raise ValueError(f"{name} must be a number ({kind.__name__}), got {text!r}") from None
+    return text
+
+
+def build_config(args: argparse.Namespace) -> RunConfig:
+    """The run configuration of the command line; a field given twice (``--bits`` and ``--set
+    bits=``, or ``--set`` twice) is an error, not silently resolved."""
+    overrides = {name: getattr(args, name) for name in _FLAGS if getattr(args, name) is not None}
+    if args.bits is not None:
+        overrides["bits"] = tuple(parse_bits(args.bits))
+    if args.static:
+        overrides["static"] = True
+    for item in args.set or []:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set takes NAME=VALUE, got {item!r}")
+        name = field_name(name.strip())  # a flat name, or PART.FIELD (optim.epochs)
+        if name in overrides:
+            raise ValueError(f"{name} is given twice (as --{name.replace('_', '-')} or --set {name}=...); give it once")
+        overrides[name] = _field_value(name, value.strip())
+    return profile_config(args.profile, **overrides)
+
+
+def _train(args: argparse.Namespace) -> None:
+    from .runs import get_run
+    from ..train import Runtime
+
+    config = build_config(args)
+    runtime = Runtime(threads=args.threads, channels_last=not args.no_channels_last)
+    if args.no_progress:  # otherwise Runtime's default: on unless EMQ_PROGRESS=0
+        runtime.progress = False
+    if args.compile is not None:  # otherwise Runtime's default: $EMQ_COMPILE, or on CUDA only
+        runtime.compile = args.compile
+    runtime.compiles()  # a bad $EMQ_COMPILE is an input error: found before anything is written
+    if args.out is not None and not args.out.strip():
+        raise ValueError("--out is empty; give the run folder, or leave --out out to use the run cache")
+    out = Path(args.out) if args.out is not None else None
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from .distributed import train_distributed
+
+        train_distributed(config, runtime, out)
+        return
+    run = get_run(config, runtime, path=out)
+    print(f"run {config_hash(config)} in {run.path}")
+    print(run.final_metrics()[["bits", "test_accuracy", "sample_passes"]].to_string(index=False))
+
+
+def _eval(args: argparse.Namespace) -> None:
+    from .runs import load_run
+
+    run = load_run(args.run)
+    frame = run.evaluate(args.bits, recalibrate=args.recalibrate)
+    print(frame.to_string(index=False))
+
+
+def _export(args: argparse.Namespace) -> None:
+    from .export import export_run
+
+    bits = parse_bits(args.bits)
+    if len(bits) != 1:
+        raise ValueError(f"export takes one bit-width, got {args.bits!r}; run it once per bit-width")
+    result = export_run(args.run, bits[0], args.out, force=args.force, allow_low_accuracy=args.allow_low_accuracy,
+                        kernel=args.kernel)
+    print(f"wrote {result['path']} ({result['bytes']} bytes): {bits[0]}-bit test accuracy "
+          f"{result['export_accuracy']:.2f}% with onnxruntime, {result['fake_quant_accuracy']:.2f}% fake-quantized "
+          f"(largest logit difference {result['max_logit_difference']:.2g})")
+
+
+def _download(args: argparse.Namespace) -> None:
+    from ..data import load_dataset
+
+    os.environ["EMQ_DOWNLOAD"] = "1"
+    for train in (True, False):
+        print(f"{args.dataset} {'train' if train else 'test'}: {len(load_dataset(args.dataset, train))} images")
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return int(text)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m emqlib", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    train = sub.add_parser("train", help="train (or reuse from the run cache) one configuration")
+    train.add_argument("--profile", default="cpu", help="smoke, cpu or paper")
+    train.add_argument("--bits", help="trained bit-widths, e.g. 2,4,8,32")
+    for name, kind in _FLAGS.items():
+        train.add_argument("--" + name.replace("_", "-"), dest=name, type=kind)
+    train.add_argument("--static", action="store_true", help="select coresets once instead of every R epochs")
+    train.add_argument("--set", action="append", metavar="NAME=VALUE",
+                       help="any other RunConfig field, by its flat name (epochs) or as PART.FIELD (optim.epochs)")
+    train.add_argument("--out", help="run folder (default: runs/<config-hash>)")
+    train.add_argument("--threads", type=_positive_int, help="torch threads (default: torch's choice)")
+    train.add_argument("--no-progress", action="store_true")
+    train.add_argument("--no-channels-last", action="store_true", help="NCHW tensors instead of the faster NHWC")
+    train.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                       help="torch.compile the model (faster steps, slow start; default: on CUDA only)")
+    train.set_defaults(func=_train)
+    evaluate = sub.add_parser("eval", help="test accuracy of a finished run at any bit-widths")
+    evaluate.add_argument("run", help="run folder or hash")
+    evaluate.add_argument("--bits", default="1-8,32")
+    evaluate.add_argument("--recalibrate", action="store_true", help="re-estimate BatchNorm statistics per bit-width")
+    evaluate.set_defaults(func=_eval)
+    export = sub.add_parser("export", help="write a finished run at one bit-width as an integer ONNX model")
+    export.add_argument("run", help="run folder or hash")
+    export.add_argument("--bits", required=True, help="one bit-width: 1..8 or 32")
+    export.add_argument("--out", required=True, help="the .onnx file to write")
+    export.add_argument("--force", action="store_true", help="overwrite an existing --out")
+    export.add_argument("--kernel", choices=["qdq", "integer"], default="qdq",
+                        help="quantized convs as DequantizeLinear + float Conv (fast), or ConvInteger (int32 sums)")
+    export.add_argument("--allow-low-accuracy", action="store_true",
+                        help="export a bit-width that the run serves poorly (see the error's accuracies)")
+    export.set_defaults(func=_export)
+    download = sub.add_parser("download", help="download a data set (needs internet)")
+    download.add_argument("dataset", choices=["fashion-mnist", "cifar10", "cifar100"])
+    download.set_defaults(func=_download)
+    return p
+
+
+# what to do about an operating-system error, by its errno
+_OS_ADVICE = {
+    errno.ENOSPC: "free some disk space and run the same command again (training resumes from its last checkpoint)",
+    errno.EDQUOT: "free some disk space and run the same command again (training resumes from its last checkpoint)",
+    errno.EACCES: "choose a folder you can write to (--out, or EMQ_RUNS_DIR for the run cache)",
+    errno.EPERM: "choose a folder you can write to (--out, or EMQ_RUNS_DIR for the run cache)",
+    errno.EROFS: "choose a folder on a writable disk (--out, or EMQ_RUNS_DIR for the run cache)",
+    errno.ENOTDIR: "a file stands where a folder is needed: move it, or choose another folder (--out, EMQ_RUNS_DIR)",
+    errno.EEXIST: "a file stands where a folder is needed: move it, or choose another folder (--out, EMQ_RUNS_DIR)",
+    errno.EISDIR: "a folder stands where a file is needed: move it, or choose another folder",
+}
+
+
+def error_line(error: BaseException) -> str:
+    """The one line ``main`` prints for ``error``: what happened, where, and what to do. Errors
+    raised by emqlib carry their own advice; raw operating-system and network errors get it here."""
+    from urllib.error import URLError
+
+    if isinstance(error, URLError) or (isinstance(error, ConnectionError | TimeoutError | socket.gaierror)
+                                       and error.errno is not None):
+        reason = getattr(error, "reason", None) or error.strerror or error
+        return (f"error: network failure ({reason}); check the internet connection and run the same command again "
+                "(training resumes from its last checkpoint)")
+    if isinstance(error, OSError) and error.errno is not None:
+        where = " -> ".join(str(f) for f in (error.filename, error.filename2) if f is not None)
+        advice = _OS_ADVICE.get(error.errno, "check that path and run the same command again")
+        return f"error: {error.strerror or error}: {where or 'unknown path'}; {advice}"
+    text = str(error).strip()
+    return f"error: {text.splitlines()[0] if text else type(error).__name__}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    from .runs import IncompatibleRunError
+    from ..train import NonFiniteLossError
+
+    try:
+        args.func(args)
+    except KeyboardInterrupt:
+        print("error: interrupted; run the same command again: training resumes from its last checkpoint",
+              file=sys.stderr)
+        return 130
+    except (ValueError, OSError, IncompatibleRunError, CorruptFileError, NonFiniteLossError) as error:
+        print(error_line(error), file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
