@@ -5,10 +5,14 @@
 * :func:`quantize_activation` clamps to [0, 1] and rounds (docs/method.md §2.2); 32 bits is a ReLU.
 * :class:`LSQQuantizer` is the learned-step quantizer used by the ACS experiments (docs/method.md §2.4).
 * :class:`QConv2d` / :class:`QLinear` quantize their weight at the model's current bit-width
-  and, with ``bias_correction=True``, apply EMQ's weight bias correction (docs/method.md §3).
+  and, with ``bias_correction=True``, apply EMQ's weight bias correction (docs/method.md §3.1);
+  :class:`QuantAct` quantizes activations at the model's activation bit-width.
 
-Rounding uses a straight-through estimator: the forward pass rounds, the backward pass
-treats rounding as the identity.
+Rounding uses a straight-through estimator: the forward pass rounds, the backward pass treats
+rounding as the identity. The functions here are the definitions, written as composed torch
+formulas that autograd differentiates. The layers compute the DoReFa cases through
+:mod:`emqlib.fused`, which gives bit-identical values and gradients faster; ``with
+emqlib.fused.disabled():`` makes them use the definitions below.
 """
 from __future__ import annotations
 
@@ -19,8 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import fused
 from .bits import FULL_PRECISION, ActivationBitWidth, BitWidthModule, check_bits
-from .correction import CORRECTION_MODES, apply_correction, bias_correct, correction_terms
+from .correction import CORRECTION_MODES, bias_correct
 
 WEIGHT_QUANTIZERS = ("dorefa", "lsq")
 FULL_PRECISION_WEIGHTS = ("tanh", "plain")
@@ -32,119 +37,28 @@ def round_ste(x: Tensor) -> Tensor:
     return x + (torch.round(x) - x).detach()
 
 
-def _ste_levels_gradient(grad: Tensor, levels: int, in_place: bool = False) -> Tensor:
-    """The gradient of ``round_ste(u * levels) / levels`` w.r.t. u, in autograd's order: (g / L) * L.
-
-    Mathematically g; in floating point (g / 3) * 3 can differ from g in the last bit, and keeping
-    the composed formula's order keeps trained numbers bit-identical to it.
-    """
-    return (grad.div_(levels) if in_place else grad.div(levels)).mul_(levels)
-
-
-class _ClampRound(torch.autograd.Function):
-    """clamp(x, 0, 1), rounded to ``levels`` + 1 levels when ``levels`` is given, in one autograd node.
-
-    The backward pass is torch.clamp's gradient (the incoming gradient where 0 < x < 1, else 0:
-    torch gives none at the bounds themselves) with rounding as the identity, computed by one
-    fused kernel (hardtanh's backward, which differs from clamp's only for NaN inputs).
-    """
-
-    @staticmethod
-    def forward(ctx, x: Tensor, levels: int | None) -> Tensor:
-        out = torch.clamp(x, 0, 1)
-        ctx.levels = levels
-        ctx.save_for_backward(x)
-        if levels is not None:
-            # round(v) / L: equal to round_ste(v) / L, whose v + (round(v) - v) is exactly round(v)
-            out.mul_(levels).round_().div_(levels)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
-        (x,) = ctx.saved_tensors
-        grad = torch.ops.aten.hardtanh_backward(grad, x, 0.0, 1.0)
-        if ctx.levels is not None and ctx.levels != 1:  # (g / 1) * 1 is g
-            grad = _ste_levels_gradient(grad, ctx.levels, in_place=True)
-        return grad, None
-
-
-def _sum_to_scalar(x: Tensor) -> Tensor:
-    """Sum of all elements, reduced the way autograd reduces a broadcast 0-dim operand's gradient."""
-    return x.sum(dim=tuple(range(x.dim())), keepdim=True).view(())
-
-
-def _max_backward(grad: Tensor, x: Tensor, maximum: Tensor) -> Tensor:
-    """The gradient of ``x.max()``: ``grad`` shared evenly by the elements equal to the maximum
-    (autograd's rule; on CPU it fills zeros, elsewhere it multiplies by the mask)."""
-    mask = x == maximum
-    if x.is_cuda:
-        return mask * (grad / mask.sum())
-    return grad.new_zeros(x.shape).masked_fill_(mask, grad / mask.sum())
-
-
-@dataclass(frozen=True)
-class _Correction:
-    per_channel: bool
-    mode: str
-
-
-class _DoReFaWeight(torch.autograd.Function):
-    """The DoReFa weight quantizer (and optionally its detached-moment bias correction) in one node.
-
-    Forward: T = tanh(W), M = max|T|, A = mean|W|; the 32-bit path A T / M, or at b < 32
-    A (2 Q_b(T / 2M + 1/2) - 1), then w_q' = apply_correction(w_q) with moments of the 32-bit path.
-    Backward: the gradient the composed formula gets from autograd, op for op (so results are
-    bit-identical): rounding is the identity, A and the correction moments are constants, the
-    gradient flows through tanh and through M.
-    """
-
-    @staticmethod
-    def forward(ctx, w: Tensor, bits: int, correction: _Correction | None) -> Tensor:
-        # in-place steps on fresh temporaries: the same arithmetic as the composed formula, fewer allocations
-        t = torch.tanh(w)
-        abs_t = t.abs()
-        m = abs_t.max()
-        a = w.abs().mean()
-        ctx.bits = bits
-        if bits == FULL_PRECISION:
-            full_precision = (a * t).div_(m)
-            ctx.save_for_backward(t, abs_t, m, a, full_precision, None)
-            return full_precision
-        levels = 2**bits - 1
-        t_over_2m = t / (2 * m)
-        # a * (2 Q_b(T / 2M + 1/2) - 1)
-        w_q = (t_over_2m + 0.5).mul_(levels).round_().div_(levels).mul_(2).sub_(1).mul_(a)
-        scale = None
-        if correction is not None:
-            terms = correction_terms((a * t).div_(m), w_q, correction.per_channel)
-            w_q, scale = apply_correction(w_q, terms, correction.mode), terms.scale
-        ctx.save_for_backward(t, abs_t, m, a, t_over_2m, scale)
-        return w_q
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:
-        t, abs_t, m, a, ratio, scale = ctx.saved_tensors
-        if ctx.bits == FULL_PRECISION:  # ratio = A T / M
-            grad_m = _sum_to_scalar(-grad * (ratio / m))  # the sum's order follows grad's memory layout
-            grad_t = (grad / m).mul_(a)
-        else:  # ratio = T / 2M
-            grad = grad * a if scale is None else (grad * scale).mul_(a)
-            grad = _ste_levels_gradient(grad.mul_(2), 2**ctx.bits - 1, in_place=True)
-            two_m = 2 * m
-            grad_t = grad / two_m
-            grad_m = _sum_to_scalar(-grad * (ratio / two_m)) * 2  # through T / 2M, then 2M
-        grad_t += _max_backward(grad_m, abs_t, m).mul_(t.sgn())
-        return torch.ops.aten.tanh_backward(grad_t, t), None, None
+def quantize_unit(u: Tensor, bits: int) -> Tensor:
+    """Q_b(u) = round(u (2^b - 1)) / (2^b - 1) for u in [0, 1], with the straight-through estimator
+    (docs/method.md §2.1)."""
+    levels = 2**bits - 1
+    return round_ste(u * levels) / levels
 
 
 def quantize_weight(w: Tensor, bits: int) -> Tensor:
     """Any-Precision / DoReFa weight quantizer (docs/method.md §2.1), per tensor.
 
-    b = 32 gives A * T / M (no rounding); b < 32 gives A * (2 Q_b(T / 2M + 1/2) - 1) with
-    T = tanh(W), M = max|T|, A = mean|W| (detached). b = 1 is the same formula: levels {-A, +A}
-    with the threshold at W = 0 (W = 0 itself rounds half-to-even, to -A).
+    T = tanh(W), M = max|T| (the gradient flows through it), A = mean|W| (a constant). b = 32 gives
+    the full-precision path A T / M (no rounding); b < 32 gives A (2 Q_b(T / 2M + 1/2) - 1). b = 1 is
+    the same formula: levels {-A, +A} with the threshold at W = 0 (W = 0 rounds half-to-even, to -A).
     """
-    return _DoReFaWeight.apply(w, check_bits(bits), None)
+    bits = check_bits(bits)
+    t = torch.tanh(w)
+    m = t.abs().max()
+    a = w.abs().mean().detach()
+    if bits == FULL_PRECISION:
+        return a * t / m
+    u = t / (2 * m) + 0.5  # in [0, 1]
+    return a * (2 * quantize_unit(u, bits) - 1)
 
 
 def quantize_activation(x: Tensor, bits: int, full_precision: str = "relu", lsq: LSQQuantizer | None = None) -> Tensor:
@@ -157,9 +71,10 @@ def quantize_activation(x: Tensor, bits: int, full_precision: str = "relu", lsq:
     bits = check_bits(bits)
     if lsq is not None:
         return lsq(F.relu(x), bits)
-    if bits == FULL_PRECISION:
-        return F.relu(x) if full_precision == "relu" else _ClampRound.apply(x, None)
-    return _ClampRound.apply(x, 2**bits - 1)
+    if bits == FULL_PRECISION and full_precision == "relu":
+        return F.relu(x)
+    clamped = torch.clamp(x, 0, 1)
+    return clamped if bits == FULL_PRECISION else quantize_unit(clamped, bits)
 
 
 def _scale_gradient(x: Tensor, scale: float) -> Tensor:
@@ -242,27 +157,28 @@ class _QuantizedWeight(BitWidthModule):
         self.spec = spec
         self.lsq = LSQQuantizer(spec.bits, signed=True) if spec.weight_quantizer == "lsq" else None
 
+    def _dorefa_weight(self, bits: int) -> Tensor:
+        """quantize_weight(self.weight, bits), through the fused kernel while emqlib.fused is enabled."""
+        return fused.dorefa_weight(self.weight, bits) if fused.enabled else quantize_weight(self.weight, bits)
+
     def full_precision_weight(self) -> Tensor:
         """The 32-bit path's weight: the reference the correction aligns to (docs/method.md §3.1)."""
-        return quantize_weight(self.weight, FULL_PRECISION) if self.spec.full_precision_weight == "tanh" else self.weight
+        return self._dorefa_weight(FULL_PRECISION) if self.spec.full_precision_weight == "tanh" else self.weight
 
     def uncorrected_weight(self) -> Tensor:
         """The weight at the current bit-width before any correction (the 32-bit path's at 32 bits)."""
         if self.bits == FULL_PRECISION:
             return self.full_precision_weight()
-        return self.lsq(self.weight, self.bits) if self.lsq is not None else quantize_weight(self.weight, self.bits)
+        return self.lsq(self.weight, self.bits) if self.lsq is not None else self._dorefa_weight(self.bits)
 
     def quantized_weight(self) -> Tensor:
-        """The weight this layer uses at its current bit-width (bias-corrected when the spec says so)."""
+        """The weight this layer uses at its current bit-width, bias-corrected at b < 32 when the spec says so."""
         spec, bits = self.spec, self.bits
-        correct = spec.bias_correction and bits != FULL_PRECISION
-        if spec.full_precision_weight == "tanh" and (spec.detach_stats or not correct):
-            # one autograd node for the quantizer and the correction with constant moments
-            correction = _Correction(spec.per_channel, spec.correction_mode) if correct else None
-            return _DoReFaWeight.apply(self.weight, bits, correction)
+        if not spec.bias_correction or bits == FULL_PRECISION:
+            return self.uncorrected_weight()
+        if fused.enabled and spec.full_precision_weight == "tanh" and spec.detach_stats:
+            return fused.dorefa_weight(self.weight, bits, spec.correction_mode, spec.per_channel)
         w_q = self.uncorrected_weight()
-        if not correct:
-            return w_q
         return bias_correct(self.full_precision_weight(), w_q, per_channel=spec.per_channel,
                             mode=spec.correction_mode, detach_stats=spec.detach_stats)
 
@@ -303,4 +219,6 @@ class QuantAct(ActivationBitWidth):
         self.lsq = LSQQuantizer(spec.bits, signed=False) if spec.weight_quantizer == "lsq" else None
 
     def forward(self, x: Tensor) -> Tensor:
+        if fused.enabled and self.lsq is None and (self.bits != FULL_PRECISION or self.full_precision == "clamp"):
+            return fused.clamp_round(x, self.bits)
         return quantize_activation(x, self.bits, self.full_precision, self.lsq)

@@ -17,8 +17,10 @@ PACKAGE = Path(__file__).resolve().parent.parent / "emqlib"
 METHOD = [
     # bit-widths, seeded draws, the correction formula, class budgets
     {"bits", "seeding", "correction", "budgets"},
-    # quantizers (composed definitions, and the fused speed path), BatchNorm modes, images and batches
-    {"quant", "fused", "bn", "data"},
+    # the fused quantizer kernels (a speed path for the layers of quant)
+    {"fused"},
+    # quantizers and quantized layers, BatchNorm modes, images and batches
+    {"quant", "bn", "data"},
     # prepare/convert, forward passes, distillation, coreset scores and selection rules
     {"qat", "inference", "distill", "coreset.scores", "coreset.select", "coreset"},
     # models, samplers
@@ -131,3 +133,4 @@ def test_the_checker_sees_relative_and_nested_imports() -> None:
     assert "bits" in imported_modules(PACKAGE / "harness" / "runs.py")  # from ..bits import ...
     assert not allowed("quant", "harness.config") and allowed("harness.config", "quant")
     assert not allowed("bits", "quant") and not allowed("harness.paths", "harness.runs")
+    assert allowed("quant", "fused") and not allowed("fused", "quant")

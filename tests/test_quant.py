@@ -1,4 +1,6 @@
-"""Quantizers (docs/method.md §2), bit-width validation and parsing, and the quantized layers."""
+"""Quantizers (docs/method.md §2), bit-width validation and parsing, and the quantized layers.
+
+These test the definitions in emqlib.quant; tests/test_fused.py checks the fused kernels against them."""
 from __future__ import annotations
 
 import math
@@ -7,8 +9,10 @@ import pytest
 import torch
 from torch import nn
 
+from emqlib import fused
 from emqlib.bits import check_bits, parse_bits, set_bits
-from emqlib.quant import LSQQuantizer, QConv2d, QuantSpec, quantize_activation, quantize_weight
+from emqlib.correction import bias_correct
+from emqlib.quant import LSQQuantizer, QConv2d, QuantSpec, quantize_activation, quantize_weight, round_ste
 
 # W = [-1, -0.5, 0, 0.25, 1]: A = mean|W| = 2.75 / 5 = 0.55, M = tanh(1),
 # U = tanh(W) / (2 tanh 1) + 1/2 = [0, 0.19661, 0.5, 0.66079, 1]
@@ -58,6 +62,39 @@ def test_quantize_weight_levels(bits: int) -> None:
         assert torch.equal(out > 0, w > 0)
 
 
+def test_round_ste_rounds_forward_and_is_the_identity_backward() -> None:
+    x = torch.tensor([-1.5, -0.4, 0.5, 1.5, 2.5, 2.7], requires_grad=True)
+    out = round_ste(x)
+    assert out.tolist() == [-2.0, -0.0, 0.0, 2.0, 2.0, 3.0]  # half to even
+    out.backward(torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0, 6.0]))
+    assert x.grad.tolist() == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+
+
+def test_quantize_weight_32_bit_gradient_closed_form() -> None:
+    """d/dW_i of sum_j g_j A T_j / M = A g_i (1 - T_i^2) / M - d_i A (sum_j g_j T_j) / M^2, with A a constant
+    and d_i = sign(T_i) (1 - T_i^2) / k on the k elements where |T| ties at its maximum M (W_HAND: -1 and 1)."""
+    w = W_HAND.clone().requires_grad_()
+    g = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0])
+    quantize_weight(w, 32).backward(g)
+    t, a, m = torch.tanh(W_HAND), 0.55, math.tanh(1.0)
+    d = torch.where(t.abs() == m, t.sign() * (1 - t**2) / 2, torch.zeros(5))
+    expected = a * g * (1 - t**2) / m - d * a * (g * t).sum() / m**2
+    torch.testing.assert_close(w.grad, expected, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("bits", range(1, 9))
+def test_quantize_weight_gradient_is_the_32_bit_paths(bits: int) -> None:
+    """Rounding is the identity backward, so A (2 Q_b(T / 2M + 1/2) - 1) has the gradient of A T / M."""
+    w = torch.randn(16, 8, 3, 3, generator=torch.Generator().manual_seed(bits)) * 0.2
+    g = torch.randn(w.shape, generator=torch.Generator().manual_seed(100 + bits))
+    grads = []
+    for b in (bits, 32):
+        v = w.clone().requires_grad_()
+        quantize_weight(v, b).backward(g)
+        grads.append(v.grad)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-5, atol=1e-6 * grads[1].abs().max().item())
+
+
 @pytest.mark.parametrize("bits", [1, 2, 3, 8])
 def test_quantize_activation_straight_through_gradient(bits: int) -> None:
     x = torch.rand(200, generator=torch.Generator().manual_seed(0)).requires_grad_()  # inside (0, 1)
@@ -97,6 +134,14 @@ def test_quantize_activation_32_bit_gradient_is_relu() -> None:
     x = torch.tensor([-2.0, -0.3, 0.1, 1.2, 3.0], requires_grad=True)
     quantize_activation(x, 32).sum().backward()
     assert x.grad.tolist() == [0.0, 0.0, 1.0, 1.0, 1.0]
+
+
+def test_quantize_activation_32_bit_clamp_is_the_identity_inside() -> None:
+    x = torch.tensor([-2.0, -0.3, 0.1, 0.5, 0.9, 1.2, 3.0], requires_grad=True)
+    out = quantize_activation(x, 32, full_precision="clamp")
+    assert out.tolist() == [0.0, 0.0, *x[2:5].tolist(), 1.0, 1.0]  # no rounding
+    out.sum().backward()
+    assert x.grad.tolist() == [0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0]
 
 
 # ---------------------------------------------------------------- LSQ
@@ -173,6 +218,40 @@ def test_qconv_quantizes_at_its_bit_width() -> None:
     assert len(torch.unique(qconv.quantized_weight())) <= 4
 
 
+SPECS = {
+    "plain weight": QuantSpec(full_precision_weight="plain"),
+    "tanh path": QuantSpec(),
+    "paper, per channel": QuantSpec(bias_correction=True),
+    "exact, per layer": QuantSpec(bias_correction=True, correction_mode="exact", per_channel=False),
+    "attached moments": QuantSpec(bias_correction=True, detach_stats=False),
+    "plain weight, corrected": QuantSpec(bias_correction=True, full_precision_weight="plain"),
+}
+
+
+@pytest.mark.parametrize("bits", [1, 2, 4, 32])
+@pytest.mark.parametrize("name", SPECS)
+def test_layer_weight_is_the_definitions(name: str, bits: int) -> None:
+    """Computed from the definitions (fused kernels off), the layer's weight and its gradient are
+    quantize_weight, bias-corrected against the 32-bit path's weight at b < 32 as the spec says."""
+    spec = SPECS[name]
+    torch.manual_seed(bits)
+    conv = QConv2d(4, 8, 3, bias=False, spec=spec)
+    set_bits(conv, bits)
+    g = torch.randn(conv.weight.shape)
+    with fused.disabled():
+        conv.quantized_weight().backward(g)
+    w = conv.weight.detach().clone().requires_grad_()
+    full_precision = quantize_weight(w, 32) if spec.full_precision_weight == "tanh" else w
+    expected = quantize_weight(w, bits) if bits < 32 else full_precision
+    if spec.bias_correction and bits < 32:
+        expected = bias_correct(full_precision, expected, spec.per_channel, spec.correction_mode,
+                                detach_stats=spec.detach_stats)
+    expected.backward(g)
+    with fused.disabled():
+        assert torch.equal(conv.quantized_weight(), expected)
+    assert torch.equal(conv.weight.grad, w.grad)
+
+
 # ---------------------------------------------------------------- bit-widths
 
 @pytest.mark.parametrize("bits", INVALID_BITS, ids=repr)
@@ -203,122 +282,3 @@ def test_parse_bits() -> None:
     for bad in ("", " , ", "16", "1-9", "two", "-1", "2,x"):
         with pytest.raises(ValueError):
             parse_bits(bad)
-
-
-# ---------------------------------------------------------------- the fused quantizers against the composed formulas
-# The library computes each quantizer (and the correction with constant moments) as one autograd
-# node with a hand-written straight-through backward. These are the formulas it replaced, composed
-# from torch ops and differentiated by autograd; forward values and gradients must be bit-identical.
-
-def reference_round_ste(x: torch.Tensor) -> torch.Tensor:
-    return x + (torch.round(x) - x).detach()
-
-
-def reference_weights(w: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(32-bit path, b-bit weight): T = tanh W, M = max|T| (differentiated), A = mean|W| detached."""
-    t = torch.tanh(w)
-    m = t.abs().max()
-    a = w.abs().mean().detach()
-    full_precision = a * t / m
-    if bits == 32:
-        return full_precision, full_precision
-    levels = 2**bits - 1
-    return full_precision, a * (2 * (reference_round_ste((t / (2 * m) + 0.5) * levels) / levels) - 1)
-
-
-def reference_correct(w: torch.Tensor, w_q: torch.Tensor, mode: str, per_channel: bool, detach: bool) -> torch.Tensor:
-    dims = tuple(range(1, w.dim())) if per_channel and w.dim() > 1 else tuple(range(w.dim()))
-    var_w, mean_w = torch.var_mean(w, dim=dims, correction=0, keepdim=True)
-    var_q, mean_q = torch.var_mean(w_q, dim=dims, correction=0, keepdim=True)
-    if detach:
-        mean_w, var_w, mean_q, var_q = (t.detach() for t in (mean_w, var_w, mean_q, var_q))
-    scale = torch.where(var_q < 1e-8, torch.ones_like(var_q), torch.sqrt(var_w / (var_q + 1e-8)))
-    return scale * (w_q + (mean_w - mean_q)) if mode == "paper" else scale * (w_q - mean_q) + mean_w
-
-
-def reference_activation(x: torch.Tensor, bits: int) -> torch.Tensor:
-    c = torch.clamp(x, 0, 1)
-    if bits == 32:
-        return c
-    levels = 2**bits - 1
-    return reference_round_ste(c * levels) / levels
-
-
-def forward_and_gradient(fn, x: torch.Tensor, grad_out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    x = x.detach().clone(memory_format=torch.preserve_format).requires_grad_()
-    out = fn(x)
-    out.backward(grad_out)
-    return out.detach(), x.grad
-
-
-def weight_cases() -> list[torch.Tensor]:
-    """W_HAND (a tie for max|tanh W| at -1 and 1, a zero), a 1-D vector, and conv weights in both layouts."""
-    g = torch.Generator().manual_seed(3)
-    conv = torch.randn(32, 16, 3, 3, generator=g) * 0.2 + torch.randn(32, 1, 1, 1, generator=g) * 0.05
-    return [W_HAND, torch.randn(300, generator=g), conv, conv.contiguous(memory_format=torch.channels_last)]
-
-
-@pytest.mark.parametrize("case", range(4))
-@pytest.mark.parametrize("bits", [1, 2, 3, 4, 8, 32])
-def test_fused_weight_quantizer_is_the_composed_formula(bits: int, case: int) -> None:
-    w = weight_cases()[case]
-    grad_out = torch.randn(w.shape, generator=torch.Generator().manual_seed(bits)).to(memory_format=torch.preserve_format)
-    out, grad = forward_and_gradient(lambda v: quantize_weight(v, bits), w, grad_out)
-    ref_out, ref_grad = forward_and_gradient(lambda v: reference_weights(v, bits)[1], w, grad_out)
-    assert torch.equal(out, ref_out)
-    assert torch.equal(grad, ref_grad)
-
-
-@pytest.mark.parametrize("per_channel", [True, False])
-@pytest.mark.parametrize("mode", ["paper", "exact"])
-@pytest.mark.parametrize("bits", [1, 2, 4, 8])
-@pytest.mark.parametrize("channels_last", [False, True])
-def test_fused_corrected_layer_weight_is_the_composed_formula(bits: int, mode: str, per_channel: bool,
-                                                              channels_last: bool) -> None:
-    torch.manual_seed(bits)
-    conv = QConv2d(16, 32, 3, bias=False, spec=QuantSpec(bias_correction=True, correction_mode=mode,
-                                                         per_channel=per_channel))
-    if channels_last:
-        conv = conv.to(memory_format=torch.channels_last)
-    set_bits(conv, bits)
-    grad_out = torch.randn(conv.weight.shape)
-
-    def reference(w):
-        full_precision, w_q = reference_weights(w, bits)
-        return reference_correct(full_precision, w_q, mode, per_channel, detach=True)
-    out, grad = forward_and_gradient(lambda w: conv.quantized_weight(), conv.weight, grad_out)
-    conv.weight.grad, grad = None, conv.weight.grad  # the layer differentiates its own parameter
-    ref_out, ref_grad = forward_and_gradient(reference, conv.weight, grad_out)
-    assert torch.equal(out, ref_out)
-    assert torch.equal(grad, ref_grad)
-
-
-@pytest.mark.parametrize("bits", [2, 4])
-def test_attached_correction_moments_match_the_composed_formula(bits: int) -> None:
-    """detach_stats=False composes the correction in autograd around the fused quantizer: the
-    value is exact, the gradient sums the same terms in another order (bounded at 1e-6 relative)."""
-    torch.manual_seed(0)
-    conv = QConv2d(16, 32, 3, bias=False, spec=QuantSpec(bias_correction=True, detach_stats=False))
-    set_bits(conv, bits)
-    grad_out = torch.randn(conv.weight.shape)
-    conv.quantized_weight().backward(grad_out)
-    out, grad = conv.quantized_weight().detach(), conv.weight.grad
-
-    def reference(w):
-        full_precision, w_q = reference_weights(w, bits)
-        return reference_correct(full_precision, w_q, "paper", True, detach=False)
-    ref_out, ref_grad = forward_and_gradient(reference, conv.weight, grad_out)
-    assert torch.equal(out, ref_out)
-    torch.testing.assert_close(grad, ref_grad, rtol=1e-6, atol=1e-6 * ref_grad.abs().max().item())
-
-
-@pytest.mark.parametrize("bits", [1, 2, 3, 4, 8, 32])
-def test_fused_activation_quantizer_is_the_composed_formula(bits: int) -> None:
-    g = torch.Generator().manual_seed(bits)
-    x = torch.cat([torch.randn(4000, generator=g) * 0.8, ACT_IN, torch.tensor([0.0, 1.0, 1 / 3, 0.5 / 3])])
-    grad_out = torch.randn(x.shape, generator=g)
-    out, grad = forward_and_gradient(lambda v: quantize_activation(v, bits, full_precision="clamp"), x, grad_out)
-    ref_out, ref_grad = forward_and_gradient(lambda v: reference_activation(v, bits), x, grad_out)
-    assert torch.equal(out, ref_out)
-    assert torch.equal(grad, ref_grad)
-    assert grad[x < 0].eq(0).all() and grad[x > 1].eq(0).all()  # hand-checked: no gradient outside [0, 1]
