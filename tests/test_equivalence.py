@@ -17,24 +17,29 @@ from pathlib import Path
 import pytest
 import torch
 
-from emqlib.harness.config import profile_config
+from emqlib.harness.build import Runtime
+from emqlib.harness.config import BITWISE_TRAINING, profile_config
 from emqlib.harness.runs import get_run
-from emqlib.train import Runtime
 
-# one representative run per method and training loop
+# one representative run per method and training loop (a method, then its changes)
 CASES = {
-    "dedicated": dict(method="dedicated", bits=(2, 32)),
-    "joint": dict(method="joint", bits=(2, 4, 32)),
-    "emq": dict(method="emq", bits=(2, 4, 32)),
-    "emq+coreset-sequential": dict(method="emq", bits=(2, 32), coreset="emq-topk", fraction=0.5),
-    "emq+coreset-batch": dict(method="emq", bits=(2, 4, 32), coreset="emq-topk", fraction=0.5, coreset_training="batch"),
-    "acs": dict(method="emq", bits=(2, 32), coreset="acs", fraction=0.5),
+    "dedicated": ("dedicated", dict(model={"bits": (2, 32)})),
+    "joint": ("joint", dict(model={"bits": (2, 4, 32)})),
+    "emq": ("emq", dict(model={"bits": (2, 4, 32)})),
+    "emq+coreset-sequential": ("emq", dict(model={"bits": (2, 32)}, training=BITWISE_TRAINING,
+                                           selection={"rule": "emq-topk", "fraction": 0.5})),
+    "emq+coreset-batch": ("emq", dict(model={"bits": (2, 4, 32)}, training={"loop": "batch"},
+                                      selection={"rule": "emq-topk", "fraction": 0.5})),
+    "acs": ("emq", dict(model={"bits": (2, 32)}, training={"loop": "sequential", "teacher": "reference",
+                                                           "label_weight": 1.0},
+                        selection={"rule": "acs", "fraction": 0.5})),
 }
 
 
-def final_numbers(root: Path, overrides: dict) -> dict:
+def final_numbers(root: Path, case: tuple[str, dict]) -> dict:
     """Per bit-width: last-epoch test accuracy, and every epoch's train loss and pass counts."""
-    run = get_run(profile_config("smoke", **overrides), Runtime(progress=False), root=root)
+    method, changes = case
+    run = get_run(profile_config("smoke", method, **changes), Runtime(progress=False), root=root)
     m = run.metrics.sort_values(["bits", "epoch"])
     return {int(b): {"test_accuracy": float(g.test_accuracy.iloc[-1]), "train_loss": [float(v) for v in g.train_loss],
                      "passes": [int(v) for v in g.sample_passes + g.teacher_forwards + g.selection_forwards]}

@@ -3,7 +3,8 @@
 Per-class budgets are round(fraction * n_c) (Python's round, so exact halves go to the even
 integer), at least 1 for every present class. The rules: top-k by score (EMQ, ACS, EL2N,
 forgetting, TDDS), uniform (Random), importance sampling (``score_sample``), coverage-centric
-strata (``ccs_select``, CCS), the full-coverage split (``split_part``), k-center greedy, Moderate, and InfoBatch's soft pruning
+strata (``ccs_select``, CCS), the full-coverage split (``split_part``), repeated sampling without
+replacement (``rs2_window``, RS2), k-center greedy, Moderate, and InfoBatch's soft pruning
 (``infobatch_prune``, which has no fixed budget).
 """
 
@@ -85,6 +86,31 @@ def split_part(labels: Tensor, fraction, epoch: int, generator: torch.Generator)
     for idx in _groups(labels.shape[0], labels, True):
         order, budget = torch.randperm(len(idx), generator=generator), _budget(len(idx), fraction)
         kept.append(idx[order[(epoch * budget + torch.arange(budget)) % len(idx)]])
+    return torch.cat(kept).sort().values
+
+
+def rs2_window(labels: Tensor, fraction, epoch: int, order_of_pass) -> Tensor:
+    """Repeated sampling without replacement (RS2, Okanovic et al., ICLR 2024), per class: pass p over the
+    class is a random order (``order_of_pass(p)``, a generator that must give the same order for the same p),
+    cut into P = ceil(n_c / k_c) windows of the budget k_c; epoch e trains on window e mod P of pass
+    e // P. A last window shorter than k_c is topped up with samples drawn from earlier windows of the
+    same pass, so every epoch has k_c samples, none twice, and every sample is seen in every pass."""
+    fraction = check_fraction(fraction)
+    _check_labels(labels)
+    if epoch < 0:
+        raise ValueError(f"epoch must be >= 0, got {epoch}")
+    kept = []
+    for idx in _groups(labels.shape[0], labels, True):
+        budget = _budget(len(idx), fraction)
+        windows = math.ceil(len(idx) / budget)
+        draw = order_of_pass(epoch // windows)
+        order = torch.randperm(len(idx), generator=draw)
+        start = (epoch % windows) * budget
+        window = order[start:start + budget]
+        if len(window) < budget:  # the pass's last window: topped up from the samples seen earlier in the pass
+            earlier = order[:start]
+            window = torch.cat([window, earlier[torch.randperm(len(earlier), generator=draw)[:budget - len(window)]]])
+        kept.append(idx[window])
     return torch.cat(kept).sort().values
 
 

@@ -1,4 +1,4 @@
-"""The parts a run is built from, each made from its RunConfig: its data, its learners (model,
+"""The parts a run is built from, each made from its RunConfig: its data, its model, its learners (model,
 optimizer, learning-rate schedule and the bit-widths each trains), and how it executes (Runtime).
 
 Dedicated has one learner per bit-width; joint and EMQ one learner for all of them.
@@ -11,12 +11,14 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .config import RunConfig
-from ..coreset.sampling import Reference
-from ..data import ImageDataset, add_label_noise, balanced_subset, holdout_validation, load_dataset
-from .distributed import is_distributed
-from ..models import model_for
+from ..coreset.samplers import Reference
+from ..data import ImageDataset
+from ..models import build_model
 from ..seeding import derive_seed
+from ..train import Learner
+from .config import RunConfig
+from .datasets import DATASET_SHAPES, add_label_noise, balanced_subset, holdout_validation, load_dataset
+from .distributed import is_distributed
 
 
 @dataclass
@@ -79,65 +81,60 @@ def compile_model(model: nn.Module) -> nn.Module:
     return torch.compile(model, dynamic=False)
 
 
-@dataclass
-class Learner:
-    """One model, its optimizer and learning-rate schedule, and the bit-widths it trains."""
-
-    model: nn.Module  # what the loops call: possibly wrapped by DistributedDataParallel / torch.compile
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
-    bits: tuple[int, ...]
-    module: nn.Module = field(init=False)  # the model without its wrappers (state dicts, evaluation)
-
-    def __post_init__(self) -> None:
-        module = self.model
-        while isinstance(module, nn.parallel.DistributedDataParallel) or hasattr(module, "_orig_mod"):
-            module = module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module._orig_mod
-        self.module = module
-
-
 def load_run_data(config: RunConfig) -> tuple[ImageDataset, ImageDataset]:
     """Training and test sets of a run: class-balanced subsets (fixed draw) and label noise; with
     ``validation_per_class`` the "test" set is held-out training samples (choices are made on it)."""
-    train, test = load_dataset(config.dataset, train=True), load_dataset(config.dataset, train=False)
-    if config.validation_per_class is not None:  # choose settings on held-out training samples, never the test set
-        train, test = holdout_validation(train, config.validation_per_class)
-    if config.train_per_class is not None:
-        train = train.subset(balanced_subset(train.targets, n_per_class=config.train_per_class))
-    if config.test_per_class is not None:
-        test = test.subset(balanced_subset(test.targets, n_per_class=config.test_per_class))
-    if config.label_noise > 0:
-        train = add_label_noise(train, config.label_noise)
+    data = config.data
+    train, test = load_dataset(data.dataset, train=True), load_dataset(data.dataset, train=False)
+    if data.validation_per_class is not None:  # choose settings on held-out training samples, never the test set
+        train, test = holdout_validation(train, data.validation_per_class)
+    if data.train_per_class is not None:
+        train = train.subset(balanced_subset(train.targets, n_per_class=data.train_per_class))
+    if data.test_per_class is not None:
+        test = test.subset(balanced_subset(test.targets, n_per_class=data.test_per_class))
+    if data.label_noise > 0:
+        train = add_label_noise(train, data.label_noise)
     return train, test
 
 
 def learner_bits(config: RunConfig) -> list[tuple[int, ...]]:
     """The bit-widths of each learner: one per bit-width for Dedicated, all together otherwise."""
-    return [(b,) for b in config.bits] if config.method == "dedicated" else [config.bits]
+    return [(b,) for b in config.model.bits] if config.method == "dedicated" else [config.model.bits]
+
+
+def model_for(config: RunConfig, bits: tuple[int, ...] | None = None) -> nn.Module:
+    """The model of ``config`` that trains ``bits`` (default: all of the configuration's), shaped for its
+    data set, freshly initialised from torch's global seed."""
+    num_classes, in_channels, image_size = DATASET_SHAPES[config.data.dataset]
+    m = config.model
+    return build_model(m.name, num_classes=num_classes, in_channels=in_channels, image_size=image_size,
+                       trained_bits=m.bits if bits is None else bits, bn_mode=m.bn_mode, spec=m.quant, width=m.width)
 
 
 def optimizer_for(config: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
     """LSQ step sizes at lr/10 and no weight decay; weight decay on conv weights only (docs/method.md §2.4)."""
+    o = config.optim
     steps, conv_weights, rest = [], [], []
     for name, p in model.named_parameters():
         (steps if ".steps." in name else conv_weights if p.dim() == 4 else rest).append(p)
-    groups = [{"params": conv_weights, "weight_decay": config.weight_decay},
+    groups = [{"params": conv_weights, "weight_decay": o.weight_decay},
               {"params": rest, "weight_decay": 0.0},
-              {"params": steps, "weight_decay": 0.0, "lr": config.lr / 10}]
+              {"params": steps, "weight_decay": 0.0, "lr": o.lr / 10}]
     groups = [g for g in groups if g["params"]]
-    if config.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=config.lr)
-    return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=True)
+    if o.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=o.lr)
+    return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, nesterov=True)
 
 
 def scheduler_for(config: RunConfig, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
     """Per-epoch learning-rate schedule."""
-    if config.lr_schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
-    if config.lr_schedule == "multistep":
-        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(config.milestones), gamma=0.1)
-    if config.lr_schedule == "linear":
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: 1 - e / config.epochs)
+    o = config.optim
+    if o.lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=o.epochs)
+    if o.lr_schedule == "multistep":
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(o.milestones), gamma=0.1)
+    if o.lr_schedule == "linear":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: 1 - e / o.epochs)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: 1.0)
 
 
@@ -164,13 +161,14 @@ def build_learners(config: RunConfig, reference: Reference | None, runtime: Runt
     for i, bits in enumerate(learner_bits(config)):
         torch.manual_seed(derive_seed(config.seed, "init", i))
         model = model_for(config, bits)
-        if config.init_from_reference:
+        if config.training.init_from_reference:
             load_reference_weights(model, reference.model)
         model = model.to(runtime.torch_device(), memory_format=runtime.memory_format)
         if is_distributed():
             # switchable BN copies and LSQ steps of other bit-widths sit out the steps of one bit-width
-            unused = config.training_loop != "joint" and (config.bn_mode == "switchable" or config.weight_quantizer == "lsq")
-            model = nn.parallel.DistributedDataParallel(model, find_unused_parameters=unused or config.training_loop == "batch")
+            loop = config.training.loop
+            unused = loop != "joint" and (config.model.bn_mode == "switchable" or config.model.quant.weight_quantizer == "lsq")
+            model = nn.parallel.DistributedDataParallel(model, find_unused_parameters=unused or loop == "batch")
         optimizer = optimizer_for(config, model)
         if runtime.compiles():
             model = compile_model(model)

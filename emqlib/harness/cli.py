@@ -1,6 +1,6 @@
 """Command line: ``python -m emqlib train|eval|export|download``.
 
-  python -m emqlib train --profile cpu --method emq --bits 2,4,8,32 [--out DIR]
+  python -m emqlib train --profile cpu --method emq --bits 2,4,8,32 [--set optim.lr=0.002] [--out DIR]
   python -m emqlib eval RUN --bits 1-8,32 [--recalibrate]
   python -m emqlib export RUN --bits 4 --out model-4bit.onnx [--force]   (integer ONNX for onnxruntime)
   torchrun --nproc_per_node 2 -m emqlib train --profile smoke ...   (DistributedDataParallel)
@@ -19,60 +19,67 @@ import typing
 from pathlib import Path
 
 from ..bits import parse_bits
-from .config import DERIVED_FIELDS, FIELD_PARTS, PARTS, RunConfig, config_hash, field_name, profile_config
+from .config import BITWISE_TRAINING, RunConfig, config_hash, field_type, profile_config, set_field
 from .storage import CorruptFileError
 
-# fields with a flag of their own; any other field goes through --set NAME=VALUE
-_FLAGS = {"method": str, "coreset": str, "fraction": float, "reselect_every": int, "epochs": int, "seed": int,
-          "coreset_training": str, "label_noise": float}
+# settings with a flag of their own (flag -> dotted field); any other field goes through --set PART.FIELD=VALUE
+_FLAGS = {"fraction": ("selection.fraction", float), "reselect_every": ("selection.reselect_every", int),
+          "epochs": ("optim.epochs", int), "seed": ("seed", int), "label_noise": ("data.label_noise", float)}
 
 
-def _field_value(name: str, text: str):
-    """Parse ``text`` as the value of RunConfig field ``name`` (a flat name)."""
-    part = FIELD_PARTS[name]
-    hint = typing.get_type_hints(RunConfig if part is None else PARTS[part])[name]
+def _field_value(path: str, text: str):
+    """Parse ``text`` as the value of the configuration field at the dotted ``path``."""
+    hint = field_type(path)
     kinds = typing.get_args(hint) or (hint,)
-    if text.lower() == "none" and (type(None) in kinds or name in DERIVED_FIELDS):
+    if text.lower() == "none" and type(None) in kinds:
         return None
-    if name in ("bits", "milestones"):
-        return tuple(parse_bits(text)) if name == "bits" else tuple(int(v) for v in text.split(",") if v)
+    if typing.get_origin(hint) is tuple or tuple in kinds:
+        return tuple(parse_bits(text)) if path.endswith("bits") else tuple(int(v) for v in text.split(",") if v)
     for kind in kinds:
         if kind is bool:
             if text.lower() in ("true", "1", "yes"):
                 return True
             if text.lower() in ("false", "0", "no"):
                 return False
-            raise ValueError(f"{name} must be true or false, got {text!r}")
+            raise ValueError(f"{path} must be true or false, got {text!r}")
         if kind in (int, float):
             try:
                 return kind(text)
             except ValueError:
-                raise ValueError(f"{name} must be a number ({kind.__name__}), got {text!r}") from None
+                raise ValueError(f"{path} must be a number ({kind.__name__}), got {text!r}") from None
     return text
 
 
 def build_config(args: argparse.Namespace) -> RunConfig:
-    """The run configuration of the command line; a field given twice (``--bits`` and ``--set
-    bits=``, or ``--set`` twice) is an error, not silently resolved."""
-    overrides = {name: getattr(args, name) for name in _FLAGS if getattr(args, name) is not None}
+    """The run configuration of the command line: the method at the profile, then ``--coreset`` (EMQ's bit-wise
+    loop for a joint method), then the flags and ``--set``s. A field given twice (``--epochs`` and ``--set
+    optim.epochs=``, or ``--set`` twice) is an error, not silently resolved."""
+    config = profile_config(args.profile, args.method)
+    changes = {path: kind(getattr(args, name)) for name, (path, kind) in _FLAGS.items() if getattr(args, name) is not None}
     if args.bits is not None:
-        overrides["bits"] = tuple(parse_bits(args.bits))
+        changes["model.bits"] = tuple(parse_bits(args.bits))
     if args.static:
-        overrides["static"] = True
+        changes["selection.static"] = True
     for item in args.set or []:
-        name, sep, value = item.partition("=")
+        path, sep, value = item.partition("=")
+        path = path.strip()
         if not sep:
-            raise ValueError(f"--set takes NAME=VALUE, got {item!r}")
-        name = field_name(name.strip())  # a flat name, or PART.FIELD (optim.epochs)
-        if name in overrides:
-            raise ValueError(f"{name} is given twice (as --{name.replace('_', '-')} or --set {name}=...); give it once")
-        overrides[name] = _field_value(name, value.strip())
-    return profile_config(args.profile, **overrides)
+            raise ValueError(f"--set takes PART.FIELD=VALUE (e.g. optim.lr=0.002), got {item!r}")
+        if path in changes:
+            raise ValueError(f"{path} is given twice (as a flag and with --set, or with --set twice); give it once")
+        changes[path] = _field_value(path, value.strip())
+    if args.coreset is not None:
+        selection = profile_config(args.profile, selection={"rule": args.coreset}).selection
+        config = config.replace(selection=selection, **({"training": BITWISE_TRAINING}
+                                                        if config.training.loop == "joint" else {}))
+    for path, value in changes.items():
+        config = set_field(config, path, value)
+    return config
 
 
 def _train(args: argparse.Namespace) -> None:
+    from .build import Runtime
     from .runs import get_run
-    from ..train import Runtime
 
     config = build_config(args)
     runtime = Runtime(threads=args.threads, channels_last=not args.no_channels_last)
@@ -116,7 +123,7 @@ def _export(args: argparse.Namespace) -> None:
 
 
 def _download(args: argparse.Namespace) -> None:
-    from ..data import load_dataset
+    from .datasets import load_dataset
 
     os.environ["EMQ_DOWNLOAD"] = "1"
     for train in (True, False):
@@ -135,12 +142,16 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="train (or reuse from the run cache) one configuration")
     train.add_argument("--profile", default="cpu", help="smoke, cpu or paper")
+    train.add_argument("--method", default="emq", help="dedicated, joint or emq")
     train.add_argument("--bits", help="trained bit-widths, e.g. 2,4,8,32")
-    for name, kind in _FLAGS.items():
-        train.add_argument("--" + name.replace("_", "-"), dest=name, type=kind)
+    train.add_argument("--coreset", metavar="RULE", help="each bit-width trains on its own subset chosen by RULE "
+                       "(EMQ's bit-wise loop for joint methods: sequential, distilling from the 32-bit child)")
+    for name, (path, kind) in _FLAGS.items():
+        train.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=f"sets {path}")
     train.add_argument("--static", action="store_true", help="select coresets once instead of every R epochs")
-    train.add_argument("--set", action="append", metavar="NAME=VALUE",
-                       help="any other RunConfig field, by its flat name (epochs) or as PART.FIELD (optim.epochs)")
+    train.add_argument("--set", action="append", metavar="PART.FIELD=VALUE",
+                       help="any other field of the run configuration, e.g. optim.lr=0.002, training.teacher=none, "
+                            "selection.tau=0.5 (parts: data, model, selection, training, optim, record)")
     train.add_argument("--out", help="run folder (default: runs/<config-hash>)")
     train.add_argument("--threads", type=_positive_int, help="torch threads (default: torch's choice)")
     train.add_argument("--no-progress", action="store_true")
@@ -203,7 +214,7 @@ def error_line(error: BaseException) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     from .runs import IncompatibleRunError
-    from ..train import NonFiniteLossError
+    from .trainer import RunStoppedError
 
     try:
         args.func(args)
@@ -211,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: interrupted; run the same command again: training resumes from its last checkpoint",
               file=sys.stderr)
         return 130
-    except (ValueError, OSError, IncompatibleRunError, CorruptFileError, NonFiniteLossError) as error:
+    except (ValueError, OSError, IncompatibleRunError, CorruptFileError, RunStoppedError) as error:
         print(error_line(error), file=sys.stderr)
         return 2
     return 0

@@ -1,11 +1,18 @@
-"""One configuration object from which every run is built, its hash, and the run profiles.
+"""The configuration of a run: its parts, the methods as data, the profiles, and the run's hash.
 
-:class:`RunConfig` holds everything that changes a run's result, in parts (:class:`DataConfig`,
-:class:`~emqlib.quant.QuantSpec`, :class:`CoresetConfig`, :class:`OptimConfig`) next to the model,
-the training rule and the seed; every name is also read and set flat (``config.epochs``), through
-the part that owns it (:data:`FIELD_PARTS`). It is validated on construction, options left as
-``None`` are derived from the method, and :func:`config_hash` names the run's folder in the cache.
-Things that do not change results (threads, progress bars) are not in it.
+A :class:`RunConfig` holds everything that changes a run's result, in parts read by name
+(``config.optim.lr``, ``config.model.bits``, ``config.selection.fraction``): the data
+(:class:`DataConfig`), the model and how it quantizes (:class:`ModelConfig` with its
+:class:`~emqlib.quant.QuantSpec`), which samples each epoch trains on (the selection rule's own settings,
+:mod:`emqlib.coreset.samplers`), the training rule (:class:`TrainingConfig`), the optimizer
+(:class:`OptimConfig`) and what the run keeps (:class:`RecordConfig`). Each part validates itself; the
+run checks that the parts fit together (a loop that cannot do what the teacher or the sampler asks is
+rejected with one line). The methods are data (:data:`METHODS`: what Dedicated, joint and EMQ set), and
+:func:`config_hash` names the run's folder in the cache. Things that do not change results (threads,
+progress bars) are not in it.
+
+Changes are given as keyword arguments: a part as a dict of its fields (merged into it) or as a whole,
+the seed and the method by value; ``--set part.field=value`` on the command line is the same.
 """
 from __future__ import annotations
 
@@ -14,30 +21,21 @@ import hashlib
 import json
 import math
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..bits import FULL_PRECISION, check_bits, parse_bits
 from ..bn import BN_MODES
-from ..correction import CORRECTION_MODES
-from ..coreset import BETA_SCHEDULES, check_fraction
-from ..data import DATASETS, check_noise_rate
-from ..distill import DISTILLATION, default_distillation
-from ..quant import FULL_PRECISION_ACTIVATIONS, FULL_PRECISION_WEIGHTS, WEIGHT_QUANTIZERS, QuantSpec
+from ..coreset.samplers import SAMPLERS, Settings, sampler_class, settings_for
+from ..distill import TEACHERS
+from ..quant import QuantSpec
+from .datasets import DATASETS, check_noise_rate
 
-SCHEMA_VERSION = 2  # bump when a change to the code makes old cached runs invalid
-METHODS = ("dedicated", "joint", "emq")
-CORESETS = ("none", "random", "random-once", "acs", "emq-topk", "emq-sample", "emq-ccs", "infobatch", "el2n",
-            "forgetting", "tdds", "kcenter", "moderate", "split")
-# scored at each bit-width with the model being trained, after a warm-up on random subsets
-EMQ_SAMPLERS = ("emq-topk", "emq-sample", "emq-ccs")
-CORESET_TRAINING = ("sequential", "batch")
-EMQ_SCORES = ("el2n", "grand")
+SCHEMA_VERSION = 3  # bump when a change to the code makes old cached runs invalid
+LOOPS = ("joint", "sequential", "batch")
 BIT_ORDERS = ("descending", "ascending")
 OPTIMIZERS = ("adam", "sgd")
 LR_SCHEDULES = ("constant", "cosine", "multistep", "linear")
 MODEL_NAMES = ("resnet8", "resnet20", "resnet18", "mobilenetv2", "vit")
-# coreset methods whose scores come from the full-precision reference run
-REFERENCE_CORESETS = ("acs", "el2n", "forgetting", "tdds", "kcenter", "moderate")
 
 
 def _choice(name: str, value, allowed) -> None:
@@ -45,14 +43,10 @@ def _choice(name: str, value, allowed) -> None:
         raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
 
 
-def _positive_int(name: str, value, minimum: int = 1) -> int:
+def _integer(name: str, value, minimum: int = 1) -> int:
     if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
-
-
-def _is_run_hash(value) -> bool:
-    return isinstance(value, str) and len(value) == 16 and set(value) <= set("0123456789abcdef")
 
 
 def _number(name: str, value) -> float:
@@ -61,14 +55,13 @@ def _number(name: str, value) -> float:
     return float(value)
 
 
+def _flag(name: str, value) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+
+
 def _set(obj, name: str, value) -> None:
     object.__setattr__(obj, name, value)  # the parts are frozen dataclasses that normalise their own values
-
-
-def _check_flags(obj, *names: str) -> None:
-    for name in names:
-        if not isinstance(getattr(obj, name), bool):
-            raise ValueError(f"{name} must be True or False, got {getattr(obj, name)!r}")
 
 
 @dataclass(frozen=True)
@@ -87,82 +80,65 @@ class DataConfig:
         # plain int and float values, so that equal configurations have equal hashes (1 == 1.0 == np.int64(1))
         for name in ("train_per_class", "test_per_class", "validation_per_class"):
             if getattr(self, name) is not None:
-                _set(self, name, _positive_int(name, getattr(self, name)))
+                _set(self, name, _integer(name, getattr(self, name)))
         _set(self, "label_noise", check_noise_rate(self.label_noise))
-        _check_flags(self, "augment")
+        _flag("augment", self.augment)
         if self.validation_per_class is not None and self.test_per_class is not None:
             raise ValueError("validation_per_class replaces the test set by held-out training samples; "
                              "leave test_per_class at None")
 
 
 @dataclass(frozen=True)
-class CoresetConfig:
-    """Which training samples each epoch uses: the coreset rule, its budget and its knobs."""
+class ModelConfig:
+    """The network, the bit-widths it trains and how its layers quantize."""
 
-    coreset: str = "none"  # selection rule, one of CORESETS; none trains on every sample
-    fraction: float = 1.0  # kept fraction S = 1 - pruning rate
-    reselect_every: int = 10  # R: epochs between reselections
-    static: bool = False  # select (emq-*: score) once instead of every R epochs
-    warmup_epochs: int | None = None  # W: emq-* epochs on random subsets before scoring; None: R (0 from the reference)
-    free_scores: bool = False  # emq-*: EL2N from each sample's own training pass, no scoring forwards
-    sample_tau: float = 1.0  # emq-sample: probability proportional to score^tau
-    sample_uniform_share: float = 0.1  # emq-sample: epsilon, share of the probability spread uniformly
-    ccs_hard_share: float = 0.1  # emq-ccs: beta, share of the hardest samples dropped per class
-    ccs_strata: int = 50  # emq-ccs: k equal-width score strata (CCS's default)
-    infobatch_prune_prob: float = 0.5  # infobatch: r, drop probability of a sample below the mean loss
-    infobatch_anneal: float = 0.875  # infobatch: delta, prune only in epochs t < delta * epochs
-    coreset_training: str = "sequential"  # sequential bit-wise, or batch score extraction (docs/method.md §6.3, §6.4)
-    emq_score: str = "el2n"  # EMQ's per-bit importance score (docs/method.md §6.1)
-    acs_schedule: str = "cosine"  # beta(t) of ACS (docs/method.md §7.2)
-    replay_from: str | None = None  # hash of a finished run whose recorded subsets are trained on instead of selecting
+    name: str = "resnet8"  # one of MODEL_NAMES
+    width: float = 1.0  # channel width multiplier
+    bits: tuple[int, ...] = (32, 8, 4, 2)  # trained bit-widths (kept in descending order)
+    activation_bits: int | None = None  # None: activations at the weight bit-width
+    bn_mode: str = "shared"  # one BatchNorm for every bit-width (EMQ), or one per trained bit-width (switchable)
+    quant: QuantSpec = QuantSpec(bias_correction=True, full_precision_activation="clamp")
 
     def __post_init__(self) -> None:
-        _choice("coreset", self.coreset, CORESETS)
-        _choice("coreset_training", self.coreset_training, CORESET_TRAINING)
-        _choice("emq_score", self.emq_score, EMQ_SCORES)
-        _choice("acs_schedule", self.acs_schedule, BETA_SCHEDULES)
-        if self.replay_from is not None and not _is_run_hash(self.replay_from):
-            raise ValueError(f"replay_from must be a run's 16-character hash (its folder name), got {self.replay_from!r}")
-        for name in ("reselect_every", "ccs_strata"):
-            _set(self, name, _positive_int(name, getattr(self, name)))
-        for name in ("sample_tau", "sample_uniform_share", "ccs_hard_share", "infobatch_prune_prob", "infobatch_anneal"):
-            _set(self, name, _number(name, getattr(self, name)))
-        _set(self, "fraction", check_fraction(self.fraction))
-        _check_flags(self, "static", "free_scores")
-        if self.coreset == "none" and self.fraction != 1.0:
-            raise ValueError("fraction < 1 needs a coreset method; set coreset (e.g. 'random') or fraction=1.0")
-        if self.coreset == "infobatch" and self.fraction != 1.0:
-            raise ValueError("infobatch keeps a share set by infobatch_prune_prob and the losses, not by fraction; "
-                             "leave fraction at 1.0")
-        if self.replay_from is not None and self.coreset in ("none", "infobatch"):
-            raise ValueError("replay_from replays the subsets of a coreset run; set coreset and fraction to that run's")
-        # random at 1.0 is every sample in the coreset runs' bit-wise loop (the equal-budget baseline of that loop)
-        if self.coreset not in ("none", "infobatch", "random") and self.fraction == 1.0:
-            raise ValueError(f"coreset {self.coreset!r} with fraction 1.0 keeps every sample; give a fraction below 1")
-        if self.warmup_epochs is None:
-            _set(self, "warmup_epochs", self.reselect_every)
-        _set(self, "warmup_epochs", _positive_int("warmup_epochs", self.warmup_epochs, minimum=0))
-        self._check_sampler_knobs()
+        _choice("model", self.name, MODEL_NAMES)
+        _set(self, "width", _number("width", self.width))
+        if not self.width > 0:
+            raise ValueError(f"width must be positive, got {self.width!r}")
+        _set(self, "bits", tuple(sorted(parse_bits(self.bits), reverse=True)))
+        if self.activation_bits is not None:
+            _set(self, "activation_bits", check_bits(self.activation_bits))
+        _choice("bn_mode", self.bn_mode, BN_MODES)
+        quant = self.quant if isinstance(self.quant, QuantSpec) else QuantSpec(**self.quant)
+        # LSQ keeps a step per trained bit-width (the model's bits); it quantizes the plain weight
+        _set(self, "quant", dataclasses.replace(quant, bits=self.bits))
 
-    def _check_sampler_knobs(self) -> None:
-        if self.coreset == "random" and self.static:
-            raise ValueError("coreset 'random' is re-drawn every epoch; for one draw use coreset='random-once'")
-        if self.sample_tau < 0 or not 0 <= self.sample_uniform_share <= 1:
-            raise ValueError(f"sample_tau must be >= 0 and sample_uniform_share in [0, 1], "
-                             f"got {self.sample_tau!r} and {self.sample_uniform_share!r}")
-        if not 0 <= self.ccs_hard_share < 1:
-            raise ValueError(f"ccs_hard_share must be in [0, 1), got {self.ccs_hard_share!r}")
-        if not 0 < self.infobatch_prune_prob < 1 or not 0 <= self.infobatch_anneal <= 1:
-            raise ValueError(f"infobatch_prune_prob must be in (0, 1) and infobatch_anneal in [0, 1], "
-                             f"got {self.infobatch_prune_prob!r} and {self.infobatch_anneal!r}")
-        if self.free_scores:
-            if self.coreset not in EMQ_SAMPLERS:
-                raise ValueError(f"free_scores applies to {', '.join(EMQ_SAMPLERS)} (infobatch always uses the "
-                                 f"training pass's loss), not to coreset {self.coreset!r}")
-            if self.emq_score != "el2n":
-                raise ValueError("free_scores take EL2N from the training pass's outputs; set emq_score='el2n'")
-            if self.warmup_epochs < 1:
-                raise ValueError("free_scores need training passes before the first scoring; set warmup_epochs >= 1")
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """How the bit-widths are trained: the loop, the teacher, and the full-precision reference run."""
+
+    loop: str = "joint"  # joint (every bit-width on each batch), sequential (bit-width by bit-width), batch
+    teacher: str = "recursive"  # none, recursive (next-higher bit-width), fp-child (the 32-bit path), reference
+    label_weight: float = 0.0  # weight of the label cross-entropy beside the teacher's targets
+    bit_order: str = "descending"  # order of the bit-widths in the sequential loop
+    reference_epochs: int = 3  # epochs of the full-precision reference run (teacher, early model, trajectory)
+    init_from_reference: bool = False  # start from the reference run's weights
+
+    def __post_init__(self) -> None:
+        _choice("loop", self.loop, LOOPS)
+        _choice("teacher", self.teacher, TEACHERS)
+        _choice("bit_order", self.bit_order, BIT_ORDERS)
+        _set(self, "label_weight", _number("label_weight", self.label_weight))
+        if self.label_weight < 0:
+            raise ValueError(f"label_weight must be >= 0, got {self.label_weight!r}")
+        _set(self, "reference_epochs", _integer("reference_epochs", self.reference_epochs))
+        _flag("init_from_reference", self.init_from_reference)
+        if self.teacher == "none" and self.label_weight <= 0:
+            raise ValueError("with no teacher the label loss is the only loss; label_weight must be > 0")
+        if self.teacher == "recursive" and self.loop == "sequential":
+            raise ValueError("teacher 'recursive' needs every bit-width on each batch: loop 'joint' or 'batch'")
+        if self.loop == "batch" and self.teacher not in ("recursive", "none"):
+            raise ValueError("the batch loop distils recursively or not at all: teacher 'recursive' or 'none'")
 
 
 @dataclass(frozen=True)
@@ -182,7 +158,7 @@ class OptimConfig:
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         for name in ("epochs", "batch_size"):
-            _set(self, name, _positive_int(name, getattr(self, name)))
+            _set(self, name, _integer(name, getattr(self, name)))
         for name in ("lr", "weight_decay", "momentum"):
             _set(self, name, _number(name, getattr(self, name)))
         if not self.lr > 0:
@@ -191,235 +167,155 @@ class OptimConfig:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
         if not 0 <= self.momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
-        milestones = tuple(_positive_int("milestones", m) for m in self.milestones)
+        milestones = tuple(_integer("milestones", m) for m in self.milestones)
         if list(milestones) != sorted(set(milestones)):
             raise ValueError(f"milestones must be increasing epochs, got {self.milestones!r}")
         _set(self, "milestones", milestones)
 
 
-# the parts of a RunConfig, by the attribute that holds each
-PARTS = {"data": DataConfig, "quant": QuantSpec, "selection": CoresetConfig, "optim": OptimConfig}
-# options that, left as None, are derived from the method, the coreset rule or the reference run (each field's
-# comment says how), and derived again by RunConfig.replace unless they were set
-DERIVED_FIELDS = ("bn_mode", "bias_correction", "full_precision_activation", "distillation", "warmup_epochs")
+@dataclass(frozen=True)
+class RecordConfig:
+    """What a run measures and keeps besides its final weights."""
 
-
-@dataclass(frozen=True, init=False)
-class RunConfig:
-    """Everything that determines a run, in parts: ``data``, ``quant``, ``selection`` (the coreset) and
-    ``optim``, next to the model, the training rule, the seed and what the run stores.
-
-    It is built and read by flat names, each owned by one part (:data:`FIELD_PARTS`):
-    ``RunConfig(epochs=3)`` sets ``optim.epochs`` and ``config.epochs`` reads it (as does
-    ``config.optim.epochs``); whole parts work too (``RunConfig(data=DataConfig(...))``). Options left
-    as None (:data:`DERIVED_FIELDS`) are derived, and everything is validated once, by the part that
-    owns it. The defaults train EMQ at 2/4/8/32 bits on all of Fashion-MNIST with a ResNet-8 for 5
-    epochs; the profiles (:data:`PROFILES`) set the data size and schedule of real runs.
-    """
-
-    data: DataConfig  # the training and test data
-
-    # model and quantization
-    model: str = "resnet8"  # one of MODEL_NAMES
-    width: float = 1.0  # channel width multiplier
-    method: str = "emq"  # dedicated (one model per bit), joint (Any-Precision), emq
-    bits: tuple[int, ...] = (2, 4, 8, 32)  # trained bit-widths (kept in descending order; quant.bits mirrors them)
-    activation_bits: int | None = None  # None: activations at the weight bit-width
-    bn_mode: str | None = None  # None: shared for emq, switchable for joint and dedicated
-    quant: QuantSpec  # how the layers quantize; None: bias correction on and the 32-bit activation clamped for emq
-
-    # training
-    selection: CoresetConfig  # the coreset: which training samples each epoch uses
-    bit_order: str = "descending"  # order of bit-widths within a sequential epoch
-    distillation: str | None = None  # None: recursive (joint loop), fp-child (sequential), reference (acs), none (dedicated)
-    label_loss_weight: float = 1.0  # weight of the cross-entropy with labels next to distillation
-    reference_epochs: int = 3  # epochs of the full-precision reference run (early model, teacher)
-    init_from_reference: bool = False  # start from the reference run's weights
-    optim: OptimConfig  # the optimizer and its schedule
-    seed: int = 0  # seed of the model's initialisation and of every epoch's random draws
-
-    # bookkeeping that changes what a run stores
     eval_every: int = 1  # test accuracy every k-th epoch (and always after the last one)
     snapshot_every: int = 0  # keep the model weights of every k-th epoch (0: none)
     record_trajectory: bool = False  # store per-sample training softmax outputs of each epoch
 
-    def __init__(self, **fields) -> None:
-        values = {**_FLAT_DEFAULTS, **_flat_values(fields)}
-        for name in _OWN_FIELDS[None]:
-            _set(self, name, values[name])
-        _choice("model", self.model, MODEL_NAMES)
+    def __post_init__(self) -> None:
+        _set(self, "eval_every", _integer("eval_every", self.eval_every))
+        _set(self, "snapshot_every", _integer("snapshot_every", self.snapshot_every, minimum=0))
+        _flag("record_trajectory", self.record_trajectory)
+
+
+PARTS = {"data": DataConfig, "model": ModelConfig, "selection": Settings, "training": TrainingConfig,
+         "optim": OptimConfig, "record": RecordConfig}
+
+# What each method sets; every other field keeps its default. EMQ: one BatchNorm shared by every bit-width
+# with weight bias correction (a clamp at 32 bits as well: one shared BatchNorm cannot serve ReLU and
+# clamped children at once), trained jointly with recursive distillation; joint (Any-Precision): switchable
+# BatchNorm, no correction; Dedicated: one model per bit-width, each trained alone on the labels.
+METHODS = {
+    "emq": dict(model=dict(bn_mode="shared", quant=QuantSpec(bias_correction=True, full_precision_activation="clamp")),
+                training=dict(loop="joint", teacher="recursive", label_weight=0.0)),
+    "joint": dict(model=dict(bn_mode="switchable", quant=QuantSpec()),
+                  training=dict(loop="joint", teacher="recursive", label_weight=0.0)),
+    "dedicated": dict(model=dict(bn_mode="switchable", quant=QuantSpec()),
+                      training=dict(loop="sequential", teacher="none", label_weight=1.0)),
+}
+
+# What EMQ's bit-wise coreset changes in its training (docs/method.md §6.2): each bit-width in turn on its own
+# subset, distilling from the model's 32-bit child, with the labels beside it.
+BITWISE_TRAINING = dict(loop="sequential", teacher="fp-child", label_weight=1.0)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines a run (see the module docstring). The defaults are EMQ at 2/4/8/32 bits
+    on all of Fashion-MNIST with a ResNet-8 for 5 epochs; :func:`method_config` starts from a method,
+    :func:`profile_config` from a profile's data size and schedule."""
+
+    method: str = "emq"  # dedicated (one model per bit-width), joint (Any-Precision) or emq: the method it started from
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    selection: Settings = field(default_factory=lambda: settings_for("none"))  # the samples each epoch trains on
+    training: TrainingConfig = TrainingConfig()
+    optim: OptimConfig = OptimConfig()
+    record: RecordConfig = RecordConfig()
+    seed: int = 0  # seed of the model's initialisation and of every epoch's random draws
+
+    def __post_init__(self) -> None:
         _choice("method", self.method, METHODS)
-        _choice("bit_order", self.bit_order, BIT_ORDERS)
-        _set(self, "bits", tuple(sorted(parse_bits(self.bits), reverse=True)))
-        if self.activation_bits is not None:
-            _set(self, "activation_bits", check_bits(self.activation_bits))
-        # plain int and float values, so that equal configurations have equal hashes (1 == 1.0 == np.int64(1))
-        for name in ("reference_epochs", "eval_every"):
-            _set(self, name, _positive_int(name, getattr(self, name)))
-        _set(self, "snapshot_every", _positive_int("snapshot_every", self.snapshot_every, minimum=0))
-        _set(self, "seed", _positive_int("seed", self.seed, minimum=0))
-        for name in ("width", "label_loss_weight"):
-            _set(self, name, _number(name, getattr(self, name)))
-        if not self.width > 0:
-            raise ValueError(f"width must be positive, got {self.width!r}")
-        if self.label_loss_weight < 0:
-            raise ValueError(f"label_loss_weight must be >= 0, got {self.label_loss_weight!r}")
-        _check_flags(self, "init_from_reference", "record_trajectory")
+        _set(self, "seed", _integer("seed", self.seed, minimum=0))
+        for name, cls in PARTS.items():
+            if not isinstance(getattr(self, name), cls):
+                raise TypeError(f"{name} must be a {cls.__name__}, got {getattr(self, name)!r}")
+        self._check_parts_fit()
 
-        _set(self, "data", _part("data", values))
-        if values["warmup_epochs"] is None and self.init_from_reference:
-            values["warmup_epochs"] = 0  # started from the reference run: no warm-up on random subsets
-        _set(self, "selection", _part("selection", values))
-        _set(self, "optim", _part("optim", values))
-        emq = self.method == "emq"
-        derived = {"bias_correction": emq,
-                   # one shared BatchNorm cannot serve ReLU (unbounded) and clamped children at once
-                   "full_precision_activation": "clamp" if emq else "relu",
-                   "bn_mode": "shared" if emq else "switchable",
-                   "distillation": default_distillation(self.method, self.coreset, self.coreset_training)}
-        values.update({name: value for name, value in derived.items() if values[name] is None})
-        if values["weight_quantizer"] == "lsq":
-            values["full_precision_weight"] = "plain"  # LSQ quantizes the plain weight
-        _set(self, "quant", _part("quant", {**values, "bits": self.bits}))
-        _set(self, "bn_mode", values["bn_mode"])
-        _choice("bn_mode", self.bn_mode, BN_MODES)
-        _set(self, "distillation", values["distillation"])
-        _choice("distillation", self.distillation, DISTILLATION)
-        self._check_training_loop()
-
-    def __getattr__(self, name: str):
-        # reached only where ordinary lookup fails: a flat name of a part's field reads that part
-        # (config.epochs is config.optim.epochs)
-        part = FIELD_PARTS.get(name)
-        if part is None:
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        return getattr(object.__getattribute__(self, part), name)
-
-    def __dir__(self):
-        return sorted({*super().__dir__(), *FIELD_PARTS})
-
-    def _check_training_loop(self) -> None:
-        loop = self.training_loop
-        if (self.free_scores or self.coreset == "infobatch") and loop != "sequential":
-            raise ValueError("free_scores and infobatch read each sample's loss in the sequential bit-wise loop; "
-                             "set coreset_training='sequential'")
-        if self.distillation == "recursive" and loop != "joint" and loop != "batch":
-            raise ValueError("distillation 'recursive' needs all bit-widths on every batch "
-                             "(method joint/emq without coreset, or coreset_training='batch')")
-        if self.distillation == "fp-child" and (self.method == "dedicated" or FULL_PRECISION not in self.bits):
-            raise ValueError("distillation 'fp-child' needs a multi-bit method with 32 in bits")
-        if self.distillation == "none" and self.label_loss_weight <= 0:
-            raise ValueError("with distillation 'none' the label loss is the only loss; label_loss_weight must be > 0")
-        if self.method == "dedicated" and self.coreset_training == "batch" and self.coreset != "none":
-            raise ValueError("batch score extraction needs a multi-bit method (joint or emq), not dedicated")
-
-    @property
-    def training_loop(self) -> str:
-        """``joint`` (every bit on every batch), ``sequential`` (bit by bit), or ``batch``."""
-        if self.method == "dedicated":
-            return "sequential"
-        if self.coreset == "none":
-            return "joint"
-        return self.coreset_training
+    def _check_parts_fit(self) -> None:
+        loop, teacher, rule = self.training.loop, self.training.teacher, self.selection.rule
+        if self.method == "dedicated" and (loop != "sequential" or teacher == "recursive"):
+            raise ValueError("Dedicated trains each bit-width alone: loop 'sequential', teacher 'none' or 'reference'")
+        if teacher == "fp-child" and FULL_PRECISION not in self.model.bits:
+            raise ValueError("teacher 'fp-child' needs 32 among the bits")
+        if loop == "joint" and rule != "none":
+            raise ValueError(f"selection rule {rule!r} gives each bit-width its own samples; the joint loop runs "
+                             "every bit-width on the same batch: set training loop 'sequential' (or 'batch')")
+        if (rule == "infobatch" or getattr(self.selection, "free_scores", False)) and loop != "sequential":
+            raise ValueError(f"{rule} reads each sample's training loss in the bit-wise loop; set training loop "
+                             "'sequential'")
 
     @property
     def needs_reference(self) -> bool:
         """Whether the run uses a full-precision reference run (teacher, early model, trajectory)."""
-        return self.coreset in REFERENCE_CORESETS or self.init_from_reference or self.distillation == "reference"
-
-    def flat(self) -> dict:
-        """Every field by its flat name (as ``RunConfig(**config.flat())`` takes them)."""
-        return {name: getattr(self, name) for name in FIELD_PARTS}
+        return (sampler_class(self.selection.rule).needs_reference or self.training.init_from_reference
+                or self.training.teacher == "reference")
 
     def replace(self, **changes) -> RunConfig:
-        """A copy with ``changes`` (flat names or whole parts); options derived from others
-        (:data:`DERIVED_FIELDS`) are derived again, unless they were set to other values."""
-        changes = _flat_values(changes)
-        values = self.flat()
-        for name in set(DERIVED_FIELDS) - set(changes):
-            if self._is_default_for(name):
-                values[name] = None
-        return RunConfig(**{**values, **changes})
-
-    def _is_default_for(self, name: str) -> bool:
-        probe = RunConfig(**{**self.flat(), name: None})
-        return getattr(probe, name) == getattr(self, name)
+        """A copy with ``changes``: ``method`` and ``seed`` by value; a part as a dict of its fields (merged
+        into the part: ``optim={"epochs": 30}``; ``model={"quant": {...}}`` merges into the quantizer spec;
+        ``selection={"rule": "random", "fraction": 0.2}`` starts from that rule's defaults when the rule
+        changes) or as a whole part."""
+        unknown = set(changes) - set(PARTS) - {"method", "seed"}
+        if unknown:
+            raise ValueError(f"unknown configuration fields {sorted(unknown)}; the parts are {list(PARTS)}, "
+                             "besides method and seed")
+        values = {name: getattr(self, name) for name in ("method", "seed", *PARTS)}
+        for name, change in changes.items():
+            values[name] = _merged(name, values[name], change) if isinstance(change, dict) else change
+        return RunConfig(**values)
 
     def to_dict(self) -> dict:
-        """Every field by its flat name (the form of a run's config.json), except one added after runs
-        were cached while it is at its default (:data:`ADDED_FIELDS`): so the hash, config.json and
-        checkpoints of older runs stay valid."""
-        return {name: (list(v) if isinstance(v, tuple) else v) for name, v in self.flat().items()
-                if not (name in ADDED_FIELDS and v == ADDED_FIELDS[name])}
+        """Every field, nested by part (the form of a run's config.json)."""
+        out = {"method": self.method, "seed": self.seed}
+        for name in PARTS:
+            part = dataclasses.asdict(getattr(self, name))
+            if name == "model":
+                part["quant"].pop("bits")  # mirrors the model's bits
+            out[name] = _jsonable(part)
+        return out
 
     @classmethod
     def from_dict(cls, values: dict) -> RunConfig:
-        """The configuration of :meth:`to_dict`'s flat dictionary (a run's config.json)."""
-        unknown = set(values) - set(FIELD_PARTS)
-        if unknown:
-            raise ValueError(f"unknown configuration fields {sorted(unknown)}; known: {sorted(FIELD_PARTS)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+        """The configuration of :meth:`to_dict`'s dictionary (a run's config.json)."""
+        return RunConfig().replace(**{k: (_tuples(v) if isinstance(v, dict) else v) for k, v in values.items()})
 
 
-def _field_names(cls) -> tuple[str, ...]:
-    return tuple(f.name for f in dataclasses.fields(cls))
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return list(value) if isinstance(value, tuple) else value
 
 
-# the fields each part owns, and (key None) the run's own; the run's bits are the only bit-widths (quant.bits
-# mirrors them), so they are not a field of the quantization part here
-_OWN_FIELDS = {None: tuple(name for name in _field_names(RunConfig) if name not in PARTS),
-               **{part: tuple(name for name in _field_names(cls) if (part, name) != ("quant", "bits"))
-                  for part, cls in PARTS.items()}}
-# the part that owns each flat field name (None: the run itself): config.epochs reads config.optim.epochs
-FIELD_PARTS = {name: part for part, names in _OWN_FIELDS.items() for name in names}
-# the value of each flat name that is not given; derived options start as None
-_FLAT_DEFAULTS = {**{f.name: f.default for part, cls in ((None, RunConfig), *PARTS.items())
-                     for f in dataclasses.fields(cls) if f.name in _OWN_FIELDS[part]},
-                  **dict.fromkeys(DERIVED_FIELDS)}
+def _tuples(value):
+    if isinstance(value, dict):
+        return {k: _tuples(v) for k, v in value.items()}
+    return tuple(value) if isinstance(value, list) else value
 
 
-def _part(part: str, values: dict):
-    """Part ``part`` of the flat ``values`` (its class validates it)."""
-    cls = PARTS[part]
-    return cls(**{name: values[name] for name in _field_names(cls)})
-
-
-def _flat_values(fields: dict) -> dict:
-    """``fields`` by flat name: a part given whole (``data=DataConfig(...)``) stands for its fields,
-    and a flat name given next to it wins."""
-    unknown = set(fields) - set(FIELD_PARTS) - set(PARTS)
+def _merged(name: str, part, change: dict):
+    """``part`` with the fields of ``change`` (a dict); nested dicts merge into nested parts."""
+    if name == "selection":
+        rule = change.get("rule", part.rule)
+        base = {} if rule != part.rule else {f.name: getattr(part, f.name) for f in dataclasses.fields(part)}
+        return settings_for(rule, **{k: v for k, v in {**base, **change}.items() if k != "rule"})
+    known = {f.name for f in dataclasses.fields(part)}
+    unknown = set(change) - known
     if unknown:
-        raise TypeError(f"RunConfig has no fields {sorted(unknown)}; its parts are {list(PARTS)}, "
-                        f"its flat fields {sorted(FIELD_PARTS)}")
-    values = {}
-    for part, value in fields.items():
-        if part in PARTS:
-            if not isinstance(value, PARTS[part]):
-                raise TypeError(f"{part} must be a {PARTS[part].__name__}, got {value!r}")
-            values.update({name: getattr(value, name) for name in _OWN_FIELDS[part]})
-    return {**values, **{name: value for name, value in fields.items() if name not in PARTS}}
+        raise ValueError(f"{name} has no fields {sorted(unknown)}; its fields: {sorted(known)}")
+    fields_ = {}
+    for key, value in change.items():
+        current = getattr(part, key)
+        fields_[key] = _merged(f"{name}.{key}", current, value) if isinstance(value, dict) and \
+            dataclasses.is_dataclass(current) else value
+    return dataclasses.replace(part, **fields_)
 
 
-def field_name(name: str) -> str:
-    """The flat name of configuration field ``name``, given flat (``epochs``) or as PART.FIELD
-    (``optim.epochs``); an unknown part or field raises a ValueError that lists the choices."""
-    part, dot, field_ = name.rpartition(".")
-    if not dot:
-        if name not in FIELD_PARTS:
-            raise ValueError(f"unknown configuration field {name!r}; known: {sorted(FIELD_PARTS)}")
-        return name
-    if part not in PARTS:
-        raise ValueError(f"unknown configuration part {part!r} in {name!r}; parts: {sorted(PARTS)}")
-    if (part, field_) == ("quant", "bits"):
-        return "bits"  # quant.bits mirrors the run's bits
-    if field_ not in _OWN_FIELDS[part]:
-        raise ValueError(f"{part} has no field {field_!r}; its fields: {sorted(_OWN_FIELDS[part])}")
-    return field_
-
-
-# fields added after runs were cached: left out of the hash while at their default, so that every
-# configuration that does not use them keeps its hash (and its cached run)
-ADDED_FIELDS = {"replay_from": None}
+def method_config(method: str, **changes) -> RunConfig:
+    """The run configuration of ``method`` (a key of :data:`METHODS`) with ``changes`` (as
+    :meth:`RunConfig.replace` takes them)."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
+    return RunConfig().replace(method=method, **METHODS[method]).replace(**changes)
 
 
 def config_hash(config: RunConfig) -> str:
@@ -429,66 +325,114 @@ def config_hash(config: RunConfig) -> str:
 
 
 def reference_config(config: RunConfig) -> RunConfig:
-    """The full-precision run that serves ``config`` as teacher, early model and trajectory source:
-    the same data, model and optimizer, trained as a dedicated 32-bit model for ``reference_epochs``
-    on a constant learning rate, recording its trajectory and every epoch's weights."""
-    return RunConfig(data=config.data, model=config.model, width=config.width, method="dedicated",
-                     bits=(FULL_PRECISION,), full_precision_weight=config.full_precision_weight,
-                     full_precision_activation=config.full_precision_activation, bn_mode=config.bn_mode,
-                     optim=dataclasses.replace(config.optim, epochs=config.reference_epochs, lr_schedule="constant",
-                                               milestones=()),
-                     seed=config.seed, record_trajectory=True, snapshot_every=1, eval_every=config.reference_epochs)
+    """The full-precision run that serves ``config`` as teacher, early model and trajectory source: the same
+    data, model and optimizer, trained as a dedicated 32-bit model for ``reference_epochs`` on a constant
+    learning rate, recording its trajectory and every epoch's weights."""
+    quant = QuantSpec(full_precision_weight=config.model.quant.full_precision_weight,
+                      full_precision_activation=config.model.quant.full_precision_activation)
+    return method_config("dedicated", data=config.data, seed=config.seed,
+                         model=dict(name=config.model.name, width=config.model.width, bits=(FULL_PRECISION,),
+                                    bn_mode=config.model.bn_mode, quant=quant),
+                         optim=dataclasses.replace(config.optim, epochs=config.training.reference_epochs,
+                                                   lr_schedule="constant", milestones=()),
+                         record=RecordConfig(eval_every=config.training.reference_epochs, snapshot_every=1,
+                                             record_trajectory=True))
 
 
 # ---------------------------------------------------------------- profiles
 
 PROFILES = {
     # seconds per run: tests and CI
-    "smoke": dict(dataset="synthetic", model="resnet8", width=0.5, epochs=2, batch_size=32, reference_epochs=3,
-                  reselect_every=1, snapshot_every=1),
-    # Fashion-MNIST on 2 CPU cores, trained to near convergence (results/regime_check.csv); 600 images per class:
-    # 800 cost a third more per epoch; 500 failed the convergence check (30 vs 15 epochs: -0.28 and +2.10 points)
-    "cpu": dict(dataset="fashion-mnist", model="resnet8", width=1.0, train_per_class=600, epochs=15,
-                batch_size=128, reference_epochs=5, reselect_every=2, eval_every=15),
+    "smoke": dict(data=dict(dataset="synthetic"), model=dict(width=0.5), optim=dict(epochs=2, batch_size=32),
+                  training=dict(reference_epochs=3), record=dict(snapshot_every=1)),
+    # Fashion-MNIST on 2 CPU cores, trained to near convergence (results/regime_check.csv); 600 images per class
+    # (the convergence check failed at 500; 800 cost a third more per epoch: README, the cpu profile)
+    "cpu": dict(data=dict(train_per_class=600), optim=dict(epochs=15, batch_size=128),
+                training=dict(reference_epochs=5), record=dict(eval_every=15)),
     # the CIFAR-10 recipe of Any-Precision (docs/method.md §11), for a GPU
-    "paper": dict(dataset="cifar10", model="resnet20", width=5.0, bits=(1, 2, 4, 8, 32), epochs=200, batch_size=128,
-                  optimizer="adam", lr=1e-3, lr_schedule="multistep", milestones=(100, 150, 180), augment=True,
-                  reference_epochs=5, reselect_every=10, snapshot_every=20),
+    "paper": dict(data=dict(dataset="cifar10", augment=True), model=dict(name="resnet20", width=5.0, bits=(1, 2, 4, 8, 32)),
+                  optim=dict(epochs=200, batch_size=128, optimizer="adam", lr=1e-3, lr_schedule="multistep",
+                             milestones=(100, 150, 180)),
+                  training=dict(reference_epochs=5), record=dict(snapshot_every=20)),
 }
-
+# the reselection interval R (and warm-up W) of every selection rule that has one, by profile
+PROFILE_RESELECT = {"smoke": 1, "cpu": 2, "paper": 10}
 
 # Claims about pruning or cost need training to convergence (a pruned sample costs accuracy far from it, whatever
 # the selection); claims that hold at any point of training (shared BN, alignment, gradient angles, label noise,
 # score extraction) use this shorter schedule where a profile has one, at a third of the cost.
-SHORT_SCHEDULES = {"cpu": dict(epochs=6, eval_every=6, snapshot_every=1)}
+SHORT_SCHEDULES = {"cpu": dict(optim=dict(epochs=6), record=dict(eval_every=6, snapshot_every=1))}
 
 # what each profile is for, and how far its numbers can be compared with the papers'
 PROFILE_PURPOSES = {
     "smoke": "Synthetic 16x16 images, seconds per run: for tests; its numbers show that the code runs, not "
              "what the method does.",
-    "cpu": "Fashion-MNIST on 2 CPU cores (the whole `make reproduce` in about an hour from an empty run cache). "
-           "Its numbers are not "
-           "comparable in absolute value with the papers' CIFAR numbers; what carries over is the comparison "
-           "between methods.",
+    "cpu": "Fashion-MNIST on 2 CPU cores. Its numbers are not comparable in absolute value with the papers' CIFAR "
+           "numbers; what carries over is the comparison between methods.",
     "paper": "The CIFAR-10 recipe of Any-Precision (docs/method.md §11), for a GPU: the papers' setting.",
 }
 
 
-def profile_config(profile: str, short: bool = False, **overrides) -> RunConfig:
-    """The run configuration of ``profile`` with ``overrides`` applied; with ``short``, on the
-    profile's short schedule (:data:`SHORT_SCHEDULES`; the full one where it has none)."""
+def coreset(profile: str, rule: str, fraction: float = 1.0, **settings) -> Settings:
+    """The settings of selection rule ``rule`` at ``fraction`` for ``profile``: its reselection interval and
+    warm-up (where the rule has them) are the profile's unless ``settings`` give them."""
+    names = {f.name for f in dataclasses.fields(sampler_class(rule).Settings)}
+    defaults = {name: PROFILE_RESELECT[profile] for name in ("reselect_every", "warmup_epochs") if name in names}
+    return settings_for(rule, fraction=fraction, **{**defaults, **settings})
+
+
+def profile_config(profile: str, method: str = "emq", short: bool = False, **changes) -> RunConfig:
+    """The run configuration of ``method`` at ``profile`` with ``changes`` (as :meth:`RunConfig.replace` takes
+    them); with ``short``, on the profile's short schedule (:data:`SHORT_SCHEDULES`; the full one where it has
+    none). A ``selection`` given as a dict with a ``rule`` gets the profile's reselection interval."""
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose one of {list(PROFILES)}")
-    schedule = SHORT_SCHEDULES.get(profile, {}) if short else {}
-    return RunConfig(**{**PROFILES[profile], **schedule, **overrides})
+    config = method_config(method).replace(**PROFILES[profile])
+    if short:
+        config = config.replace(**SHORT_SCHEDULES.get(profile, {}))
+    selection = changes.pop("selection", None)
+    if isinstance(selection, dict) and "rule" in selection:
+        selection = coreset(profile, **selection)
+    return config.replace(**changes, **({} if selection is None else {"selection": selection}))
 
 
 def describe_profile(profile: str, purpose: bool = False, short: bool = False) -> str:
     """A one-line description of what a profile trains (with ``short``, on its short schedule); with
-    ``purpose``, followed by what the profile is for and how its numbers compare with the papers'
-    (the notebooks print this)."""
-    c = profile_config(profile, short)
-    size = f"{c.train_per_class}/class" if c.train_per_class else "full train set"
-    line = (f"{profile} profile: {c.dataset}, {c.model} x{c.width:g}, bits {'/'.join(map(str, c.bits))}, "
-            f"{size}, {c.epochs} epochs" + (" (short schedule)" if short and profile in SHORT_SCHEDULES else ""))
+    ``purpose``, followed by what the profile is for and how its numbers compare with the papers'."""
+    c = profile_config(profile, short=short)
+    size = f"{c.data.train_per_class}/class" if c.data.train_per_class else "full train set"
+    line = (f"{profile} profile: {c.data.dataset}, {c.model.name} x{c.model.width:g}, bits "
+            f"{'/'.join(map(str, c.model.bits))}, {size}, {c.optim.epochs} epochs"
+            + (" (short schedule)" if short and profile in SHORT_SCHEDULES else ""))
     return f"{line}\n{PROFILE_PURPOSES[profile]}" if purpose else line
+
+
+def set_field(config: RunConfig, path: str, value) -> RunConfig:
+    """``config`` with the field at the dotted ``path`` (``optim.lr``, ``model.quant.bias_correction``,
+    ``selection.fraction``, ``seed``) set to ``value``; an unknown path raises a ValueError that lists the choices."""
+    keys = path.split(".")
+    if keys[0] not in PARTS and keys[0] not in ("method", "seed"):
+        raise ValueError(f"unknown configuration field {path!r}; the parts are {list(PARTS)}, besides method and seed")
+    change = value
+    for key in reversed(keys[1:]):
+        change = {key: change}
+    return config.replace(**{keys[0]: change})
+
+
+def field_type(path: str):
+    """The annotated type of the configuration field at the dotted ``path`` (for parsing text)."""
+    import typing
+
+    keys = path.split(".")
+    cls = RunConfig
+    for key in keys:
+        if cls is Settings:  # a rule's settings: every rule's fields
+            hints = {}
+            for sampler in SAMPLERS.values():
+                hints.update(typing.get_type_hints(sampler.Settings))
+        else:
+            hints = typing.get_type_hints(cls)
+        if key not in hints:
+            raise ValueError(f"unknown configuration field {path!r}: {key!r} is not one of {sorted(hints)}")
+        cls = hints[key]
+    return cls

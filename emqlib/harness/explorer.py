@@ -234,7 +234,7 @@ class BitWidthExplorer:
         _, self.test = load_run_data(run.config)
         self.names = class_names(self.test)
         self.grid = grid_indices(self.test.targets, n_images)
-        self.trained_with_correction = bool(run.config.bias_correction)
+        self.trained_with_correction = bool(run.config.model.quant.bias_correction)
         self.redraw_seconds: list[float] = []
         key = json.dumps([CACHE_VERSION, self.bits, self.layer_name, self.grid.tolist(), probe_images])
         self.cache_path = run.path / f"explorer-{sha256(key.encode())[:12]}.pt"
@@ -253,7 +253,7 @@ class BitWidthExplorer:
         """The explorer's figure at (``bits``, ``correction``)."""
         return draw_view(self.views[(bits, correction)], self.views[(FULL_PRECISION, correction)],
                          self.test.images[self.grid], self.test.targets[self.grid], self.names, self.layer_name,
-                         self.run.config.bits, self.trained_with_correction)
+                         self.run.config.model.bits, self.trained_with_correction)
 
     def png(self, bits: int, correction: bool) -> bytes:
         """The figure at (``bits``, ``correction``) as PNG; the time it took is appended to ``redraw_seconds``."""
@@ -278,7 +278,7 @@ class BitWidthExplorer:
 
         Starts at ``bits`` (default: the lowest trained bit-width) with the correction as trained.
         """
-        start = bits if bits is not None else min(self.run.config.bits)
+        start = bits if bits is not None else min(self.run.config.model.bits)
         slider = widgets.SelectionSlider(options=[(str(b), b) for b in self.bits], value=start,
                                          description="bit-width", continuous_update=False,
                                          layout=widgets.Layout(width="420px"))

@@ -50,7 +50,7 @@ def threads_per_worker(count: int) -> int:
 def estimated_cost(config: RunConfig) -> float:
     """A run's training work in sample passes per training sample (epochs x bit-widths x the fraction
     it trains on), to start the longest runs first so that the workers finish together."""
-    return config.epochs * len(config.bits) * (config.fraction if config.coreset != "none" else 1.0)
+    return config.optim.epochs * len(config.model.bits) * config.selection.fraction
 
 
 def missing(configs: Sequence[RunConfig]) -> list[RunConfig]:

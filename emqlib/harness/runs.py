@@ -29,17 +29,16 @@ from torch import nn
 from . import paths
 from ..bits import FULL_PRECISION, SUPPORTED_BITS, parse_bits
 from .config import SCHEMA_VERSION, RunConfig, config_hash, reference_config
-from ..coreset.sampling import Reference, unpack_selections
-from ..data import require_dataset
+from ..coreset.samplers import Reference
 from ..inference import accuracy_at_bits
 from .storage import (CorruptFileError, file_lock, file_sha256, load_json, load_torch, save_csv, save_json,
                       save_torch, sha256)
-from .build import Runtime, learner_bits, load_run_data
+from .build import Runtime, learner_bits, load_run_data, model_for
 from .checkpoint import snapshot_path
 from .cost import run_cost
+from .datasets import require_dataset
 from .distributed import rank
-from ..models import model_for
-from ..train import Trainer
+from .trainer import Trainer, unpack_selections
 
 
 class IncompatibleRunError(RuntimeError):
@@ -108,10 +107,11 @@ class Run:
         ``recalibrate`` re-estimates BatchNorm statistics at each bit-width first (docs/method.md §4.3).
         """
         bits = parse_bits(bits)
+        trained_bits = self.config.model.bits
         if self.config.method == "dedicated":
-            bits = [b for b in bits if b in self.config.bits]
+            bits = [b for b in bits if b in trained_bits]
             if not bits:
-                trained = ",".join(map(str, sorted(self.config.bits)))
+                trained = ",".join(map(str, sorted(trained_bits)))
                 raise ValueError(f"{self.path} is a Dedicated run: it has a model for bits {trained} only; "
                                  f"evaluate it at some of those (--bits {trained})")
         key = sha256(json.dumps([bits, recalibrate]).encode())[:12]
@@ -121,9 +121,9 @@ class Run:
         train, test = load_run_data(self.config)
         rows = []
         for b in bits:
-            for row in accuracy_at_bits(self.model(b), test, [b], self.config.activation_bits,
+            for row in accuracy_at_bits(self.model(b), test, [b], self.config.model.activation_bits,
                                         recalibrate_on=train if recalibrate else None):
-                rows.append({**row, "trained": b in self.config.bits, "recalibrated": recalibrate})
+                rows.append({**row, "trained": b in trained_bits, "recalibrated": recalibrate})
         frame = pd.DataFrame(rows)
         save_csv(frame, self.path / f"eval-{key}.csv")
         return frame
@@ -186,9 +186,21 @@ def check_compatible(path: Path, config: RunConfig) -> None:
     stored = _stored_config(path)
     if stored != config:
         theirs, ours = stored.to_dict(), config.to_dict()
-        differing = sorted(k for k, v in ours.items() if theirs.get(k) != v)
+        differing = _differing(theirs, ours)
         raise IncompatibleRunError(f"{path} holds a run of another configuration (fields that differ: {differing}); "
                                    "use another output folder or delete that one")
+
+
+def _differing(theirs: dict, ours: dict, prefix: str = "") -> list[str]:
+    """The dotted names of the fields whose values differ between two configurations' dictionaries."""
+    names = []
+    for key, value in ours.items():
+        other = theirs.get(key)
+        if isinstance(value, dict) and isinstance(other, dict):
+            names += _differing(other, value, f"{prefix}{key}.")
+        elif other != value:
+            names.append(prefix + key)
+    return sorted(names)
 
 
 def unfinished_reason(path: Path) -> str | None:
@@ -210,8 +222,9 @@ def unfinished_reason(path: Path) -> str | None:
         return "its config.json is missing or damaged"
     if not isinstance(stored, dict) or stored.get("hash") != done["config_hash"]:
         return "its done.json belongs to another configuration"
-    if done["epochs"] != (stored.get("config") or {}).get("epochs"):
-        return f"its done.json records {done['epochs']} epochs, its configuration {stored['config'].get('epochs')}"
+    epochs = ((stored.get("config") or {}).get("optim") or {}).get("epochs")
+    if done["epochs"] != epochs:
+        return f"its done.json records {done['epochs']} epochs, its configuration {epochs}"
     files = {"final.pt": done["final_sha256"], "metrics.csv": done["metrics_sha256"],
              "trajectory.pt": done.get("trajectory_sha256"), "selections.pt": done.get("selections_sha256")}
     for name, digest in files.items():
@@ -250,25 +263,31 @@ def reference_of(config: RunConfig, runtime: Runtime = Runtime(), root: Path | N
     return Reference(run.model(FULL_PRECISION), run.trajectory())
 
 
-REPLAY_MATCHES = ("dataset", "train_per_class", "validation_per_class", "label_noise", "coreset", "fraction", "bits")
+def _replay_key(config: RunConfig) -> dict:
+    """What a replayed run must share with the run that replays it: the training set, the bit-widths, the fraction."""
+    d = config.data
+    return {"dataset": d.dataset, "train_per_class": d.train_per_class, "validation_per_class": d.validation_per_class,
+            "label_noise": d.label_noise, "bits": config.model.bits, "fraction": config.selection.fraction}
 
 
 def replayed_selections(config: RunConfig, root: Path | None = None) -> dict[tuple[int, int], torch.Tensor] | None:
-    """The recorded subsets of the finished run ``config.replay_from`` names (None without one). That
-    run must have drawn from the same training set with the same rule, fraction and bit-widths."""
-    if config.replay_from is None:
+    """The recorded subsets of the finished run a ``replay`` rule names (None for any other rule). That run
+    must have drawn from the same training set at the same fraction and bit-widths."""
+    if config.selection.rule != "replay":
         return None
-    path = (root or paths.runs_dir()) / config.replay_from
+    source_run = config.selection.source_run
+    path = (root or paths.runs_dir()) / source_run
     reason = unfinished_reason(path)
     if reason is not None:
-        raise FileNotFoundError(f"replay_from names {path}, which is not a finished run ({reason}); train that run "
-                                "first (experiments.run(its config)), then replay it")
+        raise FileNotFoundError(f"selection.source_run names {path}, which is not a finished run ({reason}); train "
+                                "that run first, then replay it")
     source = _stored_config(path)
-    differing = [k for k in REPLAY_MATCHES if getattr(source, k) != getattr(config, k)]
-    if differing or source.epochs < config.epochs:
-        raise ValueError(f"run {config.replay_from} cannot be replayed by this configuration: it differs in "
+    theirs, ours = _replay_key(source), _replay_key(config)
+    differing = [k for k in ours if theirs[k] != ours[k]]
+    if differing or source.optim.epochs < config.optim.epochs:
+        raise ValueError(f"run {source_run} cannot be replayed by this configuration: it differs in "
                          f"{differing or ['epochs (fewer than this run)']}; replay a run of the same training set, "
-                         "coreset, fraction and bit-widths with at least as many epochs")
+                         "fraction and bit-widths with at least as many epochs")
     return Run(path, source).selections()
 
 
@@ -290,7 +309,7 @@ def get_run(config: RunConfig, runtime: Runtime = Runtime(), root: Path | None =
     path = Path(path) if path is not None else run_path(config, root)
     check_compatible(path, config)
     if not is_done(path):
-        require_dataset(config.dataset)  # before anything is written
+        require_dataset(config.data.dataset)  # before anything is written
     with file_lock(lock_path(path, root)):
         check_compatible(path, config)
         reason = unfinished_reason(path)
@@ -328,14 +347,14 @@ def _finish(trainer: Trainer, path: Path) -> None:
     save_csv(pd.DataFrame(trainer.metrics), path / "metrics.csv")
     done = {"final_sha256": save_torch([l.module.state_dict() for l in trainer.learners], path / "final.pt"),
             "metrics_sha256": file_sha256(path / "metrics.csv"), "config_hash": config_hash(trainer.config),
-            "epochs": trainer.config.epochs,
+            "epochs": trainer.config.optim.epochs,
             # how, not what: not in the configuration's hash, but compiled kernels sum in another order than eager ones
             "trained_with": {"device": trainer.runtime.torch_device().type,
                              "compiled": any(hasattr(l.model, "_orig_mod") for l in trainer.learners)}}
     if trainer.trajectory is not None:
         done["trajectory_sha256"] = save_torch(trainer.trajectory, path / "trajectory.pt")
-    if trainer.config.coreset != "none":
-        done["selections_sha256"] = save_torch(trainer.sampler.recorded(), path / "selections.pt")
+    if trainer.config.selection.rule != "none":
+        done["selections_sha256"] = save_torch(trainer.recorded(), path / "selections.pt")
     save_json(path / "done.json", done)
 
 

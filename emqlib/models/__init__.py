@@ -10,7 +10,6 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from ..data import DATASET_SHAPES
 from ..qat import prepare
 from ..quant import QuantSpec
 from .mobilenet import mobilenetv2
@@ -35,12 +34,3 @@ def build_model(name: str, *, num_classes: int, in_channels: int, image_size: in
     """Model ``name``, prepared for ``trained_bits`` with the given BatchNorm mode and quantizer spec."""
     model = plain_model(name, num_classes=num_classes, in_channels=in_channels, image_size=image_size, width=width)
     return prepare(model, spec, trained_bits, bn_mode)
-
-
-def model_for(config, bits: Sequence[int] | None = None) -> nn.Module:
-    """The model of run configuration ``config`` (a RunConfig) that trains ``bits`` (default: all
-    of ``config.bits``), shaped for its data set, freshly initialised from torch's global seed."""
-    num_classes, in_channels, image_size = DATASET_SHAPES[config.dataset]
-    return build_model(config.model, num_classes=num_classes, in_channels=in_channels, image_size=image_size,
-                       trained_bits=config.bits if bits is None else bits, bn_mode=config.bn_mode,
-                       spec=config.quant, width=config.width)
