@@ -3,7 +3,6 @@ replay of a run's subsets (coreset transfer), each study on the smoke profile, a
 A7-A13 graded from hand-made result tables."""
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -11,13 +10,16 @@ import pandas as pd
 import pytest
 import torch
 
-from emqlib.harness import claims, experiments, labels
-from emqlib.harness.config import ADDED_FIELDS, SCHEMA_VERSION, RunConfig, config_hash, profile_config
 from emqlib.coreset import split_part
-from emqlib.coreset.sampling import CoresetSampler, pack_subset, unpack_selections
-from emqlib.data import synthetic_dataset
+from emqlib.coreset.samplers import Context, build_sampler, settings_for
+from emqlib.harness import claims, labels
+from emqlib.harness.config import RunConfig, config_hash
+from emqlib.harness.datasets import synthetic_dataset
 from emqlib.harness.results import save_result
 from emqlib.harness.runs import is_done, replayed_selections, run_path
+from emqlib.harness.studies import acs
+from emqlib.harness.studies.common import acs_config, run
+from emqlib.harness.trainer import pack_subset, unpack_selections
 
 TRAIN = synthetic_dataset(train=True)
 
@@ -53,28 +55,19 @@ def test_split_depends_on_the_seed_only_through_its_generator():
         split_part(TRAIN.targets, 0.25, -1, torch.Generator())
 
 
-def split_config(**changes):
-    return profile_config("smoke", **{"method": "dedicated", "bits": (2,), "coreset": "split", "fraction": 0.25,
-                                      "epochs": 8, **changes})
+def split_sampler(seed: int = 0, **settings):
+    """ACS Tab. 8's full-coverage split: RS2 without reshuffling, at 25%."""
+    return build_sampler(settings_for("rs2", fraction=0.25, reshuffle=False, **settings), Context(TRAIN, seed, 8))
 
 
-def test_split_sampler_sees_every_sample_in_four_epochs_and_resumes_where_it_stopped():
-    whole = CoresetSampler(split_config(), TRAIN, None)
+def test_split_sampler_sees_every_sample_in_four_epochs_and_needs_no_state_to_resume():
+    whole = split_sampler()
     assert all(whole.due(e) for e in range(8))
     chosen = [whole.select(e, None, 2) for e in range(5)]
     assert all(c.forwards == 0 for c in chosen)
     assert sorted(torch.cat([c.indices for c in chosen[:4]]).tolist()) == list(range(len(TRAIN)))
-    first = CoresetSampler(split_config(), TRAIN, None)
-    for e in range(3):
-        first.select(e, None, 2)
-    resumed = CoresetSampler(split_config(), TRAIN, None)
-    resumed.load_state_dict(first.state_dict())
-    assert torch.equal(resumed.select(3, None, 2).indices, chosen[3].indices)
-    recorded = unpack_selections(resumed.recorded())  # the recorded subsets survive the checkpoint
-    assert set(recorded) == {(e, 2) for e in range(4)}
-    assert all(torch.equal(recorded[(e, 2)], chosen[e].indices) for e in range(4))
-    other_seed = CoresetSampler(split_config(seed=1), TRAIN, None).select(0, None, 2).indices
-    assert not torch.equal(other_seed, chosen[0].indices)
+    assert torch.equal(split_sampler().select(3, None, 2).indices, chosen[3].indices)  # fixed by (seed, epoch)
+    assert not torch.equal(split_sampler(seed=1).select(0, None, 2).indices, chosen[0].indices)
 
 
 def test_subsets_are_recorded_as_packed_bit_masks():
@@ -88,35 +81,24 @@ def test_subsets_are_recorded_as_packed_bit_masks():
 
 def test_a_replaying_sampler_returns_the_recorded_subsets_on_their_epochs_only():
     recorded = {(0, 2): torch.tensor([1, 5, 9]), (2, 2): torch.tensor([0, 4])}
-    config = split_config(replay_from="0123456789abcdef")
-    sampler = CoresetSampler(config, TRAIN, None, recorded)
+    settings = settings_for("replay", fraction=0.25, source_run="0123456789abcdef")
+    sampler = build_sampler(settings, Context(TRAIN, 0, 8, replayed=recorded))
     assert [e for e in range(8) if sampler.due(e)] == [0, 2]
     chosen = sampler.select(2, None, 2)
     assert torch.equal(chosen.indices, recorded[(2, 2)]) and chosen.forwards == 0
     with pytest.raises(RuntimeError, match="recorded no 2-bit subset at epoch 1"):
         sampler.select(1, None, 2)
-    with pytest.raises(ValueError, match="replayed"):
-        CoresetSampler(config, TRAIN, None)
-    with pytest.raises(ValueError, match="replayed"):
-        CoresetSampler(split_config(), TRAIN, None, recorded)
+    with pytest.raises(ValueError, match="recorded subsets"):
+        build_sampler(settings, Context(TRAIN, 0, 8))
 
 
-def test_replay_from_is_validated_and_left_out_of_the_hash_at_its_default():
+def test_the_replayed_run_is_named_by_its_hash_and_in_the_configuration():
     with pytest.raises(ValueError, match="16-character hash"):
-        split_config(replay_from="not-a-hash")
-    with pytest.raises(ValueError, match="coreset run"):
-        profile_config("smoke", replay_from="0123456789abcdef")
-    config = split_config()
-    fields = config.to_dict()
-    # a configuration as it was before the field existed: the same dict (so config.json and checkpoints of
-    # older runs still match) and the same hash
-    assert "replay_from" not in fields and set(ADDED_FIELDS) == {"replay_from"}
-    payload = json.dumps({"schema": SCHEMA_VERSION, **fields}, sort_keys=True)
-    import hashlib
-    assert config_hash(config) == hashlib.sha256(payload.encode()).hexdigest()[:16]
-    replaying = config.replace(replay_from="0123456789abcdef")
-    assert config_hash(replaying) != config_hash(config) and replaying.to_dict()["replay_from"] == "0123456789abcdef"
-    assert RunConfig.from_dict(fields) == config and RunConfig.from_dict(replaying.to_dict()) == replaying
+        settings_for("replay", source_run="not-a-hash")
+    config = acs_config("smoke", "replay", 0.25, selection={"source_run": "0123456789abcdef"})
+    other = config.replace(selection={"source_run": "fedcba9876543210"})
+    assert config_hash(config) != config_hash(other)
+    assert RunConfig.from_dict(config.to_dict()) == config
 
 
 @pytest.fixture()
@@ -127,49 +109,49 @@ def folders(tmp_path, monkeypatch):
 
 
 def test_transfer_trains_on_exactly_the_source_runs_subsets(folders):
-    other = experiments.acs_config("smoke", "random", 0.25, seed=1)  # another study's run, trained alongside
-    frame = experiments.acs_transfer_study("smoke", data_share=0.5, alongside=[other])
+    other = acs_config("smoke", "random", 0.25, seed=1)  # another study's run, trained alongside
+    frame = acs.transfer_study("smoke", data_share=0.5, alongside=[other])
     assert is_done(run_path(other)) and run_path(other).name not in set(frame.run)
     assert sorted(frame.coreset.unique()) == ["ACS of mobilenetv2", "ACS of resnet8", "own ACS", "random"]
-    models = experiments.TRANSFER_MODELS
-    changes = experiments.transfer_changes("smoke", 0.5)
-    assert changes == {"train_per_class": 24}  # half of the synthetic set's 48 per class
+    models = acs.TRANSFER_MODELS
+    changes = acs.transfer_changes("smoke", 0.5)
+    assert changes == {"data": {"train_per_class": 24}}  # half of the synthetic set's 48 per class
     for target, source in (("resnet8", "mobilenetv2"), ("mobilenetv2", "resnet8")):
-        own = experiments.run(experiments._model_config("smoke", "acs", 0.1, 0, source, models, True, **changes))
-        replay = experiments.run(experiments._model_config("smoke", "acs", 0.1, 0, target, models, True, **changes,
-                                                           replay_from=own.path.name))
+        own = run(acs._model_config("smoke", "acs", 0.1, 0, source, models, True, **changes))
+        replay = run(acs._model_config("smoke", "replay", 0.1, 0, target, models, True,
+                                       selection={"source_run": own.path.name}, **changes))
         mine, theirs = replay.selections(), own.selections()
         assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
         assert replay.metrics.selection_forwards.sum() == 0 < own.metrics.selection_forwards.sum()
         assert replay.metrics.subset_size.tolist() == own.metrics.subset_size.tolist()
     row = frame[(frame.model == "resnet8") & (frame.coreset == "random")].iloc[0]
     assert row.selection_forwards == 0 and row.subset_size == round(0.1 * 24) * 4  # 10% of 24 per class, 4 classes
-    overlap = experiments.acs_overlap_study("smoke", data_share=0.5)
+    overlap = acs.overlap_study("smoke", data_share=0.5)
     assert overlap.epoch.tolist() == [0, 1] and overlap.overlap.between(0, 100).all()
-    assert (experiments.subset_overlap(own, own).overlap == 100).all()
+    assert (acs.subset_overlap(own, own).overlap == 100).all()
 
 
 def test_replaying_a_run_of_another_training_set_or_rule_is_refused(folders):
-    source = experiments.run(experiments.acs_config("smoke", "random", 0.25))
+    source = run(acs_config("smoke", "random", 0.25))
     with pytest.raises(ValueError, match="fraction"):
-        replayed_selections(experiments.acs_config("smoke", "random", 0.5, replay_from=source.path.name))
+        replayed_selections(acs_config("smoke", "replay", 0.5, selection={"source_run": source.path.name}))
     with pytest.raises(FileNotFoundError, match="not a finished run"):
-        replayed_selections(experiments.acs_config("smoke", "random", 0.25, replay_from="0" * 16))
-    plain = experiments.run(experiments.acs_config("smoke"))
+        replayed_selections(acs_config("smoke", "replay", 0.25, selection={"source_run": "0" * 16}))
+    plain = run(acs_config("smoke"))
     with pytest.raises(FileNotFoundError, match="recorded no selections"):
         plain.selections()
-    assert replayed_selections(experiments.acs_config("smoke", "random", 0.25)) is None
+    assert replayed_selections(acs_config("smoke", "random", 0.25)) is None
 
 
 # ---------------------------------------------------------------- the studies on the smoke profile
 
 def test_baselines_no_distillation_and_their_cost_split(folders):
-    baselines = experiments.acs_baseline_study("smoke", fractions=(0.1, 0.5))
-    assert set(baselines.method) == {"acs", *experiments.ACS_BASELINES, labels.FULL_DATA}
+    baselines = acs.baseline_study("smoke", fractions=(0.1, 0.5))
+    assert set(baselines.method) == {"acs", *acs.BASELINES, labels.FULL_DATA}
     assert len(baselines) == 2 * 8 + 1
-    plain = experiments.acs_no_distillation_study("smoke", fractions=(0.1,))
+    plain = acs.no_distillation_study("smoke", fractions=(0.1,))
     assert sorted(plain.method) == ["acs", "el2n", "random"] and (plain.teacher_forwards == 0).all()
-    cost = experiments.acs_cost_split(baselines, plain)
+    cost = acs.cost_split(baselines, plain)
     assert labels.FULL_DATA not in set(cost.method) and len(cost) == 16
     paired = cost[cost.teacher_seconds.notna()]
     assert sorted(zip(paired.method, paired.fraction)) == [("acs", 0.1), ("el2n", 0.1), ("random", 0.1)]
@@ -177,18 +159,18 @@ def test_baselines_no_distillation_and_their_cost_split(folders):
     third = row.teacher_forwards / 3
     assert math.isclose(row.teacher_share_passes, third / (row.sample_passes + third))
     assert np.allclose(paired.student_seconds + paired.teacher_seconds, paired.train_seconds)
-    acs = cost[cost.method == "acs"]
-    assert acs.selection_forwards.nunique() == 1  # ACS scores the whole set at the same epochs at every fraction
+    acs_rows = cost[cost.method == "acs"]
+    assert acs_rows.selection_forwards.nunique() == 1  # ACS scores the whole set at the same epochs at every fraction
 
 
 def test_split_and_vit_studies(folders):
-    split = experiments.acs_split_study("smoke", fractions=(0.25,))
+    split = acs.split_study("smoke", fractions=(0.25,))
     assert sorted(split.method) == ["acs", "random", "split"] and (split.subset_size == 48).all()
-    vit = experiments.acs_vit_study("smoke")
+    vit = acs.vit_study("smoke")
     assert sorted(vit.method) == ["acs", "random"] and (vit.model == "vit").all()
     assert vit.avg_accuracy.between(0, 100).all()
-    # acs_vit_configs names the very runs the study trains (notebook 06 trains them beside the transfer study's)
-    assert sorted(vit.run) == sorted(run_path(c).name for c in experiments.acs_vit_configs("smoke"))
+    # vit_plan names the very runs the study trains (notebook 06 trains them beside the transfer study's)
+    assert sorted(vit.run) == sorted(run_path(c).name for _, c in acs.vit_plan("smoke"))
 
 
 # ---------------------------------------------------------------- the claims

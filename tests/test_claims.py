@@ -169,7 +169,8 @@ def test_a_missing_study_is_not_run_and_names_its_notebook():
 
 def test_claims_read_csvs_without_the_training_stack():
     code = ("import sys, emqlib.harness.claims; "
-            "assert not {'emqlib.harness.experiments', 'emqlib.train', 'emqlib.harness.runs'} & set(sys.modules), sys.modules")
+            "assert not {'emqlib.harness.studies', 'emqlib.train', 'emqlib.harness.runs'} & set(sys.modules), "
+            "sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=paths.ROOT)
 
 

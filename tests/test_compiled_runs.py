@@ -21,7 +21,8 @@ from emqlib.harness.config import profile_config
 from emqlib.harness.runs import get_run
 out = {}
 for seed in map(int, sys.argv[1:]):
-    config = profile_config("smoke", method="emq", bits=(2,), train_per_class=20, epochs=2, seed=seed)
+    config = profile_config("smoke", "emq", seed=seed, model={"bits": (2,)}, data={"train_per_class": 20},
+                            optim={"epochs": 2})
     run = get_run(config, Runtime(threads=1, progress=False, compile=True))
     done = json.loads((run.path / "done.json").read_text())
     out[seed] = {"final": done["final_sha256"], "graphs": counters["stats"]["unique_graphs"],

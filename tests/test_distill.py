@@ -1,5 +1,5 @@
-"""Distillation between bit-widths: the joint loss on a hand-computed case, the teacher rule of
-the batch coreset loop, the exact label-loss reduction and the default teacher per configuration."""
+"""Distillation between bit-widths: the joint loss on a hand-computed case with each teacher, the teacher
+rule of the batch coreset loop, the exact label-loss reduction and the loss of one bit-width."""
 from __future__ import annotations
 
 import math
@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from emqlib.bits import BitWidthModule
-from emqlib.distill import (coreset_joint_step, default_distillation, joint_step, label_mean, soft_cross_entropy,
-                            soft_cross_entropy_per_row)
+from emqlib.distill import (FullPrecisionChild, Recursive, ReferenceModel, Teacher, bit_loss, coreset_joint_step,
+                            joint_step, label_mean, make_teacher, soft_cross_entropy, soft_cross_entropy_per_row)
 
 
 class FixedLogits(BitWidthModule):
@@ -102,15 +102,78 @@ def test_soft_cross_entropy_per_row_and_its_mean() -> None:
     assert soft_cross_entropy(logits, onehot).item() == pytest.approx((math.log(2) + math.log(4)) / 2)
 
 
-@pytest.mark.parametrize("method, coreset, training, expected", [
-    ("emq", "none", "sequential", "recursive"),
-    ("joint", "none", "sequential", "recursive"),
-    ("emq", "emq-topk", "sequential", "fp-child"),
-    ("emq", "emq-topk", "batch", "recursive"),
-    ("emq", "acs", "sequential", "reference"),
-    ("dedicated", "acs", "sequential", "reference"),
-    ("dedicated", "none", "sequential", "none"),
-    ("dedicated", "random", "sequential", "none"),
-])
-def test_default_teacher(method, coreset, training, expected) -> None:
-    assert default_distillation(method, coreset, training) == expected
+def three_bit_model() -> tuple[FixedLogits, dict[int, torch.Tensor]]:
+    g = torch.Generator().manual_seed(2)
+    tables = {b: torch.randn(2, 3, generator=g, dtype=torch.float64).tolist() for b in (32, 4, 2)}
+    return FixedLogits(tables), {b: torch.tensor(v, dtype=torch.float64) for b, v in tables.items()}
+
+
+X, Y = torch.tensor([[0.0], [1.0]]), torch.tensor([2, 0])
+
+
+def test_each_teacher_in_the_joint_step() -> None:
+    model, t = three_bit_model()
+    ce = {b: F.cross_entropy(t[b], Y).item() for b in t}
+    kd = lambda b, teacher: soft_cross_entropy(t[b], F.softmax(t[teacher], 1)).item()  # noqa: E731
+    cases = {
+        # recursive: each bit-width from the one above it (Any-Precision's recursive distillation)
+        "recursive": {32: ce[32], 4: kd(4, 32), 2: kd(2, 4)},
+        # fp-child: every bit-width from the 32-bit child's outputs on the same batch ("soft")
+        "fp-child": {32: ce[32], 4: kd(4, 32), 2: kd(2, 32)},
+        # none: every bit-width from the labels ("hard")
+        "none": ce,
+    }
+    for name, expected in cases.items():
+        step = joint_step(model, X, Y, (32, 4, 2), make_teacher(name), label_weight=0.0 if name != "none" else 1.0)
+        assert {b: v.item() for b, v in step.losses.items()} == pytest.approx(expected, rel=1e-12), name
+        assert step.teacher_rows == {32: 0, 4: 0, 2: 0}, name  # the 32-bit child already ran on the batch
+    weighted = joint_step(model, X, Y, (32, 4, 2), Recursive(), label_weight=0.5)
+    assert weighted.losses[2].item() == pytest.approx(0.5 * ce[2] + kd(2, 4), rel=1e-12)  # beside the teacher
+
+
+def test_the_full_precision_child_runs_its_own_forward_in_the_bit_wise_loop() -> None:
+    model, t = three_bit_model()
+    model.set_bits(2)
+    teacher = FullPrecisionChild()
+    targets = teacher.targets(model, X, 2, {})
+    torch.testing.assert_close(targets, F.softmax(t[32], 1))
+    assert model.bits == 2 and teacher.costs_a_forward(2, {})  # back at 2 bits; a forward pass was paid
+    assert teacher.targets(model, X, 32, {}) is None  # the 32-bit child learns from the labels
+    assert Recursive().targets(model, X, 2, {}) is None  # nothing above it ran on this batch
+    assert Teacher().targets(model, X, 2, {}) is None
+
+
+def test_a_reference_model_teaches_every_bit_width_at_a_forward_each() -> None:
+    reference = FixedLogits({32: [[1.0, 2.0, 0.5], [0.0, 0.0, 3.0]]}).double()
+    teacher = make_teacher("reference", reference)
+    assert isinstance(teacher, ReferenceModel)
+    model, _ = three_bit_model()
+    step = joint_step(model, X, Y, (32, 2), teacher)
+    q = F.softmax(torch.tensor([[1.0, 2.0, 0.5], [0.0, 0.0, 3.0]], dtype=torch.float64), 1)
+    assert step.losses[2].item() == pytest.approx(soft_cross_entropy(model.tables["2"].detach(), q).item(), rel=1e-12)
+    assert step.teacher_rows == {32: 2, 2: 2}
+    with pytest.raises(ValueError, match="reference model"):
+        make_teacher("reference")
+    with pytest.raises(ValueError, match="teacher must be one of"):
+        make_teacher("bogus")
+
+
+def test_the_batch_loop_without_a_teacher_trains_every_row_on_its_label() -> None:
+    model, t = three_bit_model()
+    members = {32: torch.tensor([True, False]), 2: torch.tensor([True, True])}
+    step = coreset_joint_step(model, X, Y, members, Teacher())
+    assert step.losses[2].item() == pytest.approx(F.cross_entropy(t[2], Y).item(), rel=1e-12)
+    with pytest.raises(ValueError, match="recursively or not at all"):
+        coreset_joint_step(model, X, Y, members, FullPrecisionChild())
+
+
+def test_bit_loss_with_sample_weights() -> None:
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+    labels, targets = torch.tensor([0, 0]), torch.tensor([[0.5, 0.5], [1.0, 0.0]], dtype=torch.float64)
+    weights = torch.tensor([2.0, 0.0], dtype=torch.float64)
+    ce = F.cross_entropy(logits, labels, reduction="none")
+    kd = soft_cross_entropy_per_row(logits, targets)
+    assert bit_loss(logits, labels, targets, 0.5, weights).item() == pytest.approx(
+        ((0.5 * ce + kd) * weights).mean().item(), rel=1e-12)
+    assert bit_loss(logits, labels, None, 0.5, weights).item() == pytest.approx((ce * weights).mean().item())
+    assert torch.equal(bit_loss(logits, labels, None, 0.5), F.cross_entropy(logits, labels))

@@ -122,8 +122,6 @@ if __name__ == "__main__":  # print the current numbers, to paste above after an
     import pprint
     import tempfile
 
-    import torch
-
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         pprint.pprint({name: final_numbers(Path(tmp), overrides) for name, overrides in CASES.items()},

@@ -18,14 +18,14 @@ from emqlib.inference import predict
 from emqlib.harness.paths import ROOT
 from emqlib.quant import QConv2d, quantize_weight
 from emqlib.harness.runs import Run, get_run
-from emqlib.train import load_run_data
+from emqlib.harness.build import load_run_data
 
 REDRAW_BOUND_S = 3.0  # generous: a redraw takes a few tenths of a second at the smoke profile
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Run:
-    return get_run(profile_config("smoke", method="emq"), root=tmp_path_factory.mktemp("runs"))
+    return get_run(profile_config("smoke", "emq"), root=tmp_path_factory.mktemp("runs"))
 
 
 @pytest.fixture(scope="module")
@@ -149,13 +149,13 @@ def test_the_note_says_what_switching_the_correction_does(bit_explorer):
     assert "trained with" in note and "same weights" in note
 
 
-@pytest.mark.parametrize("changes, kwargs, message", [
-    (dict(method="dedicated"), {}, "Dedicated run"),
-    (dict(method="emq"), dict(bits="2,4"), "must include 32"),
-    (dict(method="emq"), dict(layer="no.such.layer"), "no multi-bit BatchNorm named 'no.such.layer'"),
+@pytest.mark.parametrize("method, kwargs, message", [
+    ("dedicated", {}, "Dedicated run"),
+    ("emq", dict(bits="2,4"), "must include 32"),
+    ("emq", dict(layer="no.such.layer"), "no multi-bit BatchNorm named 'no.such.layer'"),
 ])
-def test_bad_input_is_one_clear_error_line(run, changes, kwargs, message):
-    config = profile_config("smoke", **changes)
+def test_bad_input_is_one_clear_error_line(run, method, kwargs, message):
+    config = profile_config("smoke", method)
     target = run if config == run.config else Run(run.path, config)
     with pytest.raises(ValueError, match=message) as error:
         explorer.BitWidthExplorer(target, **kwargs)

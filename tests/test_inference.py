@@ -6,7 +6,7 @@ import torch
 
 from emqlib.harness.build import model_for
 from emqlib.harness.config import profile_config
-from emqlib.data import synthetic_dataset
+from emqlib.harness.datasets import synthetic_dataset
 from emqlib.inference import PREDICT_BATCH, accuracy, predict
 
 
@@ -15,7 +15,7 @@ def test_logits_and_features_do_not_depend_on_the_batch_size(bits):
     # evaluations cached in run folders were computed in batches of 1,000: the default batch may
     # change only because in eval mode each sample's logits are computed alone, to the last bit
     torch.manual_seed(0)
-    model = model_for(profile_config("smoke", method="emq")).eval()
+    model = model_for(profile_config("smoke", "emq")).eval()
     data = synthetic_dataset(train=False, per_class=100)  # 400 samples: one batch of 1,000, two of 256
     expected, expected_features = predict(model, data, bits, batch_size=1000, features=True)
     for batch_size in (PREDICT_BATCH, 128, 7):
@@ -26,7 +26,7 @@ def test_logits_and_features_do_not_depend_on_the_batch_size(bits):
 
 def test_accuracy_counts_the_argmax_hits_of_predict():
     torch.manual_seed(1)
-    model = model_for(profile_config("smoke", method="emq")).eval()
+    model = model_for(profile_config("smoke", "emq")).eval()
     data = synthetic_dataset(train=False)
     logits = predict(model, data, 4)
     hits = (logits.argmax(1) == data.targets).float().mean().item()

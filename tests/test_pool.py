@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from emqlib.harness import pool
-from emqlib.harness.config import profile_config, reference_config
+from emqlib.harness.config import BITWISE_TRAINING, profile_config, reference_config
+from emqlib.harness.studies.common import acs_config
 from emqlib.harness.runs import get_run, is_done, run_path
 
 
@@ -36,14 +37,15 @@ def test_workers_come_from_the_environment(monkeypatch):
 
 
 def test_longest_runs_are_estimated_longest():
-    base = profile_config("smoke", method="emq")
-    assert pool.estimated_cost(base) == base.epochs * len(base.bits)
-    assert pool.estimated_cost(base.replace(coreset="random", fraction=0.2)) == pytest.approx(0.2 * pool.estimated_cost(base))
-    assert pool.estimated_cost(base.replace(epochs=2 * base.epochs)) == 2 * pool.estimated_cost(base)
+    base = profile_config("smoke", "emq")
+    assert pool.estimated_cost(base) == base.optim.epochs * len(base.model.bits)
+    pruned = base.replace(selection={"rule": "random", "fraction": 0.2}, training=BITWISE_TRAINING)
+    assert pool.estimated_cost(pruned) == pytest.approx(0.2 * pool.estimated_cost(base))
+    assert pool.estimated_cost(base.replace(optim={"epochs": 2 * base.optim.epochs})) == 2 * pool.estimated_cost(base)
 
 
 def test_missing_lists_each_unfinished_run_once(runs_dir):
-    a, b = profile_config("smoke", method="emq", seed=0), profile_config("smoke", method="emq", seed=1)
+    a, b = profile_config("smoke", "emq", seed=0), profile_config("smoke", "emq", seed=1)
     assert pool.missing([a, b, a]) == [a, b]
     get_run(a)
     assert pool.missing([a, b, a]) == [b]
@@ -54,9 +56,7 @@ def test_missing_lists_each_unfinished_run_once(runs_dir):
 @pytest.mark.slow
 def test_two_workers_train_the_runs_this_process_would(runs_dir, tmp_path, monkeypatch):
     # an ACS run needs the full-precision reference run: the pool trains it first
-    configs = [profile_config("smoke", method="emq", seed=0),
-               profile_config("smoke", method="dedicated", bits=(2,), coreset="acs", fraction=0.5,
-                              init_from_reference=True, distillation="reference", seed=0)]
+    configs = [profile_config("smoke", "emq", seed=0), acs_config("smoke", "acs", 0.5, seed=0)]
     assert pool.train_missing(configs, count=2, evaluations=[((1, 2, 32), False), None]) == 2
     assert all(is_done(run_path(c)) for c in [*configs, reference_config(configs[1])])
     in_pool = [pd.read_csv(run_path(c) / "metrics.csv") for c in configs]
@@ -75,9 +75,7 @@ def test_two_workers_train_the_runs_this_process_would(runs_dir, tmp_path, monke
 def test_runs_that_need_no_reference_train_beside_the_reference(runs_dir, monkeypatch):
     # threads stand in for worker processes and a sleep for training: only the order runs start and end in
     # is checked. The EMQ run needs no reference: it starts while the reference trains; the ACS run waits for it.
-    from emqlib.harness import experiments
-
-    acs, emq = experiments.acs_config("smoke", "acs", 0.5, seed=0), profile_config("smoke", method="emq", seed=0)
+    acs, emq = acs_config("smoke", "acs", 0.5, seed=0), profile_config("smoke", "emq", seed=0)
     name = {run_path(c).name: label for c, label in [(acs, "acs"), (emq, "emq"), (reference_config(acs), "reference")]}
     events, evaluated = [], {}
 
@@ -104,24 +102,24 @@ def test_runs_that_need_no_reference_train_beside_the_reference(runs_dir, monkey
 def test_a_run_failing_in_a_worker_is_named(runs_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("EMQ_DATA_DIR", str(tmp_path / "no-data"))
     monkeypatch.setenv("EMQ_DOWNLOAD", "0")
-    config = profile_config("smoke", method="emq").replace(dataset="cifar10")
+    config = profile_config("smoke", "emq").replace(data={"dataset": "cifar10"})
     with pytest.raises(RuntimeError, match=f"training run {run_path(config).name} in a worker failed: .*cifar"):
         pool.train_missing([config], count=2)
 
 
 def test_study_costs_count_each_run_and_its_reference_once_for_the_first_csv(runs_dir, tmp_path, monkeypatch):
-    from emqlib.harness import experiments
     from emqlib.harness.runs import load_run
+    from emqlib.harness.studies.costs import study_costs
 
     monkeypatch.setenv("EMQ_RESULTS_DIR", str(tmp_path / "results"))
-    emq = get_run(profile_config("smoke", method="emq", seed=0))
-    acs = get_run(experiments.acs_config("smoke", "acs", 0.5, seed=0))
+    emq = get_run(profile_config("smoke", "emq", seed=0))
+    acs = get_run(acs_config("smoke", "acs", 0.5, seed=0))
     reference = load_run(run_path(reference_config(acs.config)))
     (tmp_path / "results").mkdir()
     # shared_bn.csv comes first in notebook order: it pays for the EMQ run; training_cost.csv names it again
     pd.DataFrame({"run": [emq.path.name, emq.path.name]}).to_csv(tmp_path / "results" / "shared_bn.csv")
     pd.DataFrame({"run": [emq.path.name, acs.path.name]}).to_csv(tmp_path / "results" / "training_cost.csv")
-    costs = experiments.study_costs().set_index("result")
+    costs = study_costs().set_index("result")
     assert list(costs.index) == ["shared_bn.csv", "training_cost.csv"]
     assert costs.new_runs.to_dict() == {"shared_bn.csv": 1, "training_cost.csv": 2}  # the ACS run and its reference
     minutes = lambda *runs: sum(r.cost()["wall_seconds"] for r in runs) / 60  # noqa: E731

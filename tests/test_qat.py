@@ -8,7 +8,7 @@ from torch import nn
 
 from emqlib.bits import BitWidthModule, set_bits
 from emqlib.bn import MultiBitBatchNorm2d
-from emqlib.data import DATASET_SHAPES
+from emqlib.harness.datasets import DATASET_SHAPES
 from emqlib.models import build_model
 from emqlib.qat import ActivationQuantizer, convert, prepare
 from emqlib.quant import QConv2d, QLinear, QuantAct, QuantSpec

@@ -71,14 +71,15 @@ def test_interrupted_reproduce_continues_from_the_run_cache(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--set", "model=nosuch"], "model must be one of"),
-    (["--set", "dataset=nosuch"], "dataset must be one of"),
-    (["--coreset", "nosuch", "--fraction", "0.5"], "coreset must be one of"),
+    (["--set", "model.name=nosuch"], "model must be one of"),
+    (["--set", "data.dataset=nosuch"], "dataset must be one of"),
+    (["--set", "dataset=nosuch"], "unknown configuration field 'dataset'"),
+    (["--coreset", "nosuch", "--fraction", "0.5"], "unknown selection rule 'nosuch'"),
     (["--bits", "0"], "1..8 or 32"),
     (["--bits=-1"], "1..8 or 32"),
     (["--bits", ""], "empty"),
     (["--coreset", "random", "--fraction", "-0.1"], "fraction must be in (0, 1]"),
-    (["--set", "dataset=cifar10"], "EMQ_DOWNLOAD=1 python -m emqlib download cifar10"),
+    (["--set", "data.dataset=cifar10"], "EMQ_DOWNLOAD=1 python -m emqlib download cifar10"),
 ])
 def test_command_line_bad_input_is_one_line_and_writes_nothing(tmp_path, monkeypatch, cli, args, message) -> None:
     # in this process: the exit status of the real entry point is tested in test_config.py
@@ -93,8 +94,8 @@ def test_command_line_bad_input_is_one_line_and_writes_nothing(tmp_path, monkeyp
 
 
 def test_the_quickstart_runs_after_the_cost_study_that_trains_its_run(monkeypatch) -> None:
-    from emqlib.harness import experiments
     from emqlib.harness.config import profile_config
+    from emqlib.harness.studies import cost
     from emqlib.harness.reproduce import execution_order, notebooks
     from emqlib.harness.runs import run_path
 
@@ -111,7 +112,7 @@ def test_the_quickstart_runs_after_the_cost_study_that_trains_its_run(monkeypatc
         planned.extend(config for _, config in plan)
         raise StopIteration
 
-    monkeypatch.setattr(experiments, "summarize_plan", record)
+    monkeypatch.setattr(cost, "summarize_plan", record)
     with pytest.raises(StopIteration):
-        experiments.regime_check("cpu", seeds=(0,))
-    assert run_path(profile_config("cpu", method="emq", seed=0)) in {run_path(c) for c in planned}
+        cost.regime_check("cpu", seeds=(0,))
+    assert run_path(profile_config("cpu", "emq", seed=0)) in {run_path(c) for c in planned}

@@ -9,25 +9,29 @@ import pandas as pd
 import pytest
 import torch
 
-from emqlib.harness.build import load_run_data
-from emqlib.harness.config import profile_config
+from emqlib.harness.build import Runtime, load_run_data
+from emqlib.harness.config import BITWISE_TRAINING, profile_config
 from emqlib.harness.runs import get_run
-from emqlib.train import Runtime, Trainer
+from emqlib.harness.trainer import Trainer
 
 BITS = (32, 2)
 SAMPLERS = {
-    "random": dict(coreset="random", fraction=0.5),
-    "random-once": dict(coreset="random-once", fraction=0.5),
-    "emq-topk": dict(coreset="emq-topk", fraction=0.5, warmup_epochs=1),
-    "emq-sample": dict(coreset="emq-sample", fraction=0.5, warmup_epochs=1),
-    "emq-ccs": dict(coreset="emq-ccs", fraction=0.5, warmup_epochs=1, ccs_strata=4),
-    "emq-sample, free scores": dict(coreset="emq-sample", fraction=0.5, warmup_epochs=1, free_scores=True),
-    "infobatch": dict(coreset="infobatch"),
+    "random": dict(rule="random", fraction=0.5),
+    "random-once": dict(rule="random-once", fraction=0.5),
+    "rs2": dict(rule="rs2", fraction=0.5),
+    "emq-topk": dict(rule="emq-topk", fraction=0.5, warmup_epochs=1),
+    "emq-sample": dict(rule="emq-sample", fraction=0.5, warmup_epochs=1),
+    "emq-ccs": dict(rule="emq-ccs", fraction=0.5, warmup_epochs=1, strata=4),
+    "emq-sample, free scores": dict(rule="emq-sample", fraction=0.5, warmup_epochs=1, free_scores=True),
+    "tdds-rescored": dict(rule="tdds-rescored", fraction=0.5, warmup_epochs=2),
+    "infobatch": dict(rule="infobatch"),
 }
 
 
-def smoke(**changes):
-    return profile_config("smoke", **{"method": "emq", "bits": BITS, "epochs": 3, **changes})
+def smoke(selection: dict | None = None, epochs: int = 3, **changes):
+    """EMQ at 32/2 bits on the smoke profile; with a selection rule, in EMQ's bit-wise loop."""
+    coreset = {"selection": selection, "training": BITWISE_TRAINING} if selection else {}
+    return profile_config("smoke", "emq", model={"bits": BITS}, optim={"epochs": epochs}, **coreset, **changes)
 
 
 def trained(root: Path, **changes):
@@ -37,7 +41,7 @@ def trained(root: Path, **changes):
 @pytest.fixture(scope="module")
 def sampler_runs(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("runs")
-    return {name: trained(root, **changes) for name, changes in SAMPLERS.items()}
+    return {name: trained(root, selection=selection) for name, selection in SAMPLERS.items()}
 
 
 @pytest.mark.parametrize("name", list(SAMPLERS))
@@ -49,7 +53,7 @@ def test_every_sampler_trains_with_finite_metrics(sampler_runs, name: str) -> No
     assert final.test_accuracy.notna().all()
 
 
-@pytest.mark.parametrize("name", ["random", "random-once", "emq-topk", "emq-sample", "emq-ccs"])
+@pytest.mark.parametrize("name", ["random", "random-once", "rs2", "emq-topk", "emq-sample", "emq-ccs", "tdds-rescored"])
 def test_fixed_budget_samplers_train_their_fraction_at_every_bit_width(sampler_runs, name: str) -> None:
     m = sampler_runs[name].metrics
     n = len(load_run_data(sampler_runs[name].config)[0])
@@ -70,7 +74,7 @@ def test_scoring_samplers_pay_scoring_forwards_and_free_scores_pay_none(sampler_
 
 def test_random_is_redrawn_every_epoch_and_random_once_is_not(tmp_path) -> None:
     def subsets(coreset):
-        trainer = Trainer(smoke(coreset=coreset, fraction=0.5), tmp_path / coreset, Runtime(progress=False))
+        trainer = Trainer(smoke({"rule": coreset, "fraction": 0.5}), tmp_path / coreset, Runtime(progress=False))
         drawn = []
         for epoch in range(2):
             trainer.epoch(epoch)
@@ -82,7 +86,7 @@ def test_random_is_redrawn_every_epoch_and_random_once_is_not(tmp_path) -> None:
 
 
 def test_infobatch_prunes_below_the_mean_loss_and_trains_full_data_at_the_end(tmp_path) -> None:
-    run = trained(tmp_path, coreset="infobatch", epochs=8)
+    run = trained(tmp_path, selection={"rule": "infobatch"}, epochs=8)
     m = run.metrics
     n = len(load_run_data(run.config)[0])
     early, last = m[m.epoch < 7], m[m.epoch == 7]
@@ -91,7 +95,7 @@ def test_infobatch_prunes_below_the_mean_loss_and_trains_full_data_at_the_end(tm
 
 
 def test_validation_split_replaces_the_test_set(tmp_path) -> None:
-    train, held_out = load_run_data(smoke(validation_per_class=8))
+    train, held_out = load_run_data(smoke(data={"validation_per_class": 8}))
     full_train, test = load_run_data(smoke())
     assert len(held_out) == 8 * train.num_classes and len(train) == len(full_train) - len(held_out)
     assert torch.bincount(held_out.targets, minlength=train.num_classes).tolist() == [8] * train.num_classes
@@ -105,9 +109,9 @@ class Interrupt(Exception):
     pass
 
 
-@pytest.mark.parametrize("name", ["emq-sample, free scores", "infobatch"])
+@pytest.mark.parametrize("name", ["emq-sample, free scores", "infobatch", "tdds-rescored"])
 def test_interrupted_run_resumes_to_the_same_numbers(tmp_path, monkeypatch, name: str) -> None:
-    config = smoke(**{**SAMPLERS[name], "epochs": 4})
+    config = smoke(SAMPLERS[name], epochs=4)
     whole = Trainer(config, tmp_path / "whole", Runtime(progress=False)).run()
 
     original = Trainer.epoch

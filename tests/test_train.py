@@ -17,11 +17,12 @@ import pytest
 import torch
 
 from emqlib.bn import MultiBitBatchNorm2d
-from emqlib.harness.config import config_hash, profile_config
-from emqlib.data import load_dataset
+from emqlib.harness.build import Runtime
+from emqlib.harness.config import BITWISE_TRAINING, config_hash, profile_config
+from emqlib.harness.datasets import load_dataset
 from emqlib.harness.runs import IncompatibleRunError, get_run, load_run
 from emqlib.harness.storage import CorruptFileError, load_json, load_torch
-from emqlib.train import NonFiniteLossError, Runtime, Trainer
+from emqlib.harness.trainer import RunStoppedError, Trainer
 
 ROOT = Path(__file__).resolve().parent.parent
 N_TRAIN = 192  # the synthetic training set: 4 classes x 48
@@ -29,8 +30,9 @@ N_CLASSES = 4
 BITS = (32, 4, 2)  # descending, as RunConfig stores them
 
 
-def train(root: Path, **overrides):
-    return get_run(profile_config("smoke", **overrides), Runtime(progress=False), root=root)
+def train(root: Path, method: str = "emq", bits=BITS, **changes):
+    config = profile_config("smoke", method, model={"bits": bits}, **changes)
+    return get_run(config, Runtime(progress=False), root=root)
 
 
 def results(run) -> pd.DataFrame:
@@ -58,19 +60,19 @@ def cli_env(runs_dir: Path) -> dict:
 @pytest.fixture(scope="module")
 def method_runs(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("runs")
-    return {m: train(root, method=m, bits=BITS) for m in ("emq", "joint", "dedicated")}
+    return {m: train(root, m) for m in ("emq", "joint", "dedicated")}
 
 
 # ---------------------------------------------------------------- determinism
 
 def test_same_seed_same_run_other_seed_other_run(method_runs, tmp_path) -> None:
     first = method_runs["emq"]
-    again = train(tmp_path / "a", method="emq", bits=BITS)
+    again = train(tmp_path / "a")
     assert again.path != first.path
     pd.testing.assert_frame_equal(results(again), results(first), check_exact=True)
     assert_same_weights(final_weights(again.path), final_weights(first.path))
 
-    other = train(tmp_path / "b", method="emq", bits=BITS, seed=1)
+    other = train(tmp_path / "b", seed=1)
     assert not results(other).test_loss.equals(results(first).test_loss)
     assert not results(other).train_loss.equals(results(first).train_loss)
     a, b = final_weights(other.path)[0], final_weights(first.path)[0]
@@ -80,7 +82,7 @@ def test_same_seed_same_run_other_seed_other_run(method_runs, tmp_path) -> None:
 @pytest.mark.slow
 def test_resume_after_kill_matches_uninterrupted_run(tmp_path) -> None:
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "emqlib", "train", "--profile", "smoke", "--set", "epochs=6", "--out", str(out),
+    cmd = [sys.executable, "-m", "emqlib", "train", "--profile", "smoke", "--set", "optim.epochs=6", "--out", str(out),
            "--no-progress"]
     env = cli_env(tmp_path / "cache")
     pointer = out / "checkpoint.json"
@@ -104,14 +106,14 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path) -> None:
 
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    config = profile_config("smoke", epochs=6)
+    config = profile_config("smoke", optim={"epochs": 6})
     assert f"run {config_hash(config)}" in done.stdout
     resumed = load_run(out)
     m = resumed.metrics
     assert sorted(m.epoch.unique()) == list(range(6))
     # the epochs before the kill were not trained again: their timings are the killed process's
     before = pd.DataFrame(killed["metrics"])
-    assert len(before) == (killed["epoch"] + 1) * len(config.bits)
+    assert len(before) == (killed["epoch"] + 1) * len(config.model.bits)
     assert m.train_seconds.iloc[:len(before)].tolist() == pytest.approx(before.train_seconds.tolist(), rel=1e-12)
 
     uninterrupted = get_run(config, Runtime(progress=False), root=tmp_path / "clean")
@@ -125,7 +127,7 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path) -> None:
 def test_methods_train_with_one_pass_per_sample_and_bit(method_runs, method: str) -> None:
     run = method_runs[method]
     m = run.metrics
-    epochs = run.config.epochs
+    epochs = run.config.optim.epochs
     assert sorted(zip(m.epoch, m.bits)) == sorted((e, b) for e in range(epochs) for b in BITS)
     assert (m.sample_passes == N_TRAIN).all()  # the whole training set, once per bit-width per epoch
     assert (m.subset_size == N_TRAIN).all()
@@ -142,7 +144,7 @@ def test_methods_train_with_one_pass_per_sample_and_bit(method_runs, method: str
     norms = [mod for mod in run.model(2).modules() if isinstance(mod, MultiBitBatchNorm2d)]
     expected_keys = ["shared"] if method == "emq" else ["2"] if method == "dedicated" else ["32", "4", "2"]
     assert all(list(n.norms) == expected_keys for n in norms)
-    assert run.config.bias_correction == (method == "emq")
+    assert run.config.model.quant.bias_correction == (method == "emq")
 
 
 def test_dedicated_models_are_independent(method_runs) -> None:
@@ -152,8 +154,8 @@ def test_dedicated_models_are_independent(method_runs) -> None:
 
 
 def test_emq_coreset_counts(tmp_path) -> None:
-    run = train(tmp_path, method="emq", coreset="emq-topk", fraction=0.5, bits=(2, 32))
-    assert run.config.training_loop == "sequential" and run.config.distillation == "fp-child"
+    run = train(tmp_path, bits=(2, 32), selection={"rule": "emq-topk", "fraction": 0.5}, training=BITWISE_TRAINING)
+    assert run.config.training.loop == "sequential" and run.config.training.teacher == "fp-child"
     m = run.metrics.set_index(["epoch", "bits"])
     per_class = round(0.5 * N_TRAIN / N_CLASSES)
     for (epoch, bits), row in m.iterrows():
@@ -222,8 +224,8 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monk
         return loss * float("nan") if calls["n"] > batches_per_epoch else loss  # NaN from epoch 1 on
 
     monkeypatch.setattr(distill, "soft_cross_entropy", poisoned)
-    config = profile_config("smoke", method="emq", bits=(2, 32), epochs=3)
-    with pytest.raises(NonFiniteLossError, match=r"epoch 1\b") as error:
+    config = profile_config("smoke", model={"bits": (2, 32)}, optim={"epochs": 3})
+    with pytest.raises(RunStoppedError, match=r"epoch 1\b") as error:
         get_run(config, Runtime(progress=False), root=tmp_path)
     assert "epoch 0" in str(error.value)  # names the checkpoint it kept
     path = tmp_path / config_hash(config)
@@ -237,7 +239,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monk
 
 
 def test_corrupt_checkpoint_is_reported_not_loaded(tmp_path) -> None:
-    config = profile_config("smoke", method="emq", bits=(2, 32))
+    config = profile_config("smoke", model={"bits": (2, 32)})
     run = get_run(config, Runtime(progress=False), root=tmp_path)
     weights = final_weights(run.path)
     # an intact checkpoint: a run without done.json resumes after its last epoch and finishes alike
@@ -292,15 +294,15 @@ def test_two_processes_asking_for_one_run_train_it_once(tmp_path) -> None:
     outputs = [p.communicate(timeout=300) for p in procs]
     for p, (out, err) in zip(procs, outputs):
         assert p.returncode == 0, err
-    config = profile_config("smoke", bits=(2, 32))
+    config = profile_config("smoke", model={"bits": (2, 32)})
     first_lines = [out.splitlines()[0] for out, _ in outputs]
     assert first_lines[0] == first_lines[1] == f"run {config_hash(config)} in {cache / config_hash(config)}"
     assert outputs[0][0] == outputs[1][0]  # the same result table
     assert sorted(p.name for p in cache.iterdir() if not p.name.startswith(".")) == [config_hash(config)]
     run = load_run(cache / config_hash(config))
     m = run.metrics
-    assert m.epoch.tolist() == [e for e in range(config.epochs) for _ in config.bits]
-    assert json.loads((run.path / "done.json").read_text())["epochs"] == config.epochs
+    assert m.epoch.tolist() == [e for e in range(config.optim.epochs) for _ in config.model.bits]
+    assert json.loads((run.path / "done.json").read_text())["epochs"] == config.optim.epochs
     final_weights(run.path)  # checksum matches
     info = load_json(run.path / "checkpoint.json")
-    assert load_torch(run.path / info["file"], info["sha256"])["epoch"] == config.epochs - 1
+    assert load_torch(run.path / info["file"], info["sha256"])["epoch"] == config.optim.epochs - 1

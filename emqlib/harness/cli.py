@@ -19,7 +19,7 @@ import typing
 from pathlib import Path
 
 from ..bits import parse_bits
-from .config import BITWISE_TRAINING, RunConfig, config_hash, field_type, profile_config, set_field
+from .config import BITWISE_TRAINING, RunConfig, config_hash, coreset, field_type, profile_config, set_field
 from .storage import CorruptFileError
 
 # settings with a flag of their own (flag -> dotted field); any other field goes through --set PART.FIELD=VALUE
@@ -69,9 +69,9 @@ def build_config(args: argparse.Namespace) -> RunConfig:
             raise ValueError(f"{path} is given twice (as a flag and with --set, or with --set twice); give it once")
         changes[path] = _field_value(path, value.strip())
     if args.coreset is not None:
-        selection = profile_config(args.profile, selection={"rule": args.coreset}).selection
-        config = config.replace(selection=selection, **({"training": BITWISE_TRAINING}
-                                                        if config.training.loop == "joint" else {}))
+        fraction = changes.pop("selection.fraction", 1.0)
+        config = config.replace(selection=coreset(args.profile, args.coreset, fraction),
+                                **({"training": BITWISE_TRAINING} if config.training.loop == "joint" else {}))
     for path, value in changes.items():
         config = set_field(config, path, value)
     return config

@@ -36,13 +36,13 @@ from matplotlib.patches import Rectangle
 from torch import Tensor, nn
 
 from .analysis import batch_norm_layers, quantized_layers
-from ..bits import FULL_PRECISION, SUPPORTED_BITS, bit_width, parse_bits
+from ..bits import FULL_PRECISION, bit_width, parse_bits
 from ..data import ImageDataset
 from ..inference import predict
 from .plots import BASELINE, HIGHLIGHT, STYLE
 from .runs import Run
 from .storage import load_torch, save_torch, sha256
-from ..train import load_run_data
+from .build import load_run_data
 
 CLASS_NAMES = {
     "fashion-mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
