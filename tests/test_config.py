@@ -408,27 +408,27 @@ def test_parts_validate_on_their_own():
 
 
 # each check of how the parts fit: a combination the loops cannot run, and the nearest one they can
+LABELS_ONLY = {"loop": "sequential", "teacher": "none", "label_weight": 1.0}
+FREE_SCORES = {"rule": "emq-topk", "fraction": 0.5, "free_scores": True}
 PARTS_FIT = {
-    "dedicated-joint": (dict(method="dedicated"), dict(method="dedicated", training={"loop": "sequential", "teacher": "none", "label_weight": 1.0}),
+    "dedicated-joint": (dict(method="dedicated"), dict(method="dedicated", training=LABELS_ONLY),
                         "Dedicated trains each bit-width alone"),
     "dedicated-recursive": (dict(method="dedicated", training={"loop": "batch", "teacher": "recursive"}),
-                            dict(method="dedicated", training={"loop": "sequential", "teacher": "none", "label_weight": 1.0}),
-                            "Dedicated trains each bit-width alone"),
+                            dict(method="dedicated", training=LABELS_ONLY), "Dedicated trains each bit-width alone"),
     "fp-child-without-32": (dict(model={"bits": (2, 4)}, training=BITWISE_TRAINING),
                             dict(model={"bits": (2, 4, 32)}, training=BITWISE_TRAINING),
                             "teacher 'fp-child' needs 32 among the bits"),
     "rule-in-joint-loop": (dict(selection={"rule": "random", "fraction": 0.5}),
                            dict(selection={"rule": "random", "fraction": 0.5}, training={"loop": "batch"}),
                            "selection rule 'random' gives each bit-width its own samples"),
-    "fraction-without-rule": (dict(selection={"fraction": 0.5}), dict(selection={"rule": "random", "fraction": 0.5}, training=BITWISE_TRAINING),
+    "fraction-without-rule": (dict(selection={"fraction": 0.5}),
+                              dict(selection={"rule": "random", "fraction": 0.5}, training=BITWISE_TRAINING),
                               "a fraction below 1 needs a selection rule"),
     "infobatch-in-batch-loop": (dict(selection={"rule": "infobatch"}, training={"loop": "batch"}),
                                 dict(selection={"rule": "infobatch"}, training=BITWISE_TRAINING),
                                 "infobatch reads each sample's training loss in the bit-wise loop"),
-    "free-scores-in-batch-loop": (dict(selection={"rule": "emq-topk", "fraction": 0.5, "free_scores": True},
-                                       training={"loop": "batch"}),
-                                  dict(selection={"rule": "emq-topk", "fraction": 0.5, "free_scores": True},
-                                       training=BITWISE_TRAINING),
+    "free-scores-in-batch-loop": (dict(selection=FREE_SCORES, training={"loop": "batch"}),
+                                  dict(selection=FREE_SCORES, training=BITWISE_TRAINING),
                                   "reads each sample's training loss in the bit-wise loop"),
 }
 

@@ -77,7 +77,8 @@ def build_config(args: argparse.Namespace) -> RunConfig:
             raise ValueError(f"{path} is given twice (as a flag and with --set, or with --set twice); give it once")
         changes[path] = _field_value(path, value.strip())
     if args.coreset is not None:  # the rule's settings together: a rule may refuse its default fraction of 1
-        settings = {path.partition(".")[2]: changes.pop(path) for path in list(changes) if path.startswith("selection.")}
+        settings = {path.partition(".")[2]: changes.pop(path)
+                    for path in list(changes) if path.startswith("selection.")}
         bitwise = {f"training.{k}": v for k, v in BITWISE_TRAINING.items()} if config.training.loop == "joint" else {}
         changes = {**bitwise, **changes, "selection": coreset(args.profile, **settings)}
     return set_fields(config, changes)
