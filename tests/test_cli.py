@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 
 from emqlib.harness.cli import build_config, main, parser
-from emqlib.harness.config import config_hash, profile_config
+from emqlib.harness.config import BITWISE_TRAINING, config_hash, coreset, profile_config
 from emqlib.harness.runs import load_run
 
 ROOT = Path(__file__).resolve().parent.parent
-CONFIG = profile_config("smoke", method="emq", bits=(2, 32))
+CONFIG = profile_config("smoke", method="emq", model={"bits": (2, 32)})
 TRAIN_ARGS = ["train", "--profile", "smoke", "--method", "emq", "--bits", "2,32", "--no-progress"]
 
 
@@ -77,39 +77,56 @@ def test_eval_prints_every_bit_width(trained, capsys) -> None:
 
 
 def test_eval_by_hash_in_the_run_cache(capsys) -> None:
+    from emqlib.harness.build import Runtime
     from emqlib.harness.runs import get_run
-    from emqlib.train import Runtime
 
-    config = profile_config("smoke", method="emq", bits=(2, 32), epochs=1)
+    config = CONFIG.replace(optim={"epochs": 1})
     get_run(config, Runtime(progress=False))
     assert main(["eval", config_hash(config), "--bits", "2"]) == 0
     assert len(table(capsys.readouterr().out)) == 1
 
 
+def build(*argv: str):
+    return build_config(parser().parse_args([*TRAIN_ARGS, *argv]))
+
+
 def test_build_config_from_flags_and_set() -> None:
-    args = parser().parse_args([*TRAIN_ARGS, "--seed", "3", "--set", "lr=0.01", "--set", "augment=true",
-                                "--set", "milestones=3,5", "--set", "activation_bits=none", "--set", "width=0.25"])
-    assert build_config(args) == profile_config("smoke", method="emq", bits=(2, 32), seed=3, lr=0.01, augment=True,
-                                                milestones=(3, 5), activation_bits=None, width=0.25)
+    config = build("--seed", "3", "--epochs", "4", "--label-noise", "0.1", "--set", "optim.lr=0.01",
+                   "--set", "data.augment=true", "--set", "optim.milestones=3,5", "--set", "model.activation_bits=8",
+                   "--set", "model.width=0.25", "--set", "model.quant.bias_correction=false",
+                   "--set", "training.label_weight=0.5", "--set", "record.snapshot_every=0")
+    assert config == CONFIG.replace(seed=3, optim={"epochs": 4, "lr": 0.01, "milestones": (3, 5)},
+                                    data={"label_noise": 0.1, "augment": True},
+                                    model={"activation_bits": 8, "width": 0.25, "quant": {"bias_correction": False}},
+                                    training={"label_weight": 0.5}, record={"snapshot_every": 0})
+    cpu = build_config(parser().parse_args(["train", "--profile", "cpu", "--set", "data.train_per_class=none"]))
+    assert cpu.data.train_per_class is None and profile_config("cpu").data.train_per_class == 600
 
 
-def test_set_takes_dotted_names_of_the_configuration_parts() -> None:
-    args = parser().parse_args([*TRAIN_ARGS, "--set", "optim.epochs=3", "--set", "data.train_per_class=50",
-                                "--set", "quant.bias_correction=false", "--set", "selection.reselect_every=2",
-                                "--set", "label_loss_weight=0.5"])
-    assert build_config(args) == profile_config("smoke", method="emq", bits=(2, 32), epochs=3, train_per_class=50,
-                                                bias_correction=False, reselect_every=2, label_loss_weight=0.5)
-    # a derived option set back to None is derived from the method again
-    args = parser().parse_args([*TRAIN_ARGS, "--set", "quant.bias_correction=none"])
-    assert build_config(args).bias_correction is True
+def test_coreset_gives_a_joint_method_emqs_bitwise_loop() -> None:
+    config = build("--coreset", "emq-sample", "--fraction", "0.3", "--reselect-every", "3", "--static",
+                   "--set", "selection.tau=2")
+    assert config == profile_config("smoke", model={"bits": (2, 32)}, training=BITWISE_TRAINING,
+                                    selection={"rule": "emq-sample", "fraction": 0.3, "reselect_every": 3,
+                                               "static": True, "tau": 2.0})
+    assert config.selection.warmup_epochs == 1  # the smoke profile's, which --reselect-every leaves alone
+    dedicated = build("--method", "dedicated", "--coreset", "random", "--fraction", "0.5")
+    assert dedicated.training == profile_config("smoke", method="dedicated").training  # already bit-wise
+    # --set changes the bit-wise loop's fields together: the batch loop distils recursively
+    batch = build("--coreset", "random", "--fraction", "0.5", "--set", "training.loop=batch",
+                  "--set", "training.teacher=recursive")
+    assert (batch.training.loop, batch.training.teacher, batch.selection.fraction) == ("batch", "recursive", 0.5)
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--set", "optim.nosuch=1"], "optim has no field 'nosuch'; its fields: ['batch_size', 'epochs',"),
-    (["--set", "nosuch.epochs=1"], "unknown configuration part 'nosuch' in 'nosuch.epochs'; parts: ['data', 'optim',"),
-    (["--set", "data.epochs=1"], "data has no field 'epochs'"),
-    (["--epochs", "2", "--set", "optim.epochs=3"], "epochs is given twice"),
-    (["--set", "epochs=2", "--set", "optim.epochs=3"], "epochs is given twice"),
+    (["--set", "optim.nosuch=1"], "unknown configuration field 'optim.nosuch': 'nosuch' is not one of ['batch_size', "),
+    (["--set", "nosuch.epochs=1"], "'nosuch' is not one of ['data', 'method', 'model', 'optim', "),
+    (["--set", "data.epochs=1"], "'epochs' is not one of ['augment', 'dataset', "),
+    (["--set", "selection.tau=2"], "selection rule 'none' has no settings ['tau']"),
+    (["--epochs", "2", "--set", "optim.epochs=3"], "optim.epochs is given twice"),
+    (["--set", "optim.epochs=2", "--set", "optim.epochs=3"], "optim.epochs is given twice"),
+    (["--coreset", "random", "--set", "selection.rule=acs"], "selection.rule is given twice"),
+    (["--set", "method=joint"], "give the method with --method"),
 ])
 def test_set_with_a_bad_dotted_name_is_one_error_line(argv, message, capsys) -> None:
     assert main([*TRAIN_ARGS, *argv]) == 2
@@ -121,11 +138,12 @@ def test_set_with_a_bad_dotted_name_is_one_error_line(argv, message, capsys) -> 
 @pytest.mark.parametrize("argv, message", [
     (["train", "--profile", "smoke", "--bits", "16"], "1..8 or 32"),
     (["train", "--profile", "smoke", "--bits", "2,x"], "1..8 or 32"),
-    (["train", "--profile", "smoke", "--set", "lr=fast"], "lr must be a number"),
-    (["train", "--profile", "smoke", "--set", "lr=-1"], "lr must be positive"),
-    (["train", "--profile", "smoke", "--set", "augment=maybe"], "augment must be true or false"),
+    (["train", "--profile", "smoke", "--set", "optim.lr=fast"], "optim.lr must be a number"),
+    (["train", "--profile", "smoke", "--set", "optim.lr=-1"], "lr must be positive"),
+    (["train", "--profile", "smoke", "--set", "data.augment=maybe"], "data.augment must be true or false"),
     (["train", "--profile", "smoke", "--set", "nosuch=1"], "unknown configuration field 'nosuch'"),
-    (["train", "--profile", "smoke", "--set", "epochs"], "NAME=VALUE"),
+    (["train", "--profile", "smoke", "--set", "optim.epochs"], "PART.FIELD=VALUE"),
+    (["train", "--profile", "smoke", "--set", "training=x"], "training is a part of the configuration"),
     (["train", "--profile", "nope"], "unknown profile"),
     (["train", "--profile", "smoke", "--method", "magic"], "method must be one of"),
     (["eval", "/nonexistent/run", "--bits", "2"], "not a finished run"),
@@ -178,13 +196,13 @@ def test_torchrun_trains_the_reference_run_and_counts_like_one_process(tmp_path,
     """A coreset scored by the full-precision reference run: the reference (which records a
     trajectory, so cannot run under DDP) is trained as one process before the group forms,
     and the scoring forwards are counted once, not once per process."""
+    from emqlib.harness.build import Runtime
     from emqlib.harness.config import reference_config
     from emqlib.harness.runs import get_run, is_done, run_path
-    from emqlib.train import Runtime
 
     argv = ["train", "--profile", "smoke", "--method", "emq", "--coreset", "el2n", "--fraction", "0.5",
             "--bits", "2,32", "--no-progress"]
-    config = profile_config("smoke", method="emq", coreset="el2n", fraction=0.5, bits=(2, 32))
+    config = CONFIG.replace(training=BITWISE_TRAINING, selection=coreset("smoke", "el2n", 0.5))
     out = tmp_path / "ddp"
     done = subprocess.run([*torchrun(), "--standalone", "--nproc_per_node", "2", "-m", "emqlib", *argv,
                            "--out", str(out)], cwd=ROOT, env=env_for(runs_dir), capture_output=True, text=True,

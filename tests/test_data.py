@@ -11,9 +11,10 @@ import pytest
 import torch
 import torchvision
 
+from emqlib.data import ImageDataset, batches, random_crop_flip
 from emqlib.harness import paths
-from emqlib.data import (DATASETS, DatasetMissingError, ImageDataset, add_label_noise, balanced_subset, batches,
-                         load_dataset, random_crop_flip, read_idx, synthetic_dataset)
+from emqlib.harness.datasets import (DATASET_SHAPES, DATASETS, DatasetMissingError, add_label_noise, balanced_subset,
+                                     load_dataset, read_idx, require_dataset, synthetic_dataset)
 
 
 @pytest.fixture(autouse=True)
@@ -280,13 +281,15 @@ def test_cifar100_loads_fine_labels(data_dir, train):
 def test_a_cifar100_run_trains_and_evaluates_on_generated_files(data_dir, tmp_path, monkeypatch):
     """The path of claims E5-E8 (EMQ on CIFAR-100): 100 classes, 3 x 32 x 32 inputs, through the run cache."""
     from emqlib.harness.build import Runtime
-    from emqlib.harness.config import profile_config
+    from emqlib.harness.config import BITWISE_TRAINING, profile_config
     from emqlib.harness.runs import get_run
 
     write_cifar100(data_dir, n_train=24, n_test=6)
     monkeypatch.setenv("EMQ_RUNS_DIR", str(tmp_path / "runs"))
-    run = get_run(profile_config("smoke", dataset="cifar100", method="emq", bits=(2, 32), epochs=1,
-                                 coreset="emq-topk", fraction=0.5, warmup_epochs=0), Runtime(progress=False))
+    config = profile_config("smoke", method="emq", data={"dataset": "cifar100"}, model={"bits": (2, 32)},
+                            optim={"epochs": 1}, training=BITWISE_TRAINING,
+                            selection={"rule": "emq-topk", "fraction": 0.5, "warmup_epochs": 0})
+    run = get_run(config, Runtime(progress=False))
     final = run.final_metrics()
     assert sorted(final.bits) == [2, 32] and final.test_accuracy.between(0, 100).all()
     counts = torch.bincount(load_dataset("cifar100", train=True).targets)
@@ -337,6 +340,26 @@ def test_unknown_dataset_lists_the_names():
     assert "mnist" in str(info.value)
     for name in DATASETS:
         assert name in str(info.value)
+
+
+def test_require_dataset_looks_for_the_splits_asked_for(data_dir):
+    write_cifar10(data_dir)
+    (data_dir / "cifar-10-batches-py" / "test_batch").unlink()
+    require_dataset("cifar10", train=True)
+    for train in (False, None):  # None: both splits
+        with pytest.raises(DatasetMissingError, match="python -m emqlib download cifar10"):
+            require_dataset("cifar10", train)
+
+
+def test_dataset_shapes_are_those_of_the_loaded_data(data_dir, fashion):
+    """A model is shaped from DATASET_SHAPES before its data is loaded."""
+    write_cifar10(data_dir)
+    write_cifar100(data_dir)
+    loaded = {"fashion-mnist": fashion[0], "synthetic": synthetic_dataset(True),
+              "cifar10": load_dataset("cifar10", train=True), "cifar100": load_dataset("cifar100", train=True)}
+    assert set(DATASET_SHAPES) == set(DATASETS) == set(loaded)
+    for name, ds in loaded.items():
+        assert DATASET_SHAPES[name] == (ds.num_classes, ds.in_channels, ds.image_size), name
 
 
 # ---------------------------------------------------------------- synthetic

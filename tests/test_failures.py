@@ -16,14 +16,15 @@ import pandas as pd
 import pytest
 
 from emqlib.harness import storage
+from emqlib.harness.build import Runtime
 from emqlib.harness.cli import error_line, main
 from emqlib.harness.config import profile_config
 from emqlib.harness.parameters import check_injected_parameters
 from emqlib.harness.runs import get_run, is_done, load_run
 from emqlib.harness.storage import load_json
-from emqlib.train import Runtime, Trainer
+from emqlib.harness.trainer import Trainer
 
-CONFIG = profile_config("smoke", method="emq", bits=(2, 32))
+CONFIG = profile_config("smoke", method="emq", model={"bits": (2, 32)})
 TRAIN = ["train", "--profile", "smoke", "--method", "emq", "--bits", "2,32", "--no-progress"]
 
 
@@ -172,7 +173,7 @@ def test_a_stray_done_json_in_an_unfinished_run_resumes_training(base, capsys, m
 # ---------------------------------------------------------------- 3. and 9. the evaluation cache
 
 def test_dedicated_run_at_bit_widths_it_has_no_model_for(base, capsys) -> None:
-    config = profile_config("smoke", method="dedicated", bits=(2, 32), epochs=1)
+    config = profile_config("smoke", method="dedicated", model={"bits": (2, 32)}, optim={"epochs": 1})
     out = base / "dedicated"
     get_run(config, Runtime(progress=False), path=out)
     argv = ["eval", str(out), "--bits", "3,4"]
@@ -225,7 +226,7 @@ def test_corrupt_checkpoint_advice_is_followed(run, base, capsys, finished, dama
 def test_runs_folder_is_a_file(base, capsys, monkeypatch) -> None:
     (base / "runs-file").write_text("x")
     monkeypatch.setenv("EMQ_RUNS_DIR", str(base / "runs-file"))
-    fails([*TRAIN, "--set", "epochs=1"], "Not a directory", capsys, base)
+    fails([*TRAIN, "--set", "optim.epochs=1"], "Not a directory", capsys, base)
 
 
 @pytest.mark.parametrize("code, advice", [(errno.ENOSPC, "free some disk space"),
@@ -301,7 +302,7 @@ def test_bad_thread_count(base, capsys, threads) -> None:
 
 def test_hand_edited_config_is_another_configuration(run, base, capsys) -> None:
     stored = load_json(run / "config.json")
-    stored["config"]["width"] = 0.25
+    stored["config"]["model"]["width"] = 0.25
     (run / "config.json").write_text(json.dumps(stored))
     for argv in ([*TRAIN, "--out", str(run)], ["eval", str(run), "--bits", "2"]):
         fails(argv, "config.json was changed after the run was written", capsys, base, run)
@@ -318,10 +319,10 @@ def _raised(action) -> BaseException:
 
 # ---------------------------------------------------------------- 7. checked before anything is written
 
-@pytest.mark.parametrize("setting, message", [("lr=inf", "lr must be a finite number"),
-                                              ("lr=nan", "lr must be a finite number"),
-                                              ("width=inf", "width must be a finite number"),
-                                              ("train_per_class=100000", "ask for at most")])
+@pytest.mark.parametrize("setting, message", [("optim.lr=inf", "lr must be a finite number"),
+                                              ("optim.lr=nan", "lr must be a finite number"),
+                                              ("model.width=inf", "width must be a finite number"),
+                                              ("data.train_per_class=100000", "ask for at most")])
 def test_checked_before_anything_is_written(base, capsys, setting, message) -> None:
     out = base / "out"
     fails([*TRAIN, "--set", setting, "--out", str(out)], message, capsys, base, out)
@@ -367,10 +368,12 @@ def test_every_notebook_checks_its_parameters_right_after_the_parameters_cell() 
 
 # ---------------------------------------------------------------- 10. and 11.
 
-@pytest.mark.parametrize("extra", [["--set", "bits=2,4"], ["--set", "seed=1", "--set", "seed=2"],
-                                   ["--method", "emq", "--set", "method=joint"]])
-def test_a_field_given_twice_is_an_error(base, capsys, extra) -> None:
-    fails([*TRAIN, *extra], "is given twice", capsys, base)
+@pytest.mark.parametrize("extra, message", [(["--set", "model.bits=2,4"], "model.bits is given twice"),
+                                            (["--set", "seed=1", "--set", "seed=2"], "seed is given twice"),
+                                            (["--seed", "1", "--set", "seed=2"], "seed is given twice"),
+                                            (["--method", "emq", "--set", "method=joint"], "give the method with --method")])
+def test_a_field_given_twice_is_an_error(base, capsys, extra, message) -> None:
+    fails([*TRAIN, *extra], message, capsys, base)
 
 
 def test_emq_progress_0_is_honoured(base, capsys, monkeypatch) -> None:

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import torch
 
-from emqlib.data import holdout_validation, synthetic_dataset
+from emqlib.harness.build import load_run_data
+from emqlib.harness.config import profile_config
+from emqlib.harness.datasets import holdout_validation, synthetic_dataset
 
 
 def test_holdout_validation_is_class_balanced_disjoint_and_fixed():
@@ -18,3 +20,16 @@ def test_holdout_validation_is_class_balanced_disjoint_and_fixed():
     assert torch.equal(again_validation.images, validation.images) and torch.equal(again_rest.images, rest.images)
     # labels travel with their images
     assert torch.equal(validation.clean_targets, validation.targets)
+
+
+def test_a_run_with_validation_per_class_is_evaluated_on_held_out_training_samples():
+    config = profile_config("smoke", data={"validation_per_class": 10, "train_per_class": 20, "label_noise": 0.25})
+    train, evaluated = load_run_data(config)
+    rest, validation = holdout_validation(synthetic_dataset(train=True), 10)
+    assert torch.equal(evaluated.images, validation.images) and torch.equal(evaluated.targets, validation.targets)
+    # the training subset and its label noise are drawn from the rest, never from the held-out samples
+    as_rows = lambda d: {tuple(x.flatten().tolist()) for x in d.images}  # noqa: E731
+    assert as_rows(train) <= as_rows(rest) and torch.bincount(train.clean_targets).tolist() == [20] * 4
+    assert int(train.flipped.sum()) == 20 and not evaluated.flipped.any()
+    # the same held-out samples for every run seed
+    assert torch.equal(load_run_data(config.replace(seed=1))[1].images, evaluated.images)

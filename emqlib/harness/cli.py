@@ -11,6 +11,7 @@ Bad input, a damaged file, a file-system or network failure end with a one-line
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import errno
 import os
 import socket
@@ -19,7 +20,7 @@ import typing
 from pathlib import Path
 
 from ..bits import parse_bits
-from .config import BITWISE_TRAINING, RunConfig, config_hash, coreset, field_type, profile_config, set_field
+from .config import BITWISE_TRAINING, RunConfig, config_hash, coreset, field_type, profile_config, set_fields
 from .storage import CorruptFileError
 
 # settings with a flag of their own (flag -> dotted field); any other field goes through --set PART.FIELD=VALUE
@@ -30,6 +31,8 @@ _FLAGS = {"fraction": ("selection.fraction", float), "reselect_every": ("selecti
 def _field_value(path: str, text: str):
     """Parse ``text`` as the value of the configuration field at the dotted ``path``."""
     hint = field_type(path)
+    if dataclasses.is_dataclass(hint):
+        raise ValueError(f"{path} is a part of the configuration; set its fields: --set {path}.FIELD=VALUE")
     kinds = typing.get_args(hint) or (hint,)
     if text.lower() == "none" and type(None) in kinds:
         return None
@@ -51,30 +54,34 @@ def _field_value(path: str, text: str):
 
 
 def build_config(args: argparse.Namespace) -> RunConfig:
-    """The run configuration of the command line: the method at the profile, then ``--coreset`` (EMQ's bit-wise
-    loop for a joint method), then the flags and ``--set``s. A field given twice (``--epochs`` and ``--set
-    optim.epochs=``, or ``--set`` twice) is an error, not silently resolved."""
+    """The run configuration of the command line: the method at the profile, then ``--coreset`` (the rule's
+    settings at the profile, and EMQ's bit-wise loop for a joint method), the flags and ``--set``s, all applied
+    together. A field given twice (``--epochs`` and ``--set optim.epochs=``, or ``--set`` twice) is an error,
+    not silently resolved."""
     config = profile_config(args.profile, args.method)
     changes = {path: kind(getattr(args, name)) for name, (path, kind) in _FLAGS.items() if getattr(args, name) is not None}
     if args.bits is not None:
         changes["model.bits"] = tuple(parse_bits(args.bits))
     if args.static:
         changes["selection.static"] = True
+    if args.coreset is not None:
+        changes["selection.rule"] = args.coreset
     for item in args.set or []:
         path, sep, value = item.partition("=")
         path = path.strip()
         if not sep:
             raise ValueError(f"--set takes PART.FIELD=VALUE (e.g. optim.lr=0.002), got {item!r}")
+        if path == "method":
+            raise ValueError("give the method with --method (it brings the method's settings), not with --set")
         if path in changes:
             raise ValueError(f"{path} is given twice (as a flag and with --set, or with --set twice); give it once")
         changes[path] = _field_value(path, value.strip())
-    if args.coreset is not None:
-        fraction = changes.pop("selection.fraction", 1.0)
-        config = config.replace(selection=coreset(args.profile, args.coreset, fraction),
-                                **({"training": BITWISE_TRAINING} if config.training.loop == "joint" else {}))
-    for path, value in changes.items():
-        config = set_field(config, path, value)
-    return config
+    if args.coreset is not None:  # the rule's settings together: a rule may refuse its default fraction of 1
+        settings = {path.partition(".")[2]: changes.pop(path)
+                    for path in list(changes) if path.startswith("selection.")}
+        bitwise = {f"training.{k}": v for k, v in BITWISE_TRAINING.items()} if config.training.loop == "joint" else {}
+        changes = {**bitwise, **changes, "selection": coreset(args.profile, **settings)}
+    return set_fields(config, changes)
 
 
 def _train(args: argparse.Namespace) -> None:

@@ -233,6 +233,9 @@ class RunConfig:
 
     def _check_parts_fit(self) -> None:
         loop, teacher, rule = self.training.loop, self.training.teacher, self.selection.rule
+        if rule == "none" and self.selection.fraction != 1.0:
+            raise ValueError("selection rule 'none' trains on every sample; a fraction below 1 needs a selection rule "
+                             "(selection.rule, or --coreset RULE on the command line)")
         if self.method == "dedicated" and (loop != "sequential" or teacher == "recursive"):
             raise ValueError("Dedicated trains each bit-width alone: loop 'sequential', teacher 'none' or 'reference'")
         if teacher == "fp-child" and FULL_PRECISION not in self.model.bits:
@@ -410,13 +413,21 @@ def describe_profile(profile: str, purpose: bool = False, short: bool = False) -
 def set_field(config: RunConfig, path: str, value) -> RunConfig:
     """``config`` with the field at the dotted ``path`` (``optim.lr``, ``model.quant.bias_correction``,
     ``selection.fraction``, ``seed``) set to ``value``; an unknown path raises a ValueError that lists the choices."""
-    keys = path.split(".")
-    if keys[0] not in PARTS and keys[0] not in ("method", "seed"):
-        raise ValueError(f"unknown configuration field {path!r}; the parts are {list(PARTS)}, besides method and seed")
-    change = value
-    for key in reversed(keys[1:]):
-        change = {key: change}
-    return config.replace(**{keys[0]: change})
+    return set_fields(config, {path: value})
+
+
+def set_fields(config: RunConfig, values: dict) -> RunConfig:
+    """``config`` with the fields at the dotted paths of ``values`` set in one change, so that fields that are
+    only valid together (``training.teacher='none'`` with ``training.label_weight=1``) can be given in any order."""
+    changes: dict = {}
+    for path, value in values.items():
+        field_type(path)  # an unknown path lists the choices
+        *parents, name = path.split(".")
+        node = changes
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[name] = value
+    return config.replace(**changes)
 
 
 def field_type(path: str):
