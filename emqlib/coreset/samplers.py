@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
+import typing
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -61,7 +63,7 @@ class Selection:
 
 
 def _positive_int(name: str, value, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
@@ -77,6 +79,19 @@ class Settings:
         if type(self) is not cls.Settings:
             raise TypeError(f"rule {self.rule!r} takes {cls.Settings.__name__}, not {type(self).__name__}; "
                             "make settings with settings_for(rule, ...)")
+        # plain bool, int and float values, so that equal settings have equal hashes (1 == 1.0 == np.int64(1))
+        for name, kind in typing.get_type_hints(type(self)).items():
+            value = getattr(self, name)
+            if kind is bool and not isinstance(value, bool):
+                raise ValueError(f"{name} must be True or False, got {value!r}")
+            if kind is int:
+                _positive_int(name, value, minimum=0)
+            if kind is float:
+                if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+                    raise ValueError(f"{name} must be a finite number, got {value!r}")
+                object.__setattr__(self, name, float(value))
+            if kind is int:
+                object.__setattr__(self, name, int(value))
         object.__setattr__(self, "fraction", check_fraction(self.fraction))
         if self.fraction == 1.0 and not cls.full_fraction_allowed:
             raise ValueError(f"rule {self.rule!r} at fraction 1.0 keeps every sample; give a fraction below 1")
