@@ -79,6 +79,7 @@ class Settings:
         if type(self) is not cls.Settings:
             raise TypeError(f"rule {self.rule!r} takes {cls.Settings.__name__}, not {type(self).__name__}; "
                             "make settings with settings_for(rule, ...)")
+        object.__setattr__(self, "fraction", check_fraction(self.fraction))
         # plain bool, int and float values, so that equal settings have equal hashes (1 == 1.0 == np.int64(1))
         for name, kind in typing.get_type_hints(type(self)).items():
             value = getattr(self, name)
@@ -92,7 +93,6 @@ class Settings:
                 object.__setattr__(self, name, float(value))
             if kind is int:
                 object.__setattr__(self, name, int(value))
-        object.__setattr__(self, "fraction", check_fraction(self.fraction))
         if self.fraction == 1.0 and not cls.full_fraction_allowed:
             raise ValueError(f"rule {self.rule!r} at fraction 1.0 keeps every sample; give a fraction below 1")
 
