@@ -5,16 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from emqlib.coreset import (
-    ccs_select,
-    class_budgets,
-    equal_budget_epochs,
-    infobatch_prune,
-    pruning_rate,
-    random_subset,
-    score_sample,
-    select,
-)
+from emqlib.coreset import ccs_select, class_budgets, random_subset, score_sample, select
+from emqlib.harness.baselines import infobatch_prune
+from emqlib.harness.cost import equal_budget_epochs, pruning_rate
 from emqlib.coreset.select import _strata_budgets
 
 # three classes of unequal size, so that per-class budgets differ (round(0.3 * n_c) = 6, 4, 2)

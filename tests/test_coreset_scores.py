@@ -3,16 +3,8 @@ import math
 import pytest
 import torch
 
-from emqlib.coreset import (
-    BETA_SCHEDULES,
-    acs_beta,
-    acs_score,
-    ds,
-    evs,
-    forgetting_score,
-    grand_last_layer_score,
-    tdds_score,
-)
+from emqlib.coreset import BETA_SCHEDULES, acs_beta, acs_score, ds, evs, grand_last_layer_score
+from emqlib.harness.baselines import forgetting_score, tdds_score
 
 
 def test_evs_hand_values():

@@ -3,14 +3,8 @@ import time
 import pytest
 import torch
 
-from emqlib.coreset import (
-    check_fraction,
-    class_budgets,
-    kcenter_greedy,
-    moderate_select,
-    random_subset,
-    select,
-)
+from emqlib.coreset import check_fraction, class_budgets, random_subset, select
+from emqlib.harness.baselines import kcenter_greedy, moderate_select
 
 BAD_FRACTIONS = [0, 0.0, -0.1, 1.5, float("nan"), True, "0.5", None]
 

@@ -31,8 +31,8 @@ METHOD = [
 HARNESS = [
     # files, paths, statistics, result labels
     {"paths", "storage", "stats", "labels"},
-    # data sets, checkpoints, result tables, grading
-    {"datasets", "checkpoint", "results", "grading"},
+    # data sets, checkpoints, result tables, grading, the prior coreset methods the papers compare with
+    {"datasets", "checkpoint", "results", "grading", "baselines"},
     # the run configuration and profiles, the cost of a run
     {"config", "cost"},
     # processes under torchrun

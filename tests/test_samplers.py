@@ -8,10 +8,11 @@ import pytest
 import torch
 
 from emqlib.bits import set_bits
-from emqlib.coreset import evs, pruning_rate, select, split_part
+from emqlib.coreset import evs, select, split_part
 from emqlib.coreset.samplers import SAMPLERS, Context, Reference, build_sampler, settings_for
 from emqlib.harness.build import model_for
 from emqlib.harness.config import profile_config
+from emqlib.harness.cost import pruning_rate
 from emqlib.harness.datasets import synthetic_dataset
 from emqlib.seeding import generator
 

@@ -20,19 +20,15 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..bits import FULL_PRECISION
 from ..data import ImageDataset
 from ..inference import predict
 from ..seeding import generator
-from .scores import BETA_SCHEDULES, acs_beta, acs_score, evs, forgetting_score, grand_last_layer_score, tdds_score
-from .select import (ccs_select, check_fraction, infobatch_prune, kcenter_greedy, moderate_select, random_subset,
-                     rs2_window, score_sample, select, split_part)
+from .scores import BETA_SCHEDULES, acs_beta, acs_score, evs, grand_last_layer_score
+from .select import ccs_select, check_fraction, random_subset, rs2_window, score_sample, select, split_part
 
-TDDS_WINDOW = 10  # TDDS's window W of epochs (shortened to the trajectory's length when it has fewer)
-TDDS_DECAY = 0.9  # TDDS's lambda: later windows weigh more
 
 
 @dataclass
@@ -62,7 +58,7 @@ class Selection:
     forwards: int  # per-sample forward passes spent on scoring
 
 
-def _positive_int(name: str, value, minimum: int = 1) -> None:
+def positive_int(name: str, value, minimum: int = 1) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
@@ -86,7 +82,7 @@ class Settings:
             if kind is bool and not isinstance(value, bool):
                 raise ValueError(f"{name} must be True or False, got {value!r}")
             if kind is int:
-                _positive_int(name, value, minimum=0)
+                positive_int(name, value, minimum=0)
             if kind is float:
                 if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
                     raise ValueError(f"{name} must be a finite number, got {value!r}")
@@ -253,8 +249,8 @@ class ScoredSettings(Settings):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _positive_int("reselect_every", self.reselect_every)
-        _positive_int("warmup_epochs", self.warmup_epochs, minimum=0)
+        positive_int("reselect_every", self.reselect_every)
+        positive_int("warmup_epochs", self.warmup_epochs, minimum=0)
         if self.score not in ("el2n", "grand"):
             raise ValueError(f"score must be 'el2n' or 'grand', got {self.score!r}")
         if self.free_scores and (self.score != "el2n" or self.warmup_epochs < 1):
@@ -367,7 +363,7 @@ class StrataSettings(ScoredSettings):
         super().__post_init__()
         if not 0 <= self.hard_share < 1:
             raise ValueError(f"hard_share must be in [0, 1), got {self.hard_share!r}")
-        _positive_int("strata", self.strata)
+        positive_int("strata", self.strata)
 
 
 @register
@@ -382,55 +378,6 @@ class CoverageStrata(ScoredByTheModel):
         return ccs_select(scores, s.fraction, self.targets, s.hard_share, s.strata, draw)
 
 
-@dataclass(frozen=True)
-class DynamicsSettings(ScoredSettings):
-    window: int = TDDS_WINDOW  # TDDS's W: the last W epochs' outputs
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _positive_int("window", self.window, minimum=3)
-        if self.warmup_epochs < 2 or self.free_scores or self.score != "el2n":
-            raise ValueError("tdds-rescored needs warmup_epochs >= 2 (three recorded epochs to score from) and "
-                             "scores from the recorded outputs: leave free_scores and score as they are")
-
-
-@register
-class TDDSRescored(TopK):
-    """TDDS from the dynamics of the model being trained, at each bit-width, re-scored every R epochs like
-    EMQ's sampler: the softmax outputs over the training set are recorded at the start of every epoch (a
-    forward pass, counted), and each scoring keeps the highest TDDS over the last ``window`` of them, per class."""
-
-    name = "tdds-rescored"
-    Settings = DynamicsSettings
-
-    def __init__(self, settings: DynamicsSettings, context: Context) -> None:
-        super().__init__(settings, context)
-        self.outputs: dict[int, list[Tensor]] = {}  # per bit-width: the recorded softmax outputs [N, C], oldest first
-
-    def due(self, epoch: int) -> bool:
-        return True  # records the outputs every epoch
-
-    def select(self, epoch: int, model: nn.Module, bits: int) -> Selection:
-        recorded = self.outputs.setdefault(bits, [])
-        logits = predict(model, self.context.train, bits, activation_bits=self.context.activation_bits)
-        recorded.append(F.softmax(logits, dim=1).half())
-        del recorded[:-self.settings.window]
-        chosen = super().select(epoch, model, bits)
-        return Selection(chosen.indices, chosen.forwards + len(self.targets))
-
-    def rescore(self, model: nn.Module, bits: int) -> int:
-        recorded = self.outputs[bits]
-        self.scores[bits] = tdds_score(torch.stack(recorded).float(), window=len(recorded), decay=TDDS_DECAY)
-        return 0  # the recording forward passes are counted in select
-
-    def state_dict(self) -> dict:
-        return {**super().state_dict(), "outputs": dict(self.outputs)}
-
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
-        self.outputs = dict(state["outputs"])
-
-
 # ---------------------------------------------------------------- ACS: the model being trained and the reference
 
 @dataclass(frozen=True)
@@ -441,7 +388,7 @@ class ACSSettings(Settings):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _positive_int("reselect_every", self.reselect_every)
+        positive_int("reselect_every", self.reselect_every)
         if self.schedule not in BETA_SCHEDULES:
             raise ValueError(f"schedule must be one of {list(BETA_SCHEDULES)}, got {self.schedule!r}")
 
@@ -472,163 +419,7 @@ class ACS(Sampler):
         return Selection(select(scores, s.fraction, targets, largest=True), forwards)
 
 
-# ---------------------------------------------------------------- static baselines scored from the reference run
-
-@dataclass(frozen=True)
-class BalancedSettings(Settings):
-    class_balanced: bool = True  # the budget per class; False: the highest scores over all classes (TDDS's code)
-
-
-class FromReference(Sampler):
-    """A baseline scored once from the full-precision reference run (its early model or its training
-    dynamics): every bit-width gets the same subset, drawn at epoch 0 for the whole run (ACS's protocol)."""
-
-    needs_reference = True
-
-    def __init__(self, settings: Settings, context: Context) -> None:
-        super().__init__(settings, context)
-        self._kept: Tensor | None = None
-
-    def select(self, epoch: int, model: nn.Module, bits: int) -> Selection:
-        if self._kept is not None:
-            return Selection(self._kept, 0)
-        self._kept, forwards = self.choose()
-        return Selection(self._kept, forwards)
-
-    def choose(self) -> tuple[Tensor, int]:
-        """The subset, and the forward passes spent on it."""
-        raise NotImplementedError
-
-    def reference_forward(self) -> tuple[Tensor, Tensor]:
-        """Logits and penultimate features of the reference model on the training set."""
-        return predict(self.context.reference.model, self.context.train, FULL_PRECISION, features=True)
-
-
-@register
-class EL2N(FromReference):
-    """The highest EL2N of the early-trained reference model (Paul et al.)."""
-
-    name = "el2n"
-    Settings = BalancedSettings
-
-    def choose(self) -> tuple[Tensor, int]:
-        logits, _ = self.reference_forward()
-        s = self.settings
-        return select(evs(logits, self.targets), s.fraction, self.targets, s.class_balanced), len(self.targets)
-
-
-@register
-class Forgetting(FromReference):
-    """The most forgotten samples of the reference run's training (Toneva et al.)."""
-
-    name = "forgetting"
-
-    def choose(self) -> tuple[Tensor, int]:
-        scores = forgetting_score(self.context.reference.trajectory, self.targets)
-        return select(scores, self.settings.fraction, self.targets), 0
-
-
-@register
-class TDDS(FromReference):
-    """The highest TDDS of the reference run's training dynamics (Zhang et al.)."""
-
-    name = "tdds"
-    Settings = BalancedSettings
-
-    def choose(self) -> tuple[Tensor, int]:
-        trajectory = self.context.reference.trajectory
-        scores = tdds_score(trajectory, window=min(TDDS_WINDOW, len(trajectory)), decay=TDDS_DECAY)
-        return select(scores, self.settings.fraction, self.targets, self.settings.class_balanced), 0
-
-
-@register
-class KCenter(FromReference):
-    """k-center greedy on the reference model's features (Sener & Savarese)."""
-
-    name = "kcenter"
-
-    def choose(self) -> tuple[Tensor, int]:
-        _, features = self.reference_forward()
-        draw = generator(self.context.seed, "kcenter")
-        return kcenter_greedy(features, self.settings.fraction, self.targets, draw), len(self.targets)
-
-
-@register
-class Moderate(FromReference):
-    """The samples at the median distance from their class centre in the reference features (Xia et al.)."""
-
-    name = "moderate"
-
-    def choose(self) -> tuple[Tensor, int]:
-        _, features = self.reference_forward()
-        return moderate_select(features, self.targets, self.settings.fraction), len(self.targets)
-
-
 # ---------------------------------------------------------------- soft pruning, and replaying another run's subsets
-
-@dataclass(frozen=True)
-class InfoBatchSettings(Settings):
-    prune_prob: float = 0.5  # r: drop probability of a sample below the mean loss
-    anneal: float = 0.875  # delta: prune only in epochs t < delta * epochs
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.fraction != 1.0:
-            raise ValueError("infobatch keeps a share set by prune_prob and the losses, not by fraction; "
-                             "leave fraction at 1.0")
-        if not 0 < self.prune_prob < 1 or not 0 <= self.anneal <= 1:
-            raise ValueError(f"prune_prob must be in (0, 1) and anneal in [0, 1], got {self.prune_prob!r} and "
-                             f"{self.anneal!r}")
-
-
-@register
-class InfoBatch(Sampler):
-    """InfoBatch (Qin et al.): every epoch, samples whose last training loss is below the mean are dropped
-    with probability r and the kept ones weigh 1 / (1 - r); every sample in the last epochs."""
-
-    name = "infobatch"
-    Settings = InfoBatchSettings
-    full_fraction_allowed = True
-
-    def __init__(self, settings: InfoBatchSettings, context: Context) -> None:
-        super().__init__(settings, context)
-        self.observed: dict[int, Tensor] = {}  # per bit-width: each sample's last training loss (NaN: unseen)
-        self.weights: dict[int, Tensor] = {}  # per bit-width: this epoch's loss weight of every sample
-
-    def due(self, epoch: int) -> bool:
-        return True
-
-    def select(self, epoch: int, model: nn.Module, bits: int) -> Selection:
-        s, n = self.settings, len(self.targets)
-        if epoch >= s.anneal * self.context.epochs:
-            self.weights[bits] = torch.ones(n)
-            return Selection(torch.arange(n), 0)
-        losses = self.observed.setdefault(bits, torch.full((n,), math.nan))
-        if epoch > 0 and torch.isnan(losses).all():
-            raise RuntimeError(f"infobatch: no {bits}-bit training loss observed before epoch {epoch}; the training "
-                               "loop must call observe after each forward pass (and a resumed run restore the "
-                               "sampler's state_dict())")
-        kept, self.weights[bits] = infobatch_prune(losses, s.prune_prob, self.draw(epoch, bits))
-        return Selection(kept, 0)
-
-    def watches_training(self) -> bool:
-        return True
-
-    def observe(self, bits: int, indices: Tensor, logits: Tensor) -> None:
-        losses = self.observed.setdefault(bits, torch.full((len(self.targets),), math.nan))
-        losses[indices] = F.cross_entropy(logits.detach().float().cpu(), self.targets[indices], reduction="none")
-
-    def loss_weights(self, bits: int, indices: Tensor) -> Tensor:
-        if bits not in self.weights:
-            raise RuntimeError(f"no {bits}-bit loss weights: call select() for this epoch first")
-        return self.weights[bits][indices]
-
-    def state_dict(self) -> dict:
-        return {"observed": dict(self.observed)}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.observed = dict(state["observed"])
-
 
 @dataclass(frozen=True)
 class ReplaySettings(Settings):

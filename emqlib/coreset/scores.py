@@ -13,7 +13,7 @@ from torch import Tensor
 BETA_SCHEDULES = ("cosine", "linear", "sqrt", "quadratic", "fixed", "evs-only", "ds-only", "repo-cosine")
 
 
-def _check_logits(logits: Tensor, targets: Tensor | None = None) -> None:
+def check_logits(logits: Tensor, targets: Tensor | None = None) -> None:
     if logits.dim() != 2:
         raise ValueError(f"logits must have shape [N, C], got {tuple(logits.shape)}")
     if targets is not None:
@@ -31,7 +31,7 @@ def evs(logits: Tensor, targets: Tensor) -> Tensor:
     Computed on an early-trained model this is the EL2N score (Paul et al. 2021); it is also the
     per-sample norm of the CE gradient w.r.t. the last layer's bias (EMQ's default score here).
     """
-    _check_logits(logits, targets)
+    check_logits(logits, targets)
     probs = logits.softmax(dim=1)
     onehot = F.one_hot(targets, num_classes=logits.shape[1]).to(probs.dtype)
     return torch.linalg.vector_norm(probs - onehot, dim=1)
@@ -39,7 +39,7 @@ def evs(logits: Tensor, targets: Tensor) -> Tensor:
 
 def ds(logits: Tensor, teacher_logits: Tensor) -> Tensor:
     """ACS disagreement score (Def. 2): ||softmax(logits) - softmax(teacher_logits)||_2 per sample."""
-    _check_logits(logits)
+    check_logits(logits)
     if teacher_logits.shape != logits.shape:
         raise ValueError(
             f"teacher_logits must have the same shape as logits {tuple(logits.shape)}, "
@@ -98,55 +98,3 @@ def grand_last_layer_score(logits: Tensor, targets: Tensor, features: Tensor) ->
     return evs(logits, targets) * torch.sqrt(1.0 + feat_sq)
 
 
-def _check_trajectory(prob_trajectory: Tensor) -> None:
-    if prob_trajectory.dim() != 3:
-        raise ValueError(
-            f"prob_trajectory must have shape [T, N, C], got {tuple(prob_trajectory.shape)}"
-        )
-
-
-def tdds_score(prob_trajectory: Tensor, window: int = 10, decay: float = 0.9) -> Tensor:
-    """TDDS score (Zhang et al., CVPR 2024; the three steps of its code) from softmax outputs P_e,
-    e = 0..T-1, shape [T, N, C].
-
-    c_e = sum_m |P_{e+1,m} (log(P_{e+1,m} + 1e-8) - log(P_{e,m} + 1e-8))|;
-    v_k = sqrt(sum_j (c_j - mean)^2) over c_k..c_{k+W-2}, k = 0..T-W;
-    S = sum_k v_k * decay * (1 - decay)^(T-W-k)  (later windows weigh more).
-    """
-    _check_trajectory(prob_trajectory)
-    T = prob_trajectory.shape[0]
-    if not 2 <= window <= T:
-        raise ValueError(f"need T >= window >= 2, got T={T}, window={window}")
-    if not 0.0 < decay < 1.0:
-        raise ValueError(f"decay must be in (0, 1), got {decay}")
-    row_sums = prob_trajectory.sum(dim=2)
-    if (prob_trajectory < 0).any() or not torch.allclose(
-        row_sums, torch.ones_like(row_sums), rtol=0.0, atol=1e-3
-    ):
-        raise ValueError(
-            "prob_trajectory must hold probabilities (softmax outputs): non-negative, each [T, N, :] "
-            "row summing to 1 within 1e-3"
-        )
-    log_p = torch.log(prob_trajectory + 1e-8)
-    c = (prob_trajectory[1:] * (log_p[1:] - log_p[:-1])).abs().sum(dim=2)  # [T-1, N]
-    windows = c.unfold(0, window - 1, 1)  # [T-W+1, N, W-1]
-    v = ((windows - windows.mean(dim=2, keepdim=True)) ** 2).sum(dim=2).sqrt()  # [T-W+1, N]
-    k = torch.arange(T - window + 1, dtype=v.dtype)
-    weights = decay * (1.0 - decay) ** (T - window - k)
-    return (weights[:, None] * v).sum(dim=0)
-
-
-def forgetting_score(prob_trajectory: Tensor, targets: Tensor) -> Tensor:
-    """Forgetting events (Toneva et al. 2019): count correct -> incorrect transitions between
-    consecutive steps of the [T, N, C] trajectory; samples never correct get +inf.
-
-    Only the argmax is used, so logits work as well as probabilities.
-    """
-    _check_trajectory(prob_trajectory)
-    _check_logits(prob_trajectory[0], targets)
-    correct = prob_trajectory.argmax(dim=2) == targets  # [T, N]
-    events = (correct[:-1] & ~correct[1:]).sum(dim=0)
-    dtype = prob_trajectory.dtype if prob_trajectory.dtype.is_floating_point else torch.float32
-    score = events.to(dtype)
-    score[~correct.any(dim=0)] = math.inf
-    return score

@@ -20,7 +20,7 @@ from ..budgets import check_fraction, class_budgets  # noqa: F401 (part of emqli
 from ..budgets import check_labels as _check_labels
 
 
-def _groups(n: int, labels: Tensor | None, class_balanced: bool) -> list[Tensor]:
+def class_groups(n: int, labels: Tensor | None, class_balanced: bool) -> list[Tensor]:
     """Index sets selected independently: one per class (ascending class id), or all samples."""
     if not class_balanced:
         return [torch.arange(n)]
@@ -53,7 +53,7 @@ def select(
     fraction = check_fraction(fraction)
     _check_scores(scores, labels)
     kept = []
-    for idx in _groups(scores.shape[0], labels, class_balanced):
+    for idx in class_groups(scores.shape[0], labels, class_balanced):
         order = torch.sort(scores[idx], descending=largest, stable=True).indices
         kept.append(idx[order[: _budget(len(idx), fraction)]])
     return torch.cat(kept).sort().values
@@ -66,7 +66,7 @@ def random_subset(
     fraction = check_fraction(fraction)
     _check_labels(labels)
     kept = []
-    for idx in _groups(labels.shape[0], labels, class_balanced):
+    for idx in class_groups(labels.shape[0], labels, class_balanced):
         perm = torch.randperm(len(idx), generator=generator)
         kept.append(idx[perm[: _budget(len(idx), fraction)]])
     return torch.cat(kept).sort().values
@@ -83,7 +83,7 @@ def split_part(labels: Tensor, fraction, epoch: int, generator: torch.Generator)
     if epoch < 0:
         raise ValueError(f"epoch must be >= 0, got {epoch}")
     kept = []
-    for idx in _groups(labels.shape[0], labels, True):
+    for idx in class_groups(labels.shape[0], labels, True):
         order, budget = torch.randperm(len(idx), generator=generator), _budget(len(idx), fraction)
         kept.append(idx[order[(epoch * budget + torch.arange(budget)) % len(idx)]])
     return torch.cat(kept).sort().values
@@ -100,7 +100,7 @@ def rs2_window(labels: Tensor, fraction, epoch: int, order_of_pass) -> Tensor:
     if epoch < 0:
         raise ValueError(f"epoch must be >= 0, got {epoch}")
     kept = []
-    for idx in _groups(labels.shape[0], labels, True):
+    for idx in class_groups(labels.shape[0], labels, True):
         budget = _budget(len(idx), fraction)
         windows = math.ceil(len(idx) / budget)
         draw = order_of_pass(epoch // windows)
@@ -111,62 +111,6 @@ def rs2_window(labels: Tensor, fraction, epoch: int, order_of_pass) -> Tensor:
             earlier = order[:start]
             window = torch.cat([window, earlier[torch.randperm(len(earlier), generator=draw)[:budget - len(window)]]])
         kept.append(idx[window])
-    return torch.cat(kept).sort().values
-
-
-def _kcenter(x: Tensor, k: int, generator: torch.Generator) -> Tensor:
-    start = int(torch.randint(x.shape[0], (1,), generator=generator))
-    chosen = [start]
-    min_dist = torch.linalg.vector_norm(x - x[start], dim=1)
-    min_dist[start] = -math.inf  # never re-pick a chosen point, even among duplicates
-    for _ in range(k - 1):
-        nxt = int(torch.argmax(min_dist))  # first maximum -> lowest index on ties
-        chosen.append(nxt)
-        min_dist = torch.minimum(min_dist, torch.linalg.vector_norm(x - x[nxt], dim=1))
-        min_dist[nxt] = -math.inf
-    return torch.tensor(chosen, dtype=torch.long)
-
-
-def kcenter_greedy(
-    features: Tensor,
-    fraction,
-    labels: Tensor | None,
-    generator: torch.Generator,
-    class_balanced: bool = True,
-) -> Tensor:
-    """k-center greedy (Sener & Savarese 2018), Euclidean, per class when class_balanced.
-
-    Each group starts from `torch.randint(n_group, (1,), generator=generator)` (groups in ascending
-    class order) and repeatedly adds the point farthest from its nearest chosen point; O(N * k).
-    """
-    fraction = check_fraction(fraction)
-    if features.dim() != 2:
-        raise ValueError(f"features must have shape [N, D], got {tuple(features.shape)}")
-    kept = []
-    for idx in _groups(features.shape[0], labels, class_balanced):
-        kept.append(idx[_kcenter(features[idx], _budget(len(idx), fraction), generator)])
-    return torch.cat(kept).sort().values
-
-
-def _median(x: Tensor) -> Tensor:
-    """Median along dim 0, averaging the two middle values for even sizes (as numpy does)."""
-    s = x.sort(dim=0).values
-    n = x.shape[0]
-    return (s[(n - 1) // 2] + s[n // 2]) / 2
-
-
-def moderate_select(features: Tensor, labels: Tensor, fraction) -> Tensor:
-    """Moderate coreset (Xia et al. 2023): per class, keep the samples whose distance to the
-    per-dimension median feature is closest to the median of those distances (ties: lower index)."""
-    fraction = check_fraction(fraction)
-    if features.dim() != 2:
-        raise ValueError(f"features must have shape [N, D], got {tuple(features.shape)}")
-    kept = []
-    for idx in _groups(features.shape[0], labels, class_balanced=True):
-        x = features[idx]
-        dist = torch.linalg.vector_norm(x - _median(x), dim=1)
-        order = torch.sort((dist - _median(dist)).abs(), stable=True).indices
-        kept.append(idx[order[: _budget(len(idx), fraction)]])
     return torch.cat(kept).sort().values
 
 
@@ -193,7 +137,7 @@ def score_sample(scores: Tensor, fraction, labels: Tensor, tau: float, uniform_s
     if not 0 <= uniform_share <= 1:
         raise ValueError(f"uniform_share must be in [0, 1], got {uniform_share!r}")
     kept = []
-    for idx in _groups(scores.shape[0], labels, class_balanced=True):
+    for idx in class_groups(scores.shape[0], labels, class_balanced=True):
         s = scores[idx].double()
         log_weight = torch.zeros_like(s) if tau == 0 else tau * torch.log(s)  # s = 0: weight 0, drawn last
         if torch.isinf(log_weight).all():  # every score 0: the score part is uniform
@@ -232,7 +176,7 @@ def ccs_select(scores: Tensor, fraction, labels: Tensor, hard_share: float, stra
     if isinstance(strata, bool) or not isinstance(strata, int) or strata < 1:
         raise ValueError(f"strata must be an integer >= 1, got {strata!r}")
     kept = []
-    for idx in _groups(scores.shape[0], labels, class_balanced=True):
+    for idx in class_groups(scores.shape[0], labels, class_balanced=True):
         budget = _budget(len(idx), fraction)
         hardest_first = torch.sort(scores[idx], descending=True, stable=True).indices
         rest = idx[hardest_first[min(int(hard_share * len(idx)), len(idx) - budget):]]
@@ -246,40 +190,3 @@ def ccs_select(scores: Tensor, fraction, labels: Tensor, hard_share: float, stra
     return torch.cat(kept).sort().values
 
 
-def infobatch_prune(losses: Tensor, prune_prob: float, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-    """InfoBatch soft pruning (Qin et al., ICLR 2024, Sec. 3.2-3.3), one epoch.
-
-    Each sample whose last loss is below the mean loss is dropped with probability r = prune_prob;
-    the kept ones among them get loss weight 1 / (1 - r) so that the expected gradient is unchanged;
-    all other samples are kept with weight 1. Samples not yet seen (NaN loss) are kept and left out
-    of the mean. Returns the kept indices and the weight of every sample [N] (0 where dropped).
-    """
-    if losses.dim() != 1:
-        raise ValueError(f"losses must have shape [N], got {tuple(losses.shape)}")
-    if not 0 < prune_prob < 1:
-        raise ValueError(f"prune_prob must be in (0, 1), got {prune_prob!r}")
-    seen = ~torch.isnan(losses)
-    well_learned = seen & (losses < losses[seen].mean()) if seen.any() else seen
-    dropped = well_learned & (torch.rand(len(losses), generator=generator) < prune_prob)
-    weights = torch.ones(len(losses))
-    weights[well_learned] = 1 / (1 - prune_prob)
-    weights[dropped] = 0.0
-    return torch.nonzero(~dropped).flatten(), weights
-
-
-def pruning_rate(subset_sizes, train_size: int) -> float:
-    """The pruning rate a run reached: 1 - (sample passes) / (train_size x epochs), from the size of
-    each epoch's subset (InfoBatch's rate is not fixed in advance)."""
-    sizes = list(subset_sizes)
-    if not sizes or train_size < 1:
-        raise ValueError("need at least one epoch's subset size and a positive training-set size")
-    return 1.0 - sum(sizes) / (train_size * len(sizes))
-
-
-def equal_budget_epochs(epochs: int, fraction) -> int:
-    """Epochs of full-data training with the same sample passes as ``epochs`` epochs on a kept
-    ``fraction`` (the equal-budget baseline a coreset must beat): max(1, round(epochs * fraction))."""
-    fraction = check_fraction(fraction)
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
-    return max(1, round(epochs * fraction))

@@ -28,6 +28,7 @@ from ..bn import BN_MODES
 from ..coreset.samplers import SAMPLERS, Settings, sampler_class, settings_for
 from ..distill import TEACHERS
 from ..quant import QuantSpec
+from . import baselines  # noqa: F401 (registers the prior methods' selection rules by name)
 from .datasets import DATASETS, check_noise_rate
 
 SCHEMA_VERSION = 3  # bump when a change to the code makes old cached runs invalid

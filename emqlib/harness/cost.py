@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from ..budgets import check_fraction
+
 FORWARD_PASS_WEIGHT = 1 / 3  # a forward-only pass (teacher, scoring) costs about a third of a forward+backward
 
 
@@ -80,3 +82,21 @@ def ideal_pass_ratio(dedicated_models: int, trained_bits: int, fraction: float) 
     """Dedicated trains ``dedicated_models`` models on all data; a multi-bit method trains
     ``trained_bits`` bit-widths on a ``fraction`` of it each (EMQ, training cost)."""
     return dedicated_models / (trained_bits * fraction)
+
+
+def pruning_rate(subset_sizes, train_size: int) -> float:
+    """The pruning rate a run reached: 1 - (sample passes) / (train_size x epochs), from the size of
+    each epoch's subset (InfoBatch's rate is not fixed in advance)."""
+    sizes = list(subset_sizes)
+    if not sizes or train_size < 1:
+        raise ValueError("need at least one epoch's subset size and a positive training-set size")
+    return 1.0 - sum(sizes) / (train_size * len(sizes))
+
+
+def equal_budget_epochs(epochs: int, fraction) -> int:
+    """Epochs of full-data training with the same sample passes as ``epochs`` epochs on a kept
+    ``fraction`` (the equal-budget baseline a coreset must beat): max(1, round(epochs * fraction))."""
+    fraction = check_fraction(fraction)
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
+    return max(1, round(epochs * fraction))

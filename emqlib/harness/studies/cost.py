@@ -8,11 +8,10 @@ import numpy as np
 import pandas as pd
 
 from ...bits import SUPPORTED_BITS
-from ...coreset import equal_budget_epochs, pruning_rate
 from .. import labels
 from ..build import load_run_data
 from ..config import RunConfig, profile_config
-from ..cost import speedups
+from ..cost import equal_budget_epochs, pruning_rate, speedups
 from .common import coreset_config, run, run_all, summarize, summarize_plan
 from .shared_bn import trained_neighbours
 
@@ -64,7 +63,7 @@ def emq_coreset_config(profile: str, variant: str, fraction: float, seed: int, *
 
 def equal_budget_configs(profile: str, fraction: float, seed: int, **changes) -> dict[str, RunConfig]:
     """Full-data EMQ for the epochs that give a coreset at ``fraction`` its sample passes
-    (:func:`emqlib.coreset.equal_budget_epochs`), in EMQ's joint loop (every bit-width on every batch, one
+    (:func:`emqlib.harness.cost.equal_budget_epochs`), in EMQ's joint loop (every bit-width on every batch, one
     optimizer step) and in the coreset runs' bit-wise loop (a step per bit-width and batch: a "random" subset
     of the whole data), so that the loop is not mistaken for the selection."""
     base = profile_config(profile, "emq", seed=seed, **changes)

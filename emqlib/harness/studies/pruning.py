@@ -20,7 +20,7 @@ def pruning_study(profile: str, variant: str, rates: Sequence[float] = (0.5, 0.6
     ``variant``, method label "EMQ + bit-wise coreset") and the selection rules ``methods``, with full-data
     EMQ (pruning rate 0) per seed. The headline rate runs every seed of ``headline_seeds`` and adds
     equal-budget full data: full-data EMQ for the epochs that give the coreset's sample passes
-    (:func:`emqlib.coreset.equal_budget_epochs`), the competitor a coreset must beat."""
+    (:func:`emqlib.harness.cost.equal_budget_epochs`), the competitor a coreset must beat."""
     plan = []
     for rate in rates:
         fraction = round(1 - rate, 6)
