@@ -52,7 +52,7 @@ class Learner:
 
     model: nn.Module  # what the loops call: possibly wrapped (DistributedDataParallel, torch.compile)
     optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
+    schedule: Callable[[float], float]  # the learning rate's factor at a point of training, from 0 (start) to 1 (end)
     bits: tuple[int, ...]
     module: nn.Module = field(init=False)  # the model without its wrappers (state dicts, evaluation)
 
@@ -61,6 +61,14 @@ class Learner:
         while isinstance(module, nn.parallel.DistributedDataParallel) or hasattr(module, "_orig_mod"):
             module = module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module._orig_mod
         self.module = module
+        for group in self.optimizer.param_groups:
+            group.setdefault("initial_lr", group["lr"])
+
+    def anneal(self, progress: float) -> None:
+        """Set the learning rate for the optimizer step at ``progress`` (the share of training done), so that
+        every run anneals over its own steps, however many epochs it has."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["initial_lr"] * self.schedule(progress)
 
 
 @dataclass

@@ -205,10 +205,10 @@ def _acs_config():
 
 
 PINNED_HASHES = {
-    "7eae95fedcc30c7b": lambda: RunConfig(),
-    "ff71096309246f7b": lambda: profile_config("cpu", training=BITWISE_TRAINING,
+    "a9300122759e3d65": lambda: RunConfig(),
+    "a1de2474b7fc80f1": lambda: profile_config("cpu", training=BITWISE_TRAINING,
                                 selection={"rule": "emq-sample", "fraction": 0.3, "tau": 2.0, "free_scores": True}),
-    "abc0c0a5fef1c201": lambda: reference_config(_acs_config()),
+    "aec5157cbd18320b": lambda: reference_config(_acs_config()),
 }
 
 

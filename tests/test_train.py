@@ -306,3 +306,23 @@ def test_two_processes_asking_for_one_run_train_it_once(tmp_path) -> None:
     final_weights(run.path)  # checksum matches
     info = load_json(run.path / "checkpoint.json")
     assert load_torch(run.path / info["file"], info["sha256"])["epoch"] == config.optim.epochs - 1
+
+
+# ---------------------------------------------------------------- the learning-rate schedule
+
+def test_the_learning_rate_anneals_per_step_so_short_and_long_runs_end_alike(tmp_path) -> None:
+    import math
+
+    lrs = {}
+    for epochs in (1, 4):
+        run = train(tmp_path / str(epochs), bits=(2, 32), optim={"epochs": epochs})
+        m = run.metrics
+        steps = int(m.optimizer_steps.iloc[0])  # one learner: the same steps every epoch
+        assert steps == math.ceil(N_TRAIN / 32)  # one step per batch of the joint loop
+        # the rate of the last step: cosine at (steps - 1) / steps of the epoch, of the last epoch
+        last = (epochs - 1 + (steps - 1) / steps) / epochs
+        expected = 1e-3 * 0.5 * (1 + math.cos(math.pi * last))
+        assert m[m.epoch == epochs - 1].lr.iloc[0] == pytest.approx(expected, rel=1e-9)
+        assert run.cost()["optimizer_steps"] == epochs * steps
+        lrs[epochs] = run.cost()["final_lr"]
+    assert lrs[1] < 1e-4 and lrs[4] < 1e-5  # both anneal (a per-epoch schedule would end the 1-epoch run at 1e-3)

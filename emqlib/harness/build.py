@@ -5,7 +5,9 @@ Dedicated has one learner per bit-width; joint and EMQ one learner for all of th
 """
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -126,16 +128,18 @@ def optimizer_for(config: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
     return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, nesterov=True)
 
 
-def scheduler_for(config: RunConfig, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
-    """Per-epoch learning-rate schedule."""
+def lr_schedule(config: RunConfig) -> Callable[[float], float]:
+    """The learning rate's factor at training progress p in [0, 1), set before every optimizer step: cosine
+    0.5 (1 + cos(pi p)), linear 1 - p, multistep 0.1 per milestone epoch passed, or constant. Stepped per
+    optimizer step rather than per epoch, so that a run of few epochs anneals as fully as a long one."""
     o = config.optim
     if o.lr_schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=o.epochs)
+        return lambda p: 0.5 * (1 + math.cos(math.pi * p))
     if o.lr_schedule == "multistep":
-        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(o.milestones), gamma=0.1)
+        return lambda p: 0.1 ** sum(p * o.epochs >= m for m in o.milestones)
     if o.lr_schedule == "linear":
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: 1 - e / o.epochs)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: 1.0)
+        return lambda p: 1 - p
+    return lambda p: 1.0
 
 
 def load_reference_weights(model: nn.Module, reference: nn.Module) -> None:
@@ -172,5 +176,5 @@ def build_learners(config: RunConfig, reference: Reference | None, runtime: Runt
         optimizer = optimizer_for(config, model)
         if runtime.compiles():
             model = compile_model(model)
-        learners.append(Learner(model, optimizer, scheduler_for(config, optimizer), bits))
+        learners.append(Learner(model, optimizer, lr_schedule(config), bits))
     return learners

@@ -24,9 +24,9 @@ def load_latest(run_dir: Path) -> tuple[Path, dict] | None:
 
 
 def learner_state(learner) -> dict:
-    """What resuming a learner (emqlib.harness.build.Learner) needs: model, optimizer and schedule."""
-    return {"model": learner.module.state_dict(), "optimizer": learner.optimizer.state_dict(),
-            "scheduler": learner.scheduler.state_dict()}
+    """What resuming a learner (:class:`emqlib.train.Learner`) needs: its model and optimizer (the learning rate is
+    set again from the schedule before every step)."""
+    return {"model": learner.module.state_dict(), "optimizer": learner.optimizer.state_dict()}
 
 
 def resume(run_dir: Path, config: dict, learners: list) -> dict | None:
@@ -42,7 +42,6 @@ def resume(run_dir: Path, config: dict, learners: list) -> dict | None:
     for learner, saved in zip(learners, state["learners"]):
         learner.module.load_state_dict(saved["model"])
         learner.optimizer.load_state_dict(saved["optimizer"])
-        learner.scheduler.load_state_dict(saved["scheduler"])
     return state
 
 

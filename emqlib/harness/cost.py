@@ -6,8 +6,6 @@ forward-only passes (distillation teachers, selection scoring) at :data:`FORWARD
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import pandas as pd
 
 from ..budgets import check_fraction
@@ -20,51 +18,16 @@ def pass_equivalents(sample_passes: float, teacher_forwards: float, selection_fo
     return sample_passes + FORWARD_PASS_WEIGHT * (teacher_forwards + selection_forwards)
 
 
-@dataclass
-class BitCost:
-    """One bit-width's work in one epoch."""
-
-    sample_passes: int = 0  # training forward+backward passes, one per sample and step
-    teacher_forwards: int = 0  # forward-only passes of a distillation teacher
-    selection_forwards: int = 0  # forward-only passes scoring samples for the coreset
-    loss_sum: float = 0.0  # training loss summed over samples (mean loss x batch rows, per step)
-
-    def add_step(self, rows: int, mean_loss: float, teacher_rows: int = 0) -> None:
-        """Count one training step of ``rows`` samples whose mean loss was ``mean_loss``."""
-        self.sample_passes += rows
-        self.teacher_forwards += teacher_rows
-        self.loss_sum += mean_loss * rows
-
-
-@dataclass
-class EpochCost:
-    """The per-bit-width cost record of one epoch (of one loop, or of the whole epoch)."""
-
-    bits: dict[int, BitCost] = field(default_factory=dict)
-
-    def __getitem__(self, b: int) -> BitCost:
-        return self.bits.setdefault(b, BitCost())
-
-    def merge(self, other: EpochCost) -> EpochCost:
-        """The sum of two records (e.g. selection and training, or two learners)."""
-        merged = EpochCost()
-        for record in (self, other):
-            for b, c in record.bits.items():
-                m = merged[b]
-                m.sample_passes += c.sample_passes
-                m.teacher_forwards += c.teacher_forwards
-                m.selection_forwards += c.selection_forwards
-                m.loss_sum += c.loss_sum
-        return merged
-
-
 def run_cost(metrics: pd.DataFrame) -> dict:
-    """Totals of a run's metrics table: seconds of training and of selection, their sum (the
-    wall-clock cost), per-sample passes, forward-only passes and the pass equivalents."""
-    per_epoch = metrics.groupby("epoch")[["train_seconds", "selection_seconds"]].first().sum()
+    """Totals of a run's metrics table: seconds of training and of selection, their sum (the wall-clock cost),
+    per-sample passes, forward-only passes, the pass equivalents, the optimizer steps and the learning rate of
+    the last step (an equal budget is equal in passes, steps and schedule)."""
+    per_epoch = metrics.groupby("epoch")[["train_seconds", "selection_seconds", "optimizer_steps"]].first().sum()
+    last = metrics[metrics.epoch == metrics.epoch.max()]
     cost = {"train_seconds": float(per_epoch.train_seconds), "selection_seconds": float(per_epoch.selection_seconds),
             "sample_passes": int(metrics.sample_passes.sum()), "teacher_forwards": int(metrics.teacher_forwards.sum()),
-            "selection_forwards": int(metrics.selection_forwards.sum())}
+            "selection_forwards": int(metrics.selection_forwards.sum()),
+            "optimizer_steps": int(per_epoch.optimizer_steps), "final_lr": float(last.lr.max())}
     cost["wall_seconds"] = cost["train_seconds"] + cost["selection_seconds"]
     cost["pass_equivalents"] = pass_equivalents(cost["sample_passes"], cost["teacher_forwards"],
                                                 cost["selection_forwards"])

@@ -96,12 +96,14 @@ class Trainer:
         start = time.perf_counter()
         cost = self._select(epoch)
         selection_seconds, start = time.perf_counter() - start, time.perf_counter()
-        cost = cost.merge(self._train(epoch))
+        trained, optimizer_steps = self._train(epoch)
+        cost = cost.merge(trained)
         train_seconds, start = time.perf_counter() - start, time.perf_counter()
         rows = self._evaluate(epoch, cost)
-        seconds = dict(train_seconds=train_seconds, selection_seconds=selection_seconds,
-                       eval_seconds=time.perf_counter() - start)
-        return [{**row, **seconds} for row in rows]
+        # per epoch, like the seconds: every row of the epoch carries the epoch's total
+        totals = dict(optimizer_steps=optimizer_steps, train_seconds=train_seconds, selection_seconds=selection_seconds,
+                      eval_seconds=time.perf_counter() - start)
+        return [{**row, **totals} for row in rows]
 
     def _select(self, epoch: int) -> EpochCost:
         """Draw the subsets due this epoch; rank 0 scores and selects, the other processes receive its subsets."""
@@ -115,28 +117,41 @@ class Trainer:
                     cost[b].selection_forwards += chosen.forwards if chosen else 0
         return cost
 
-    def _train(self, epoch: int) -> EpochCost:
-        """One epoch of the configuration's loop for every learner, then its learning-rate step."""
+    def steps(self, epoch_subsets: list[dict[int, Tensor]]) -> list[int]:
+        """Each learner's optimizer steps in an epoch on these subsets (one per batch, in every loop)."""
+        return [steps_per_epoch(self.config.training.loop, subsets, self.config.optim.batch_size)
+                for subsets in epoch_subsets]
+
+    def _train(self, epoch: int) -> tuple[EpochCost, int]:
+        """One epoch of the configuration's loop for every learner, its learning rate set before each step from
+        the share of training done; returns the cost and the optimizer steps taken."""
         c, cost = self.config, EpochCost()
-        steps = sum(steps_per_epoch(c.training.loop, self.indices(i, l.bits), c.optim.batch_size)
-                    for i, l in enumerate(self.learners))
+        subsets = [self.indices(i, l.bits) for i, l in enumerate(self.learners)]
+        steps = self.steps(subsets)
         device, data_draw = self.runtime.torch_device(), generator(c.seed, "data", epoch)
 
-        def shuffled(indices: Tensor):
-            for x, y, idx in batches(self.train_set, indices, c.optim.batch_size, data_draw, augment=c.data.augment):
-                yield shard(x).to(device, memory_format=self.runtime.memory_format), shard(y).to(device), shard(idx)
-                bar.update()
+        def annealed(learner, n_steps: int):
+            """Shuffled batches on the training device, the learner's learning rate set before each (one step each)."""
+            done = 0
 
-        with tqdm(total=steps, desc=f"epoch {epoch + 1}/{c.optim.epochs}", leave=False, dynamic_ncols=True,
+            def batches_of(indices: Tensor):
+                nonlocal done
+                for x, y, idx in batches(self.train_set, indices, c.optim.batch_size, data_draw, augment=c.data.augment):
+                    learner.anneal((epoch + done / n_steps) / c.optim.epochs)
+                    yield shard(x).to(device, memory_format=self.runtime.memory_format), shard(y).to(device), shard(idx)
+                    done += 1
+                    bar.update()
+            return batches_of
+
+        with tqdm(total=sum(steps), desc=f"epoch {epoch + 1}/{c.optim.epochs}", leave=False, dynamic_ncols=True,
                   disable=not self.runtime.progress or rank() != 0) as bar:
-            state = Epoch(epoch, shuffled, self.teacher, c.training.label_weight, self.sampler,
-                          c.model.activation_bits, c.training.bit_order,
-                          self._record if self.trajectory is not None else None)
-            for i, learner in enumerate(self.learners):
+            for learner, learner_subsets, n_steps in zip(self.learners, subsets, steps):
+                state = Epoch(epoch, annealed(learner, n_steps), self.teacher, c.training.label_weight, self.sampler,
+                              c.model.activation_bits, c.training.bit_order,
+                              self._record if self.trajectory is not None else None)
                 learner.model.train()
-                cost = cost.merge(LOOPS[c.training.loop](state, learner, self.indices(i, learner.bits)))
-                learner.scheduler.step()
-        return cost
+                cost = cost.merge(LOOPS[c.training.loop](state, learner, learner_subsets))
+        return cost, sum(steps)
 
     def _record(self, bits: int, indices: Tensor, logits: Tensor) -> None:
         """Training-pass softmax outputs by sample index (the trajectory TDDS and forgetting use)."""
