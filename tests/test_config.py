@@ -194,7 +194,7 @@ def test_to_dict_from_dict_round_trip():
     assert "bits" not in values["model"]["quant"] and again.model.quant.bits == (32, 2, 1)  # mirrors model.bits
 
 
-# configurations whose hashes name runs in the cache (computed when the configuration became nested, schema 3):
+# configurations whose hashes name runs in the cache (computed at schema 4, the per-step learning-rate schedule):
 # a change here orphans every cached run of that kind, so it must come with a SCHEMA_VERSION bump
 def _acs_config():
     return profile_config("cpu", method="dedicated", model={"bits": (2,), "activation_bits": 32,
