@@ -75,7 +75,7 @@ from ..inference import predict
 from ..models.resnet import PreActBlock, PreActResNet
 from ..quant import QConv2d, QuantAct
 from .runs import Run, load_run
-from .storage import atomic_write_bytes
+from .storage import atomic_write_bytes, check_replaceable
 from .build import load_run_data
 
 OPSET = 21
@@ -424,13 +424,15 @@ def export_run(run: str | Path | Run, bits: int, out: str | Path, force: bool = 
                allow_low_accuracy: bool = False, kernel: str = "qdq") -> dict:
     """Export ``run`` at ``bits`` to ``out`` (ONNX), after checking it against the fake-quantized model.
 
-    Refuses (ValueError, nothing written) an existing ``out`` without ``force``, a bit-width the
+    Refuses (ValueError, nothing written) an ``out`` that exists and is not a regular file (a
+    folder, a device, a FIFO: even with ``force``), an existing ``out`` without ``force``, a bit-width the
     run serves poorly without ``allow_low_accuracy``, and an export whose test accuracy differs
     from the fake-quantized model's by more than ACCURACY_TOLERANCE points. Returns :func:`compare`'s
     numbers with the file's size.
     """
     out = Path(out)
     bits = check_bits(bits)
+    check_replaceable(out)
     if out.exists() and not force:
         raise ValueError(f"{out} exists; pass --force to overwrite it")
     run = run if isinstance(run, Run) else load_run(run)
