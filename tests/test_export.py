@@ -20,7 +20,7 @@ from emqlib.harness.export import (ACCURACY_TOLERANCE, ActivationGrid, ExportMis
 from emqlib.models import build_model
 from emqlib.quant import QConv2d, QuantAct, QuantSpec
 from emqlib.harness.runs import Run, get_run
-from emqlib.train import Runtime, load_run_data
+from emqlib.harness.build import Runtime, load_run_data
 
 # logits of the export and of the fake-quantized model (|logit| about 1.3): float32 summation order
 # differs, and an activation at a rounding tie may get the neighbouring code, which moves the logits
@@ -37,8 +37,9 @@ def runs(tmp_path_factory) -> dict[str, Run]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("EMQ_RUNS_DIR", str(tmp_path_factory.mktemp("runs")))
         runtime = Runtime(progress=False)
-        yield {"emq": get_run(profile_config("smoke", method="emq"), runtime),
-               "lsq": get_run(profile_config("smoke", method="joint", weight_quantizer="lsq"), runtime)}
+        lsq = {"quant": {"weight_quantizer": "lsq", "full_precision_weight": "plain"}}
+        yield {"emq": get_run(profile_config("smoke", "emq"), runtime),
+               "lsq": get_run(profile_config("smoke", "joint", model=lsq), runtime)}
 
 
 def quantized_convs(model) -> dict[str, QConv2d]:

@@ -102,9 +102,10 @@ def test_runs_that_need_no_reference_train_beside_the_reference(runs_dir, monkey
 def test_a_run_failing_in_a_worker_is_named(runs_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("EMQ_DATA_DIR", str(tmp_path / "no-data"))
     monkeypatch.setenv("EMQ_DOWNLOAD", "0")
-    config = profile_config("smoke", "emq").replace(data={"dataset": "cifar10"})
-    with pytest.raises(RuntimeError, match=f"training run {run_path(config).name} in a worker failed: .*cifar"):
-        pool.train_missing([config], count=2)
+    configs = [profile_config("smoke", "emq", seed=seed).replace(data={"dataset": "cifar10"}) for seed in (0, 1)]
+    names = "|".join(run_path(config).name for config in configs)  # two runs: one alone would train here
+    with pytest.raises(RuntimeError, match=f"training run ({names}) in a worker failed: .*cifar"):
+        pool.train_missing(configs, count=2)
 
 
 def test_study_costs_count_each_run_and_its_reference_once_for_the_first_csv(runs_dir, tmp_path, monkeypatch):

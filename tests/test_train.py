@@ -42,7 +42,7 @@ def results(run) -> pd.DataFrame:
 
 
 def final_weights(path: Path) -> list[dict]:
-    return load_torch(path / "final.pt", load_json(path / "done.json")["final_sha256"])
+    return load_torch(path / "final.pt", load_json(path / "done.json")["final_sha256"])["learners"]
 
 
 def assert_same_weights(a: list[dict], b: list[dict]) -> None:

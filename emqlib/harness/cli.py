@@ -119,6 +119,8 @@ def _eval(args: argparse.Namespace) -> None:
 def _export(args: argparse.Namespace) -> None:
     from .export import export_run
 
+    if not args.out.strip():
+        raise ValueError("--out is empty; give the .onnx file to write")
     bits = parse_bits(args.bits)
     if len(bits) != 1:
         raise ValueError(f"export takes one bit-width, got {args.bits!r}; run it once per bit-width")
@@ -187,10 +189,14 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+# what running a command again saves, by command (the others start over)
+_AGAIN = {"train": "training resumes from its last checkpoint",
+          "reproduce": "finished runs are reused from the run cache"}
+
 # what to do about an operating-system error, by its errno
 _OS_ADVICE = {
-    errno.ENOSPC: "free some disk space and run the same command again (training resumes from its last checkpoint)",
-    errno.EDQUOT: "free some disk space and run the same command again (training resumes from its last checkpoint)",
+    errno.ENOSPC: "free some disk space and run the same command again",
+    errno.EDQUOT: "free some disk space and run the same command again",
     errno.EACCES: "choose a folder you can write to (--out, or EMQ_RUNS_DIR for the run cache)",
     errno.EPERM: "choose a folder you can write to (--out, or EMQ_RUNS_DIR for the run cache)",
     errno.EROFS: "choose a folder on a writable disk (--out, or EMQ_RUNS_DIR for the run cache)",
@@ -200,19 +206,28 @@ _OS_ADVICE = {
 }
 
 
-def error_line(error: BaseException) -> str:
-    """The one line ``main`` prints for ``error``: what happened, where, and what to do. Errors
-    raised by emqlib carry their own advice; raw operating-system and network errors get it here."""
+def _again(command: str | None) -> str:
+    """" (what running ``command`` again saves)", or nothing for a command that starts over."""
+    return f" ({_AGAIN[command]})" if command in _AGAIN else ""
+
+
+def error_line(error: BaseException, command: str | None = None) -> str:
+    """The one line ``main`` prints for ``error`` raised by ``command`` (train, eval, export, download,
+    reproduce): what happened, where, and what to do. Errors raised by emqlib carry their own advice;
+    raw operating-system and network errors get it here."""
     from urllib.error import URLError
 
     if isinstance(error, URLError) or (isinstance(error, ConnectionError | TimeoutError | socket.gaierror)
                                        and error.errno is not None):
         reason = getattr(error, "reason", None) or error.strerror or error
-        return (f"error: network failure ({reason}); check the internet connection and run the same command again "
-                "(training resumes from its last checkpoint)")
+        return (f"error: network failure ({reason}); check the internet connection and run the same command again"
+                + _again(command))
     if isinstance(error, OSError) and error.errno is not None:
-        where = " -> ".join(str(f) for f in (error.filename, error.filename2) if f is not None)
+        where = " -> ".join(os.fsdecode(f) if isinstance(f, bytes) else str(f)
+                            for f in (error.filename, error.filename2) if f is not None)
         advice = _OS_ADVICE.get(error.errno, "check that path and run the same command again")
+        if advice.endswith("run the same command again"):
+            advice += _again(command)
         return f"error: {error.strerror or error}: {where or 'unknown path'}; {advice}"
     text = str(error).strip()
     return f"error: {text.splitlines()[0] if text else type(error).__name__}"
@@ -223,14 +238,17 @@ def main(argv: list[str] | None = None) -> int:
     from .runs import IncompatibleRunError
     from .trainer import RunStoppedError
 
+    # a path is bytes on Linux: one that is not UTF-8 (held as surrogates) is printed as its bytes, not refused
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="surrogateescape")
     try:
         args.func(args)
     except KeyboardInterrupt:
-        print("error: interrupted; run the same command again: training resumes from its last checkpoint",
-              file=sys.stderr)
+        print(f"error: interrupted; run the same command again{_again(args.command)}", file=sys.stderr)
         return 130
     except (ValueError, OSError, IncompatibleRunError, CorruptFileError, RunStoppedError) as error:
-        print(error_line(error), file=sys.stderr)
+        print(error_line(error, args.command), file=sys.stderr)
         return 2
     return 0
 

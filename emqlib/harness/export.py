@@ -70,13 +70,14 @@ from ..bits import FULL_PRECISION, SUPPORTED_BITS, bit_width, check_bits, parse_
 from ..bn import MultiBitBatchNorm2d
 from .config import config_hash
 from ..correction import correction_terms
-from ..data import DATASET_SHAPES, ImageDataset, batches
+from ..data import ImageDataset, batches
 from ..inference import predict
 from ..models.resnet import PreActBlock, PreActResNet
 from ..quant import QConv2d, QuantAct
 from .runs import Run, load_run
-from .storage import atomic_write_bytes
+from .storage import atomic_write_bytes, check_replaceable
 from .build import load_run_data
+from .datasets import DATASET_SHAPES
 
 OPSET = 21
 ACCURACY_TOLERANCE = 0.1  # points: the exported model's test accuracy must equal the fake-quantized one's
@@ -386,7 +387,7 @@ def _accuracy(logits: Tensor, targets: Tensor) -> float:
 def compare(run: Run, bits: int, onnx_model: onnx.ModelProto, dataset: ImageDataset | None = None) -> dict:
     """Test accuracy of the fake-quantized model and of the export at ``bits``, and the largest logit difference."""
     dataset = dataset if dataset is not None else load_run_data(run.config)[1]
-    fake = predict(run.model(bits), dataset, bits, activation_bits=run.config.activation_bits)
+    fake = predict(run.model(bits), dataset, bits, activation_bits=run.config.model.activation_bits)
     exported = onnx_logits(session(onnx_model), dataset)
     return {"bits": bits, "fake_quant_accuracy": _accuracy(fake, dataset.targets),
             "export_accuracy": _accuracy(exported, dataset.targets),
@@ -397,8 +398,8 @@ def compare(run: Run, bits: int, onnx_model: onnx.ModelProto, dataset: ImageData
 
 def served_bits(run: Run) -> tuple[int, ...]:
     """The bit-widths a run has a model for: Dedicated and LSQ runs their trained ones only, others 1-8 and 32."""
-    if run.config.method == "dedicated" or run.config.weight_quantizer == "lsq":
-        return run.config.bits
+    if run.config.method == "dedicated" or run.config.model.quant.weight_quantizer == "lsq":
+        return run.config.model.bits
     return SUPPORTED_BITS
 
 
@@ -408,12 +409,12 @@ def check_served(run: Run, bits: int, allow_low_accuracy: bool = False) -> None:
     ``run.evaluate``, cached in the run folder)."""
     served = served_bits(run)
     if bits not in served:
-        raise ValueError(f"this {run.config.method} run ({run.config.weight_quantizer}) serves bits "
+        raise ValueError(f"this {run.config.method} run ({run.config.model.quant.weight_quantizer}) serves bits "
                          f"{','.join(map(str, served))} only, not {bits}; pick one of those")
     if allow_low_accuracy:
         return
     table = run.evaluate(served).set_index("bits").accuracy
-    chance = 100.0 / DATASET_SHAPES[run.config.dataset][0]
+    chance = 100.0 / DATASET_SHAPES[run.config.data.dataset][0]
     best = table.max()
     if table[bits] < chance + SERVED_SHARE * (best - chance):
         raise ValueError(f"the run serves {bits} bits poorly: {table[bits]:.1f}% test accuracy (best {best:.1f}% at "
@@ -424,18 +425,20 @@ def export_run(run: str | Path | Run, bits: int, out: str | Path, force: bool = 
                allow_low_accuracy: bool = False, kernel: str = "qdq") -> dict:
     """Export ``run`` at ``bits`` to ``out`` (ONNX), after checking it against the fake-quantized model.
 
-    Refuses (ValueError, nothing written) an existing ``out`` without ``force``, a bit-width the
+    Refuses (ValueError, nothing written) an ``out`` that exists and is not a regular file (a
+    folder, a device, a FIFO: even with ``force``), an existing ``out`` without ``force``, a bit-width the
     run serves poorly without ``allow_low_accuracy``, and an export whose test accuracy differs
     from the fake-quantized model's by more than ACCURACY_TOLERANCE points. Returns :func:`compare`'s
     numbers with the file's size.
     """
     out = Path(out)
     bits = check_bits(bits)
+    check_replaceable(out)
     if out.exists() and not force:
         raise ValueError(f"{out} exists; pass --force to overwrite it")
     run = run if isinstance(run, Run) else load_run(run)
     check_served(run, bits, allow_low_accuracy)
-    onnx_model = to_onnx(run.model(bits), bits, run.config.activation_bits, kernel,
+    onnx_model = to_onnx(run.model(bits), bits, run.config.model.activation_bits, kernel,
                          metadata={"run": config_hash(run.config), "method": run.config.method})
     result = compare(run, bits, onnx_model)
     gap = abs(result["export_accuracy"] - result["fake_quant_accuracy"])
@@ -474,16 +477,16 @@ def export_bench_rows(run: Run, bits: str | list[int] = "1-8,32", reps: int = 10
 
     threads = threads or torch.get_num_threads()
     _, test = load_run_data(run.config)
-    where = f"{run.config.model} width {run.config.width:g}, run {config_hash(run.config)}, {threads} threads, CPU"
+    where = f"{run.config.model.name} width {run.config.model.width:g}, run {config_hash(run.config)}, {threads} threads, CPU"
     buffer = io.BytesIO()
     torch.save(run.model(parse_bits(bits)[0]).state_dict(), buffer)
     rows = [row("export_size", len(buffer.getvalue()), "bytes", f"PyTorch fake-quant checkpoint (float32 latent "
                                                                  f"weights, every bit-width's BatchNorm); {where}")]
     for b in parse_bits(bits):
         model = run.model(b)
-        set_bits(model, b, run.config.activation_bits)
-        exports = {"onnxruntime float": to_onnx(model, b, run.config.activation_bits)} if b == FULL_PRECISION else {
-            f"onnxruntime {kernel}": to_onnx(model, b, run.config.activation_bits, kernel) for kernel in KERNELS}
+        set_bits(model, b, run.config.model.activation_bits)
+        exports = {"onnxruntime float": to_onnx(model, b, run.config.model.activation_bits)} if b == FULL_PRECISION else {
+            f"onnxruntime {kernel}": to_onnx(model, b, run.config.model.activation_bits, kernel) for kernel in KERNELS}
         for name, onnx_model in exports.items():
             stored = len(onnx_model.SerializeToString())
             rows += [row("export_size", packed_bytes(onnx_model, b), "bytes",
@@ -491,7 +494,7 @@ def export_bench_rows(run: Run, bits: str | list[int] = "1-8,32", reps: int = 10
                      row("export_size", stored, "bytes", f"{b}-bit, {name}, ONNX file as stored; {where}")]
         sessions = {name: session(onnx_model, threads) for name, onnx_model in exports.items()}
         if b != FULL_PRECISION:
-            sessions["integer without shift"] = session(to_onnx(model, b, run.config.activation_bits, "integer",
+            sessions["integer without shift"] = session(to_onnx(model, b, run.config.model.activation_bits, "integer",
                                                                 shift=False), threads)
         for n in (1, 128):
             x = test.inputs(torch.arange(n) % len(test)).float().contiguous()

@@ -1,6 +1,9 @@
 """Where things live: one place for every path the project writes or reads.
 
-Each folder can be moved with an environment variable (tests write into temporary folders).
+Each folder can be moved with an environment variable (tests write into temporary folders). A
+relative one is resolved against the working directory of the process when it is read, and
+:func:`folder_environment` hands child processes the absolute paths: the notebook kernels of
+``make reproduce`` work in ``notebooks/``, where the same relative path would name other folders.
 """
 from __future__ import annotations
 
@@ -13,8 +16,17 @@ NOTEBOOKS = ROOT / "notebooks"  # source notebooks, committed without outputs
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
 
+FOLDER_VARIABLES = ("EMQ_RUNS_DIR", "EMQ_RESULTS_DIR", "EMQ_FIGURES_DIR", "EMQ_DATA_DIR")
+
+
 def _folder(variable: str, default: Path) -> Path:
-    return Path(os.environ.get(variable, default))
+    return Path(os.environ.get(variable, default)).absolute()
+
+
+def folder_environment() -> dict[str, str]:
+    """The folder variables that are set, each as an absolute path (for processes that start in
+    another working directory)."""
+    return {v: str(Path(os.environ[v]).absolute()) for v in FOLDER_VARIABLES if v in os.environ}
 
 
 def results_dir() -> Path:

@@ -7,17 +7,23 @@ sets it per profile) says how many processes :func:`train_missing` trains with; 
 runs are trained one after another in this process, as :func:`emqlib.harness.runs.get_run` always did.
 
 Workers train through the run cache and its locks, so a run is trained once whoever asks for it,
-and a pool stopped mid-run (Ctrl-C, a failure) leaves resumable checkpoints like any killed run.
+and a pool stopped mid-run (Ctrl-C, a failure, a killed parent: workers end with their parent) leaves
+resumable checkpoints like any killed run.
 """
 from __future__ import annotations
 
+import ast
 import atexit
 import multiprocessing
+import multiprocessing.connection
 import multiprocessing.pool
 import os
 import queue
 import signal
+import sys
+import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 from tqdm.auto import tqdm
 
@@ -72,6 +78,17 @@ def _start_worker(threads: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ["EMQ_PROGRESS"] = "0"  # one bar in the parent, not one per worker
     torch.set_num_threads(threads)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with, args=(parent.sentinel,), daemon=True).start()
+
+
+def _exit_with(parent_sentinel: int) -> None:
+    """End this worker as soon as its parent is gone (killed, SIGKILL included, which no parent can
+    handle): nobody would take its result, so it would train on for nothing and then fail sending it.
+    The run it trains resumes from its last checkpoint (every file is written atomically)."""
+    multiprocessing.connection.wait([parent_sentinel])
+    os._exit(1)
 
 
 def _train(config: RunConfig, evaluations: Sequence[tuple[tuple[int, ...], bool]] = ()) -> str:
@@ -87,10 +104,37 @@ def _train(config: RunConfig, evaluations: Sequence[tuple[tuple[int, ...], bool]
                            f"{type(error).__name__}: {error}") from None
 
 
+def _unguarded_main_script() -> str | None:
+    """The script a spawned worker would run again as it starts, when its top-level code is not
+    under ``if __name__ == "__main__":`` (None otherwise, or when there is no such script: the
+    command line, a notebook, ``python -m pkg`` running ``pkg/__main__.py``). Such a script's
+    studies would start a pool inside every worker, which dies at once; the pool respawns it forever."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None:  # python -m NAME: workers import NAME again, unless it is a __main__ module
+        if spec.name == "__main__" or spec.name.endswith(".__main__"):
+            return None
+        script = spec.origin
+    else:
+        script = getattr(main, "__file__", None)
+    try:
+        tree = ast.parse(Path(script).read_bytes())
+    except (TypeError, OSError, SyntaxError, ValueError):  # no file, or not Python source: nothing to check
+        return None
+    guarded = any(isinstance(node, ast.If) and "__name__" in ast.unparse(node.test)
+                  and "__main__" in ast.unparse(node.test) for node in tree.body)
+    return None if guarded else str(script)
+
+
 def _pool(count: int) -> multiprocessing.pool.Pool:
     """The pool of ``count`` workers of this process, started on first use (spawned: a forked child
     of a process that has run OpenMP threads can hang)."""
     if count not in _pools:
+        script = _unguarded_main_script()
+        if script is not None:
+            raise RuntimeError(f"{count} worker processes ({WORKERS_VARIABLE}) each start by running {script} "
+                               "again, and its studies would start workers of their own: put the script's code "
+                               f'under if __name__ == "__main__": (or set {WORKERS_VARIABLE}=1)')
         _pools[count] = multiprocessing.get_context("spawn").Pool(count, initializer=_start_worker,
                                                                  initargs=(threads_per_worker(count),))
     return _pools[count]
@@ -148,22 +192,35 @@ def train_missing(configs: Sequence[RunConfig], count: int | None = None,
     :func:`workers`), the full-precision reference runs they need included; returns how many runs
     were trained (references not counted). ``evaluations``, one per configuration (or None), is the
     (bits, recalibrate) evaluation the study will ask for: the worker that trains the run measures it
-    too, beside the other worker's training instead of after the pool. With one worker nothing happens
-    here: :func:`emqlib.harness.runs.get_run` trains each run when it is asked for."""
+    too, beside the other worker's training instead of after the pool. No more workers start than
+    there are CPU cores and runs to train (a note on stderr says so when that is fewer than asked for).
+    With one worker nothing happens here: :func:`emqlib.harness.runs.get_run` trains each run when it
+    is asked for."""
     if evaluations is not None and len(evaluations) != len(configs):
         raise ValueError(f"evaluations has {len(evaluations)} entries for {len(configs)} configurations; give one "
                          "per configuration (None where the study evaluates nothing)")
-    count = workers() if count is None else count
-    if count <= 1:
+    asked = workers() if count is None else count
+    if asked <= 1:
         return 0
     todo = missing(configs)
     if not todo:
+        return 0
+    runs = len(todo) + len([r for r in missing([reference_config(c) for c in todo if c.needs_reference])
+                            if run_path(r) not in {run_path(c) for c in todo}])
+    cores = os.cpu_count() or 1
+    started = min(asked, cores, runs)  # each worker holds a training process in memory: none that would idle
+    if started < asked:
+        where = f" ({WORKERS_VARIABLE}={asked})" if count is None else ""
+        print(f"note: {started} worker process{'es' if started > 1 else ''}, not the {asked} asked for{where}: "
+              f"{cores} CPU cores, {runs} run{'s' if runs > 1 else ''} to train"
+              + (" (in this process)" if started == 1 else ""), file=sys.stderr)
+    if started <= 1:
         return 0
     wanted: dict[str, list] = {}
     for config, evaluation in zip(configs, evaluations or [None] * len(configs)):
         if evaluation is not None:
             wanted.setdefault(run_path(config).name, []).append(evaluation)
-    _train_in_pool(todo, count, wanted)
+    _train_in_pool(todo, started, wanted)
     return len(todo)
 
 

@@ -385,7 +385,8 @@ def reproduce(profile: str = "cpu", only: Sequence[str | int] | None = None, out
     width = max(len(p.name) for p in selected)
     from .pool import WORKERS_VARIABLE
 
-    with _environment({**KERNEL_ENVIRONMENT, WORKERS_VARIABLE: str(workers)}), _provenance_at_exit(record, seeds):
+    kernel_environment = {**KERNEL_ENVIRONMENT, **paths.folder_environment(), WORKERS_VARIABLE: str(workers)}
+    with _environment(kernel_environment), _provenance_at_exit(record, seeds):
         for i, notebook in enumerate(execution_order(selected), 1):
             output = output_dir / notebook.name
             echo(f"[{i:>{len(str(len(selected)))}}/{len(selected)}] {notebook.name:<{width}} ", end="", flush=True)

@@ -6,18 +6,22 @@ time works on a run (a file lock); a second one asking for it waits and then reu
 
 A run folder holds ``config.json``, ``metrics.csv`` (one row per epoch and bit-width), the
 last checkpoint (``checkpoint-NNNN.pt`` named by ``checkpoint.json`` with its checksum),
-optional ``snapshots/``, and when finished ``final.pt``, ``selections.pt`` (coreset runs: every subset
+optional ``snapshots/``, and when finished ``final.pt`` (the final weights, with the hash of the
+configuration they were trained for), ``selections.pt`` (coreset runs: every subset
 drawn, by epoch and bit-width) and ``done.json``. Every file is
 written atomically. ``done.json`` records the checksums of ``final.pt``, ``metrics.csv`` (and
 ``trajectory.pt``), the configuration's hash and the number of epochs: a run is finished only
 when all of them check out (:func:`unfinished_reason`); otherwise it is resumed from its last
-checkpoint. It also says how the run was trained (device, compiled or eager). Locks live in ``<runs folder>/.locks/``, never next to a ``--out`` folder.
+checkpoint. It also says how the run was trained (device; compiled, eager or mixed). Locks live in ``<runs folder>/.locks/``, never next to a ``--out`` folder.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -58,8 +62,17 @@ class Run:
 
     @cached_property
     def _final(self) -> list[dict]:
-        return load_torch(self.path / "final.pt", load_json(self.path / "done.json")["final_sha256"],
-                          _train_again(self.path))
+        """The learners' final weights, from a final.pt written for this run's configuration: done.json's
+        checksum says the file is intact, not whose it is (a final.pt copied from another run, with the
+        checksum edited to match, would be evaluated as this run)."""
+        path = self.path / "final.pt"
+        final = load_torch(path, load_json(self.path / "done.json")["final_sha256"], _train_again(self.path))
+        ours = config_hash(self.config)
+        theirs = final.get("config_hash") if isinstance(final, dict) else None
+        if theirs != ours:
+            whose = f"of another configuration (run {theirs})" if theirs else "that do not name their configuration"
+            raise CorruptFileError(f"{path} holds weights {whose}, not those of run {ours}; {_retrain(self.path)}")
+        return final["learners"]
 
     def model(self, bits: int | None = None, epoch: int | None = None) -> nn.Module:
         """The trained model that runs ``bits`` (Dedicated: that bit-width's own model), in eval
@@ -101,32 +114,56 @@ class Run:
         return run_cost(self.metrics)
 
     def evaluate(self, bits=SUPPORTED_BITS, recalibrate: bool = False) -> pd.DataFrame:
-        """Test accuracy at each of ``bits`` (trained or not), cached in the run folder.
+        """Test accuracy at each of ``bits`` (trained or not), cached in the run folder when it can be
+        written (a note on stderr when not: a run on a read-only disk is still evaluated).
 
-        Dedicated runs have one model per trained bit-width and are evaluated at those only.
-        ``recalibrate`` re-estimates BatchNorm statistics at each bit-width first (docs/method.md §4.3).
+        Dedicated runs have one model per trained bit-width and are evaluated at those only (a note
+        on stderr names the others). ``recalibrate`` re-estimates BatchNorm statistics at each
+        bit-width first (docs/method.md §4.3). Computed with one torch thread wherever it runs (a
+        worker or a notebook's process), so that the numbers do not depend on which process asked first.
         """
         bits = parse_bits(bits)
         trained_bits = self.config.model.bits
         if self.config.method == "dedicated":
+            trained = ",".join(map(str, sorted(trained_bits)))
+            skipped = [b for b in bits if b not in trained_bits]
             bits = [b for b in bits if b in trained_bits]
             if not bits:
-                trained = ",".join(map(str, sorted(trained_bits)))
                 raise ValueError(f"{self.path} is a Dedicated run: it has a model for bits {trained} only; "
                                  f"evaluate it at some of those (--bits {trained})")
-        key = sha256(json.dumps([bits, recalibrate]).encode())[:12]
-        cached = _cached_evaluation(self.path / f"eval-{key}.csv", bits)
+            if skipped:
+                print(f"note: bits {','.join(map(str, skipped))} skipped: {self.path} is a Dedicated run, with a "
+                      f"model for bits {trained} only", file=sys.stderr)
+        cache = self.path / f"eval-{sha256(json.dumps([bits, recalibrate]).encode())[:12]}.csv"
+        cached = _cached_evaluation(cache, bits)
         if cached is not None:
             return cached
         train, test = load_run_data(self.config)
         rows = []
-        for b in bits:
-            for row in accuracy_at_bits(self.model(b), test, [b], self.config.model.activation_bits,
-                                        recalibrate_on=train if recalibrate else None):
-                rows.append({**row, "trained": b in trained_bits, "recalibrated": recalibrate})
+        with _one_thread():
+            for b in bits:
+                for row in accuracy_at_bits(self.model(b), test, [b], self.config.model.activation_bits,
+                                            recalibrate_on=train if recalibrate else None):
+                    rows.append({**row, "trained": b in trained_bits, "recalibrated": recalibrate})
         frame = pd.DataFrame(rows)
-        save_csv(frame, self.path / f"eval-{key}.csv")
+        try:
+            save_csv(frame, cache)
+        except OSError as error:
+            print(f"note: the evaluation is not cached ({error.strerror or error}: {error.filename or cache}); it "
+                  "is computed again when asked for again", file=sys.stderr)
         return frame
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """torch computes with one thread inside the block: sums over threads (BatchNorm's statistics when
+    it recalibrates) take another order with another thread count, and differ in the last bits."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _cached_evaluation(path: Path, bits: list[int]) -> pd.DataFrame | None:
@@ -244,7 +281,8 @@ def load_run(path: str | Path) -> Run:
     if not path.exists() and (paths.runs_dir() / str(path)).exists():
         path = paths.runs_dir() / str(path)
     if path.is_file():
-        raise FileNotFoundError(f"{path} is a file, not a run folder; give eval a run folder or a run's hash")
+        raise FileNotFoundError(f"{path} is a file, not a run folder; give the folder of a trained run (the --out of "
+                                "`python -m emqlib train`, or one in the run cache) or a run's hash")
     if not path.is_dir():
         raise FileNotFoundError(f"{path} is not a finished run: no such run folder (nor a run's hash in "
                                 f"{paths.runs_dir()}); train it with `python -m emqlib train`")
@@ -292,8 +330,9 @@ def replayed_selections(config: RunConfig, root: Path | None = None) -> dict[tup
 
 
 def lock_path(path: Path, root: Path | None = None) -> Path:
-    """The lock of run folder ``path``: in the runs folder, named by the folder's absolute path."""
-    key = hashlib.sha256(str(Path(path).absolute()).encode()).hexdigest()[:16]
+    """The lock of run folder ``path``: in the runs folder, named by the folder's real path (symbolic
+    links resolved: one folder named two ways is one lock, so one process trains it)."""
+    key = hashlib.sha256(os.fsencode(Path(path).resolve())).hexdigest()[:16]
     return (root or paths.runs_dir()) / ".locks" / f"{key}.lock"
 
 
@@ -345,12 +384,14 @@ def _finish(trainer: Trainer, path: Path) -> None:
     :func:`unfinished_reason` verifies."""
     # metrics.csv is written again from the checkpointed rows: a resumed run may have found it damaged
     save_csv(pd.DataFrame(trainer.metrics), path / "metrics.csv")
-    done = {"final_sha256": save_torch([l.module.state_dict() for l in trainer.learners], path / "final.pt"),
+    final = {"config_hash": config_hash(trainer.config), "learners": [l.module.state_dict() for l in trainer.learners]}
+    done = {"final_sha256": save_torch(final, path / "final.pt"),
             "metrics_sha256": file_sha256(path / "metrics.csv"), "config_hash": config_hash(trainer.config),
             "epochs": trainer.config.optim.epochs,
-            # how, not what: not in the configuration's hash, but compiled kernels sum in another order than eager ones
+            # how, not what: not in the configuration's hash, but compiled kernels sum in another order than eager ones;
+            # "mixed": some epochs ran compiled and others not (a run resumed under another setting), or unrecorded
             "trained_with": {"device": trainer.runtime.torch_device().type,
-                             "compiled": any(hasattr(l.model, "_orig_mod") for l in trainer.learners)}}
+                             "compiled": next(iter(trainer.compiled)) if len(trainer.compiled) == 1 else "mixed"}}
     if trainer.trajectory is not None:
         done["trajectory_sha256"] = save_torch(trainer.trajectory, path / "trajectory.pt")
     if trainer.config.selection.rule != "none":

@@ -1,7 +1,9 @@
 """Safe files: atomic writes (temp file + rename), checksummed checkpoints, and locks.
 
 A reader never sees a half-written file: every write goes to a temporary file in the same
-folder, is flushed to disk, then renamed over the target in one step.
+folder, is flushed to disk, then renamed over the target in one step. The target is only ever a
+regular file: a rename would put a file in the place of a device, a FIFO or a socket (as root, of
+``/dev/null`` itself), so such a target is refused, as is a folder.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import hashlib
 import io
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,8 +26,32 @@ class CorruptFileError(RuntimeError):
     """A stored file is truncated, corrupt or does not match its recorded checksum."""
 
 
+class NotARegularFileError(ValueError):
+    """A write's target exists and is not a regular file (a folder, device, FIFO or socket)."""
+
+
+_KINDS = {stat.S_ISDIR: "a folder", stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device",
+          stat.S_ISFIFO: "a FIFO", stat.S_ISSOCK: "a socket"}
+
+
+def check_replaceable(path: str | os.PathLike) -> None:
+    """Refuse (NotARegularFileError) a ``path`` that exists and is not a regular file, following
+    symbolic links: an atomic write would replace it with a file."""
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _KINDS.items() if test(mode)), "a special file")
+        raise NotARegularFileError(f"{path} is {kind}, not a regular file, and is never replaced; nothing was "
+                                   "written: give a new file name or that of a regular file")
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically; a failure names ``path`` (a full disk's write(2)
+    error names no file by itself)."""
     path = Path(path)
+    check_replaceable(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -34,9 +61,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(error, OSError) and error.errno is not None and error.filename is None:
+            error.filename = str(path)
         raise
     return path
 

@@ -54,6 +54,8 @@ class Trainer:
             reference.model.to(runtime.torch_device())
         self.train_set, self.test_set = load_run_data(config)
         self.learners = build_learners(config, reference, runtime)
+        # whether each stretch of epochs ran compiled (a run killed and resumed may mix both; None: not recorded)
+        self.compiled = {any(hasattr(l.model, "_orig_mod") for l in self.learners)}
         self.sampler = build_sampler(config.selection, Context(self.train_set, config.seed, config.optim.epochs,
                                                                config.model.activation_bits, reference, replayed))
         if self.sampler.watches_training() and is_distributed():
@@ -188,7 +190,7 @@ class Trainer:
             "epoch": epoch, "config": self.config.to_dict(),
             "learners": [checkpoint.learner_state(l) for l in self.learners], "subsets": self.subsets,
             "history": self.history, "metrics": self.metrics, "trajectory": self.trajectory,
-            "sampler": self.sampler.state_dict()})
+            "sampler": self.sampler.state_dict(), "compiled": sorted(self.compiled, key=str)})
         if self.config.record.snapshot_every and (epoch + 1) % self.config.record.snapshot_every == 0:
             checkpoint.save_snapshot(self.run_dir, epoch, [l.module.state_dict() for l in self.learners])
         save_csv(pd.DataFrame(self.metrics), self.run_dir / "metrics.csv")
@@ -200,6 +202,7 @@ class Trainer:
             return 0
         self.subsets, self.metrics, self.trajectory = state["subsets"], state["metrics"], state["trajectory"]
         self.history = state["history"]
+        self.compiled.update(state.get("compiled", [None]))
         self.sampler.load_state_dict(state["sampler"])
         return state["epoch"] + 1
 
