@@ -33,8 +33,8 @@ HARNESS = [
     {"paths", "storage", "stats", "labels"},
     # data sets, checkpoints, result tables, grading, the prior coreset methods the papers compare with
     {"datasets", "checkpoint", "results", "grading", "baselines"},
-    # the run configuration and profiles, the cost of a run
-    {"config", "cost"},
+    # the run configuration and profiles, the cost of a run, the checks a run passes before it feeds a claim
+    {"config", "cost", "validity"},
     # processes under torchrun
     {"distributed"},
     # how a run is built, and trained

@@ -10,6 +10,7 @@ from ...bits import FULL_PRECISION
 from ...quant import QuantSpec
 from ..build import Runtime
 from ..config import BITWISE_TRAINING, RunConfig, coreset, profile_config, reference_config
+from .. import validity
 from ..pool import train_missing
 from ..runs import Run, get_run
 
@@ -30,14 +31,19 @@ def run_all(configs: Sequence[RunConfig], evaluations: Sequence[tuple[tuple[int,
     return [get_run(c, Runtime()) for c in configs]
 
 
-def summarize_plan(plan: Sequence[tuple[dict, RunConfig]]) -> pd.DataFrame:
-    """One :func:`summarize` row per (labels, configuration) of ``plan``, its runs trained by :func:`run_all`."""
+def summarize_plan(plan: Sequence[tuple[dict, RunConfig]], arm: Sequence[str] | None = None) -> pd.DataFrame:
+    """One :func:`summarize` row per (labels, configuration) of ``plan``, its runs trained by :func:`run_all`,
+    each checked (:func:`emqlib.harness.validity.mark`: a child far below its siblings and the arm's other
+    seeds collapsed). ``arm``: the label columns that name an arm (default: every label but ``seed``)."""
     runs = run_all([config for _, config in plan])
-    return pd.DataFrame([summarize(r, **labels_) for (labels_, _), r in zip(plan, runs)])
+    frame = pd.DataFrame([summarize(r, **labels_) for (labels_, _), r in zip(plan, runs)])
+    arm = [k for k in plan[0][0] if k != "seed"] if arm is None else list(arm)
+    return validity.mark(frame, arm)
 
 
 def summarize(run_: Run, **labels) -> dict:
-    """One row per run: final accuracy per trained bit-width, their average, and the run's cost."""
+    """One row per run: final accuracy per trained bit-width, their average, the run's cost, and why it may
+    not feed a claim (``invalid_reason``, empty when it passes the run's own checks)."""
     final = run_.final_metrics()
     row = dict(labels)
     row.update({f"acc_{int(b)}": float(a) for b, a in zip(final.bits, final.test_accuracy)})
@@ -48,6 +54,7 @@ def summarize(run_: Run, **labels) -> dict:
     row.update(reference_cost(run_.config))
     row["total_seconds"] = row["wall_seconds"] + row["reference_seconds"]  # what a user pays, reference run included
     row["run"] = run_.path.name
+    row["invalid_reason"] = " ; ".join(validity.run_failures(run_.metrics, run_.config.data.dataset))
     return row
 
 
