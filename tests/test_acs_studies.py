@@ -115,7 +115,7 @@ def test_transfer_trains_on_exactly_the_source_runs_subsets(folders):
     assert sorted(frame.coreset.unique()) == ["ACS of mobilenetv2", "ACS of resnet8", "own ACS", "random"]
     models = acs.TRANSFER_MODELS
     changes = acs.transfer_changes("smoke", 0.5)
-    assert changes == {"data": {"train_per_class": 24}}  # half of the synthetic set's 48 per class
+    assert changes == {"data": {"train_per_class": 20}}  # half of the 40 per class the smoke set trains on
     for target, source in (("resnet8", "mobilenetv2"), ("mobilenetv2", "resnet8")):
         own = run(acs._model_config("smoke", "acs", 0.1, 0, source, models, True, **changes))
         replay = run(acs._model_config("smoke", "replay", 0.1, 0, target, models, True,
@@ -125,7 +125,7 @@ def test_transfer_trains_on_exactly_the_source_runs_subsets(folders):
         assert replay.metrics.selection_forwards.sum() == 0 < own.metrics.selection_forwards.sum()
         assert replay.metrics.subset_size.tolist() == own.metrics.subset_size.tolist()
     row = frame[(frame.model == "resnet8") & (frame.coreset == "random")].iloc[0]
-    assert row.selection_forwards == 0 and row.subset_size == round(0.1 * 24) * 4  # 10% of 24 per class, 4 classes
+    assert row.selection_forwards == 0 and row.subset_size == round(0.1 * 20) * 4  # 10% of 20 per class, 4 classes
     overlap = acs.overlap_study("smoke", data_share=0.5)
     assert overlap.epoch.tolist() == [0, 1] and overlap.overlap.between(0, 100).all()
     assert (acs.subset_overlap(own, own).overlap == 100).all()
@@ -165,7 +165,7 @@ def test_baselines_no_distillation_and_their_cost_split(folders):
 
 def test_split_and_vit_studies(folders):
     split = acs.split_study("smoke", fractions=(0.25,))
-    assert sorted(split.method) == ["acs", "random", "split"] and (split.subset_size == 48).all()
+    assert sorted(split.method) == ["acs", "random", "split"] and (split.subset_size == 40).all()  # 25% of 160
     vit = acs.vit_study("smoke")
     assert sorted(vit.method) == ["acs", "random"] and (vit.model == "vit").all()
     assert vit.avg_accuracy.between(0, 100).all()

@@ -57,7 +57,7 @@ def test_train_prints_hash_and_final_metrics(trained) -> None:
     final = table("\n".join(lines[1:]))
     assert final.columns.tolist() == ["bits", "test_accuracy", "sample_passes"]
     assert final.bits.tolist() == ["32", "2"]
-    assert final.sample_passes.tolist() == ["192", "192"]
+    assert final.sample_passes.tolist() == ["160", "160"]  # 4 classes x 40 (8 of 48 held out for validation)
     assert (out / "done.json").exists()
     assert load_run(out).config == CONFIG
 
@@ -189,7 +189,7 @@ def test_torchrun_two_processes(trained, tmp_path) -> None:
     run.model(2)  # final weights load (checksum checked)
     columns = ["epoch", "bits", "sample_passes", "teacher_forwards", "selection_forwards", "subset_size"]
     pd.testing.assert_frame_equal(run.metrics[columns], load_run(single).metrics[columns])
-    assert (run.metrics.sample_passes == 192).all()
+    assert (run.metrics.sample_passes == 160).all()
 
 
 def test_torchrun_trains_the_reference_run_and_counts_like_one_process(tmp_path, runs_dir) -> None:
@@ -212,7 +212,7 @@ def test_torchrun_trains_the_reference_run_and_counts_like_one_process(tmp_path,
     single = get_run(config, Runtime(progress=False), root=runs_dir)  # reuses the cached reference
     columns = ["epoch", "bits", "sample_passes", "teacher_forwards", "selection_forwards", "subset_size"]
     pd.testing.assert_frame_equal(load_run(out).metrics[columns], single.metrics[columns])
-    assert single.metrics.selection_forwards.sum() == 192  # one scoring pass of the reference
+    assert single.metrics.selection_forwards.sum() == 160  # one scoring pass of the reference
 
 
 def test_no_compile_overrides_the_environment_and_the_run_records_how_it_trained(trained, cli, monkeypatch) -> None:

@@ -94,15 +94,14 @@ def test_infobatch_prunes_below_the_mean_loss_and_trains_full_data_at_the_end(tm
     assert (last.subset_size == n).all()  # the last 12.5% of epochs on the full data
 
 
-def test_validation_split_replaces_the_test_set(tmp_path) -> None:
-    train, held_out = load_run_data(smoke(data={"validation_per_class": 8}))
-    full_train, test = load_run_data(smoke())
-    assert len(held_out) == 8 * train.num_classes and len(train) == len(full_train) - len(held_out)
+def test_the_validation_split_is_held_out_of_the_training_images(tmp_path) -> None:
+    train, held_out = load_run_data(smoke(), "validation")
+    _, test = load_run_data(smoke())
     assert torch.bincount(held_out.targets, minlength=train.num_classes).tolist() == [8] * train.num_classes
-    # the "test" set of the run is held-out training images: every one is a training image, none is trained on
+    # held-out training images: none is trained on, none is a test image
     as_rows = lambda images: {bytes(row.numpy()) for row in images.flatten(1)}  # noqa: E731
-    training, validation, testing = as_rows(full_train.images), as_rows(held_out.images), as_rows(test.images)
-    assert validation <= training and not validation & as_rows(train.images) and not validation & testing
+    validation = as_rows(held_out.images)
+    assert not validation & as_rows(train.images) and not validation & as_rows(test.images)
 
 
 class Interrupt(Exception):

@@ -17,15 +17,14 @@ import pytest
 import torch
 
 from emqlib.bn import MultiBitBatchNorm2d
-from emqlib.harness.build import Runtime
+from emqlib.harness.build import Runtime, load_run_data
 from emqlib.harness.config import BITWISE_TRAINING, config_hash, profile_config
-from emqlib.harness.datasets import load_dataset
 from emqlib.harness.runs import IncompatibleRunError, get_run, load_run
 from emqlib.harness.storage import CorruptFileError, load_json, load_torch
 from emqlib.harness.trainer import RunStoppedError, Trainer
 
 ROOT = Path(__file__).resolve().parent.parent
-N_TRAIN = 192  # the synthetic training set: 4 classes x 48
+N_TRAIN = 160  # the synthetic training set: 4 classes x 48, 8 of each held out for validation
 N_CLASSES = 4
 BITS = (32, 4, 2)  # descending, as RunConfig stores them
 
@@ -167,7 +166,7 @@ def test_emq_coreset_counts(tmp_path) -> None:
         assert row.selection_forwards == (0 if epoch == 0 else N_TRAIN)
     info = load_json(run.path / "checkpoint.json")
     subsets = load_torch(run.path / info["file"], info["sha256"])["subsets"]
-    targets = load_dataset("synthetic", train=True).targets
+    targets = load_run_data(run.config)[0].targets
     assert sorted(subsets) == [(0, 2), (0, 32)]
     for indices in subsets.values():
         assert len(indices.unique()) == len(indices)

@@ -1,11 +1,13 @@
 """The validation split that settings are chosen on: held out of the training data, never the test set."""
 from __future__ import annotations
 
+import pytest
 import torch
 
-from emqlib.harness.build import load_run_data
+from emqlib.harness.build import Runtime, load_run_data
 from emqlib.harness.config import profile_config
 from emqlib.harness.datasets import holdout_validation, synthetic_dataset
+from emqlib.harness.runs import get_run
 
 
 def test_holdout_validation_is_class_balanced_disjoint_and_fixed():
@@ -22,9 +24,12 @@ def test_holdout_validation_is_class_balanced_disjoint_and_fixed():
     assert torch.equal(validation.clean_targets, validation.targets)
 
 
-def test_a_run_with_validation_per_class_is_evaluated_on_held_out_training_samples():
+def test_a_run_is_one_model_evaluated_on_the_test_set_and_on_held_out_training_samples():
     config = profile_config("smoke", data={"validation_per_class": 10, "train_per_class": 20, "label_noise": 0.25})
-    train, evaluated = load_run_data(config)
+    train, test = load_run_data(config)
+    same_train, evaluated = load_run_data(config, "validation")
+    assert torch.equal(train.images, same_train.images) and torch.equal(train.targets, same_train.targets)
+    assert torch.equal(test.images, synthetic_dataset(train=False).images)
     rest, validation = holdout_validation(synthetic_dataset(train=True), 10)
     assert torch.equal(evaluated.images, validation.images) and torch.equal(evaluated.targets, validation.targets)
     # the training subset and its label noise are drawn from the rest, never from the held-out samples
@@ -32,4 +37,18 @@ def test_a_run_with_validation_per_class_is_evaluated_on_held_out_training_sampl
     assert as_rows(train) <= as_rows(rest) and torch.bincount(train.clean_targets).tolist() == [20] * 4
     assert int(train.flipped.sum()) == 20 and not evaluated.flipped.any()
     # the same held-out samples for every run seed
-    assert torch.equal(load_run_data(config.replace(seed=1))[1].images, evaluated.images)
+    assert torch.equal(load_run_data(config.replace(seed=1), "validation")[1].images, evaluated.images)
+    with pytest.raises(ValueError, match="holds out no validation samples"):
+        load_run_data(config.replace(data={"validation_per_class": None}), "validation")
+    with pytest.raises(ValueError, match="split must be one of"):
+        load_run_data(config, "train")
+
+
+def test_a_validating_run_records_both_accuracies_of_the_same_model(tmp_path):
+    config = profile_config("smoke", record={"validate": True})
+    run = get_run(config, Runtime(progress=False), root=tmp_path)
+    final = run.final_metrics()
+    assert final.val_accuracy.notna().all() and final.test_accuracy.notna().all()
+    evaluated = run.evaluate(config.model.bits, split="validation").set_index("bits").accuracy
+    for b, accuracy in zip(final.bits, final.val_accuracy):
+        assert evaluated[b] == pytest.approx(accuracy, abs=1e-9)

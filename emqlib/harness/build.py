@@ -83,19 +83,31 @@ def compile_model(model: nn.Module) -> nn.Module:
     return torch.compile(model, dynamic=False)
 
 
-def load_run_data(config: RunConfig) -> tuple[ImageDataset, ImageDataset]:
-    """Training and test sets of a run: class-balanced subsets (fixed draw) and label noise; with
-    ``validation_per_class`` the "test" set is held-out training samples (choices are made on it)."""
+SPLITS = ("test", "validation")
+
+
+def load_run_data(config: RunConfig, split: str = "test") -> tuple[ImageDataset, ImageDataset]:
+    """The training set of a run and the set it is evaluated on: the test set, or (``split="validation"``)
+    the ``validation_per_class`` training samples per class held out before the training subset is drawn,
+    on which choices are made. Class-balanced subsets are fixed draws; label noise touches the training set
+    only. The training set is the same whichever split is asked for, so a run is one model evaluated twice."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
     data = config.data
     train, test = load_dataset(data.dataset, train=True), load_dataset(data.dataset, train=False)
-    if data.validation_per_class is not None:  # choose settings on held-out training samples, never the test set
-        train, test = holdout_validation(train, data.validation_per_class)
+    validation = None
+    if data.validation_per_class is not None:  # held out first, so no training subset ever contains them
+        train, validation = holdout_validation(train, data.validation_per_class)
     if data.train_per_class is not None:
         train = train.subset(balanced_subset(train.targets, n_per_class=data.train_per_class))
     if data.test_per_class is not None:
         test = test.subset(balanced_subset(test.targets, n_per_class=data.test_per_class))
     if data.label_noise > 0:
         train = add_label_noise(train, data.label_noise)
+    if split == "validation":
+        if validation is None:
+            raise ValueError("this run holds out no validation samples; set data.validation_per_class")
+        return train, validation
     return train, test
 
 

@@ -91,13 +91,13 @@ def _exit_with(parent_sentinel: int) -> None:
     os._exit(1)
 
 
-def _train(config: RunConfig, evaluations: Sequence[tuple[tuple[int, ...], bool]] = ()) -> str:
-    """Train ``config`` (or find it in the cache), then measure each (bits, recalibrate) evaluation
+def _train(config: RunConfig, evaluations: Sequence[tuple] = ()) -> str:
+    """Train ``config`` (or find it in the cache), then measure each (bits, recalibrate[, split]) evaluation
     the study will ask for, cached in the run folder (:meth:`emqlib.harness.runs.Run.evaluate`)."""
     try:
         run = get_run(config, Runtime(progress=False))
-        for bits, recalibrate in evaluations:
-            run.evaluate(bits, recalibrate=recalibrate)
+        for bits, recalibrate, *split in evaluations:
+            run.evaluate(bits, recalibrate=recalibrate, split=split[0] if split else "test")
         return run.path.name
     except Exception as error:  # the parent sees the message only: name the run in it
         raise RuntimeError(f"training run {run_path(config).name} in a worker failed: "
@@ -187,11 +187,11 @@ def _train_in_pool(configs: list[RunConfig], count: int, evaluations: dict[str, 
 
 
 def train_missing(configs: Sequence[RunConfig], count: int | None = None,
-                  evaluations: Sequence[tuple[tuple[int, ...], bool] | None] | None = None) -> int:
+                  evaluations: Sequence[tuple | None] | None = None) -> int:
     """Train every run of ``configs`` not yet in the cache, with ``count`` workers (default
     :func:`workers`), the full-precision reference runs they need included; returns how many runs
     were trained (references not counted). ``evaluations``, one per configuration (or None), is the
-    (bits, recalibrate) evaluation the study will ask for: the worker that trains the run measures it
+    (bits, recalibrate[, split]) evaluation the study will ask for: the worker that trains the run measures it
     too, beside the other worker's training instead of after the pool. No more workers start than
     there are CPU cores and runs to train (a note on stderr says so when that is fewer than asked for).
     With one worker nothing happens here: :func:`emqlib.harness.runs.get_run` trains each run when it

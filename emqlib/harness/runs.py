@@ -113,9 +113,10 @@ class Run:
         """The run's cost totals (:func:`emqlib.harness.cost.run_cost`)."""
         return run_cost(self.metrics)
 
-    def evaluate(self, bits=SUPPORTED_BITS, recalibrate: bool = False) -> pd.DataFrame:
-        """Test accuracy at each of ``bits`` (trained or not), cached in the run folder when it can be
-        written (a note on stderr when not: a run on a read-only disk is still evaluated).
+    def evaluate(self, bits=SUPPORTED_BITS, recalibrate: bool = False, split: str = "test") -> pd.DataFrame:
+        """Accuracy on the test set (or ``split="validation"``: the held-out training samples choices are made
+        on) at each of ``bits`` (trained or not), cached in the run folder when it can be written (a note on
+        stderr when not: a run on a read-only disk is still evaluated).
 
         Dedicated runs have one model per trained bit-width and are evaluated at those only (a note
         on stderr names the others). ``recalibrate`` re-estimates BatchNorm statistics at each
@@ -134,11 +135,12 @@ class Run:
             if skipped:
                 print(f"note: bits {','.join(map(str, skipped))} skipped: {self.path} is a Dedicated run, with a "
                       f"model for bits {trained} only", file=sys.stderr)
-        cache = self.path / f"eval-{sha256(json.dumps([bits, recalibrate]).encode())[:12]}.csv"
+        key = [bits, recalibrate] if split == "test" else [bits, recalibrate, split]  # test caches keep their names
+        cache = self.path / f"eval-{sha256(json.dumps(key).encode())[:12]}.csv"
         cached = _cached_evaluation(cache, bits)
         if cached is not None:
             return cached
-        train, test = load_run_data(self.config)
+        train, test = load_run_data(self.config, split)
         rows = []
         with _one_thread():
             for b in bits:

@@ -53,6 +53,7 @@ class Trainer:
         if reference is not None:
             reference.model.to(runtime.torch_device())
         self.train_set, self.test_set = load_run_data(config)
+        self.validation_set = load_run_data(config, "validation")[1] if config.record.validate else None
         self.learners = build_learners(config, reference, runtime)
         # whether each stretch of epochs ran compiled (a run killed and resumed may mix both; None: not recorded)
         self.compiled = {any(hasattr(l.model, "_orig_mod") for l in self.learners)}
@@ -161,19 +162,23 @@ class Trainer:
         self.trajectory[epoch, indices] = F.softmax(logits.detach(), dim=1).to("cpu", self.trajectory.dtype)
 
     def _evaluate(self, epoch: int, cost: EpochCost) -> list[dict]:
-        """Test accuracy (every ``eval_every`` epochs and after the last) and the epoch's totals over processes."""
+        """Test (and, with ``record.validate``, validation) accuracy every ``eval_every`` epochs and after the last,
+        and the epoch's totals over processes."""
         c = self.config
         evaluate = (epoch + 1) % c.record.eval_every == 0 or epoch == c.optim.epochs - 1
+        missing = {"accuracy": math.nan, "loss": math.nan}
         rows = []
         for i, learner in enumerate(self.learners):
             for b, subset in self.indices(i, learner.bits).items():
-                evaluation = (accuracy(learner.module, self.test_set, b, c.model.activation_bits) if evaluate
-                              else {"accuracy": math.nan, "loss": math.nan})
+                evaluation = accuracy(learner.module, self.test_set, b, c.model.activation_bits) if evaluate else missing
+                validation = (accuracy(learner.module, self.validation_set, b, c.model.activation_bits)
+                              if evaluate and self.validation_set is not None else missing)
                 k = cost[b]
                 passes, teacher, selection, loss_sum = all_sum(
                     [k.sample_passes, k.teacher_forwards, k.selection_forwards, k.loss_sum])
                 rows.append({"epoch": epoch, "bits": b, "train_loss": loss_sum / max(passes, 1),
                              "test_accuracy": evaluation["accuracy"], "test_loss": evaluation["loss"],
+                             "val_accuracy": validation["accuracy"],
                              "sample_passes": int(passes), "teacher_forwards": int(teacher),
                              "selection_forwards": int(selection), "subset_size": len(subset),
                              "subset_flipped": int(self.train_set.flipped[subset].sum()),

@@ -21,11 +21,11 @@ def run(config: RunConfig) -> Run:
     return run_all([config])[0]
 
 
-def run_all(configs: Sequence[RunConfig], evaluations: Sequence[tuple[tuple[int, ...], bool] | None] | None = None
+def run_all(configs: Sequence[RunConfig], evaluations: Sequence[tuple | None] | None = None
             ) -> list[Run]:
     """The finished runs of ``configs``, in order; the missing ones are trained first, by ``$EMQ_WORKERS``
     processes at once (:mod:`emqlib.harness.pool`), else one by one here. ``evaluations`` (one (bits,
-    recalibrate) or None per configuration) are measured by the worker that trains the run, so that the
+    recalibrate[, split]) or None per configuration) are measured by the worker that trains the run, so that the
     study's own :meth:`Run.evaluate` finds them in the run folder."""
     train_missing(configs, evaluations=evaluations)
     return [get_run(c, Runtime()) for c in configs]
@@ -48,6 +48,9 @@ def summarize(run_: Run, **labels) -> dict:
     row = dict(labels)
     row.update({f"acc_{int(b)}": float(a) for b, a in zip(final.bits, final.test_accuracy)})
     row["avg_accuracy"] = float(final.test_accuracy.mean())
+    if final.val_accuracy.notna().all():  # runs that record.validate: the same model on the validation split
+        row.update({f"val_acc_{int(b)}": float(a) for b, a in zip(final.bits, final.val_accuracy)})
+        row["val_avg_accuracy"] = float(final.val_accuracy.mean())
     row.update(run_.cost())
     row["subset_size"] = int(final.subset_size.sum())
     row["subset_flipped"] = int(final.subset_flipped.sum())
