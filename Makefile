@@ -1,6 +1,8 @@
 # make test       -- set up (first time only) and run the tests
 # make reproduce  -- set up and regenerate every result (PROFILE=cpu | paper | smoke)
 # make browser-check -- the quickstart's explorer in headless Chromium, screenshot to figures/explorer.png
+# make report     -- the static HTML report in site/ (from results/ and figures/; nothing is rerun)
+# make site-check -- the report in headless Chromium, screenshots to figures/site_index.png and site_notebook.png
 PYTHON_BOOT ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -10,7 +12,7 @@ BROWSER_PROFILE ?= smoke
 # the stamp is keyed on the pinned requirements: changing them reinstalls, nothing else does
 STAMP := $(VENV)/.setup-$(shell cat requirements.txt pyproject.toml | sha256sum | cut -c1-16)
 
-.PHONY: setup test reproduce lab bench clean data browser-check
+.PHONY: setup test reproduce lab bench clean data browser-check report site-check chromium
 
 setup: $(STAMP) data
 
@@ -38,11 +40,20 @@ lab: setup
 	$(VENV)/bin/jupyter lab --notebook-dir notebooks --MappingKernelManager.default_kernel_name=emqlib
 
 # Debian's chromium and chromium-driver (installed here as root when missing); selenium drives them
-browser-check: setup
+chromium:
 	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || { \
-	  [ "$$(id -u)" = 0 ] || { echo "make browser-check needs Debian's chromium and chromium-driver: run it as root or install them" >&2; exit 1; }; \
+	  [ "$$(id -u)" = 0 ] || { echo "make $(MAKECMDGOALS) needs Debian's chromium and chromium-driver: run it as root or install them" >&2; exit 1; }; \
 	  apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
+browser-check: setup chromium
 	$(PY) scripts/browser_check.py --profile $(BROWSER_PROFILE)
+
+# needs the environment only (not the data set): it reads results/ and figures/ as they are
+report: $(STAMP)
+	$(PY) -m emqlib.harness.site --out site
+
+site-check: report chromium
+	$(PY) scripts/site_check.py
 
 # removes caches and the run cache; never results/ or figures/
 clean:

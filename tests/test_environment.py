@@ -107,7 +107,7 @@ def makefile_rules() -> tuple[dict[str, list[str]], set[str]]:
 
 def test_makefile_targets():
     rules, phony = makefile_rules()
-    for target in ("setup", "test", "reproduce", "lab", "bench", "clean"):
+    for target in ("setup", "test", "reproduce", "lab", "bench", "clean", "report"):
         assert target in rules, f"Makefile has no target {target!r}"
         assert target in phony, f"{target!r} should be .PHONY"
     for target in ("test", "reproduce", "lab", "bench"):

@@ -45,9 +45,9 @@ HARNESS = [
     {"pool"},
     # measurements, figures, claims, what every study shares
     {"analysis", "plots", "claims", "studies", "studies.common"},
-    # one study per notebook (those that build on another's above it), the report, the explorer
+    # one study per notebook (those that build on another's above it), the report, the static site, the explorer
     {"studies.alignment", "studies.shared_bn", "studies.angles", "studies.acs", "studies.extraction",
-     "studies.costs", "report", "explorer"},
+     "studies.costs", "report", "site", "explorer"},
     {"studies.cost", "studies.label_noise", "bench", "export"},
     {"studies.pruning", "bench_gpu"},
     # entry points
