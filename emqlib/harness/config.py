@@ -345,23 +345,24 @@ def reference_config(config: RunConfig) -> RunConfig:
 # ---------------------------------------------------------------- profiles
 
 # Every profile holds out a validation split of its training data (choices are made on it, never on the test set),
-# drawn before the training subset, so that every run of a profile trains on the same images and any run can be
-# evaluated on both splits.
+# drawn before the training subset, so that every run of a profile trains on the same images; every run is
+# evaluated on both, so that a choice made on validation can be checked against the test set.
 PROFILES = {
     # seconds per run: tests and CI
     "smoke": dict(data=dict(dataset="synthetic", validation_per_class=8), model=dict(width=0.5),
-                  optim=dict(epochs=2, batch_size=32), training=dict(reference_epochs=3), record=dict(snapshot_every=1)),
+                  optim=dict(epochs=2, batch_size=32), training=dict(reference_epochs=3),
+                  record=dict(snapshot_every=1, validate=True)),
     # Fashion-MNIST on 2 CPU cores, trained to near convergence (results/regime_check.csv); 600 images per class
     # (the convergence check failed at 500; 800 cost a third more per epoch: README, the cpu profile)
     "cpu": dict(data=dict(train_per_class=600, validation_per_class=500), optim=dict(epochs=15, batch_size=128),
-                training=dict(reference_epochs=5), record=dict(eval_every=15)),
+                training=dict(reference_epochs=5), record=dict(eval_every=15, validate=True)),
     # the CIFAR-10 recipe of Any-Precision (docs/method.md §11), for a GPU; 500 images per class (10% of the
     # training set) held out for validation
     "paper": dict(data=dict(dataset="cifar10", augment=True, validation_per_class=500),
                   model=dict(name="resnet20", width=5.0, bits=(1, 2, 4, 8, 32)),
                   optim=dict(epochs=200, batch_size=128, optimizer="adam", lr=1e-3, lr_schedule="multistep",
                              milestones=(100, 150, 180)),
-                  training=dict(reference_epochs=5), record=dict(snapshot_every=20)),
+                  training=dict(reference_epochs=5), record=dict(snapshot_every=20, validate=True)),
 }
 # the reselection interval R (and warm-up W) of every selection rule that has one, by profile
 PROFILE_RESELECT = {"smoke": 1, "cpu": 2, "paper": 10}

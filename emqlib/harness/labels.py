@@ -7,7 +7,8 @@ DEDICATED = "Dedicated"  # one model per bit-width
 JOINT = "Joint (Any-Precision)"  # one model, recursive distillation, switchable BatchNorm
 EMQ = "EMQ"  # one model, shared BatchNorm and weight bias correction
 EMQ_CORESET = "EMQ + bit-wise coreset"  # EMQ on a per-bit-width coreset; labels carry the fraction
-FULL_DATA = "full data"  # the multi-bit model trained on every sample (coreset studies' baseline)
+FULL_DATA = "full data"  # the multi-bit model trained on every sample (coreset studies' baseline), EMQ's joint loop
+FULL_DATA_BITWISE = "full data, bit-wise loop"  # every sample, in the pruned arms' own loop (a step per bit-width)
 EQUAL_BUDGET = "equal-budget full data"  # full data for fewer epochs: the coreset's sample passes (joint loop)
 # the same, trained bit-width by bit-width like the coreset runs (as many optimizer steps as they take)
 EQUAL_BUDGET_BITWISE = "equal-budget full data, bit-wise loop"

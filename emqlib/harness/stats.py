@@ -57,6 +57,21 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float:
     return float(pd.Series(x, dtype=float).rank().corr(pd.Series(y, dtype=float).rank()))
 
 
+def permutation_p(x: Sequence[float], y: Sequence[float], permutations: int = 10_000, seed: int = 0) -> float:
+    """One-sided permutation p-value of a negative Spearman correlation: the share of random orders of ``y``
+    (``permutations`` of them, seeded, and the observed order) whose correlation with ``x`` is at most the
+    observed one. Small: the trend is unlikely to come from noise."""
+    rank_x = pd.Series(x, dtype=float).rank().to_numpy()
+    rank_y = pd.Series(y, dtype=float).rank().to_numpy()
+    generator = np.random.default_rng(seed)
+    shuffled = np.stack([generator.permutation(rank_y) for _ in range(permutations)])
+    centred_x, centred_y = rank_x - rank_x.mean(), shuffled - rank_y.mean()
+    # the Pearson correlation of the ranks (Spearman's), for every order at once
+    correlations = centred_y @ centred_x / (np.linalg.norm(centred_y, axis=1) * np.linalg.norm(centred_x))
+    at_most = int((correlations <= spearman(x, y) + 1e-12).sum())
+    return (at_most + 1) / (permutations + 1)
+
+
 def depth_trend(angles: pd.DataFrame) -> float:
     """Spearman correlation of layer depth with angle at the last epoch (negative: deeper layers more aligned)."""
     last = angles[(angles.epoch == angles.epoch.max()) & (angles.layer_index >= 0)]
