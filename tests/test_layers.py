@@ -52,7 +52,7 @@ HARNESS = [
     {"studies.pruning", "bench_gpu"},
     # entry points
     {"reproduce", "cli"},
-    # what notebooks call in their kernels: the check of papermill's parameters, the exercises of notebook 10
+    # the check of papermill's parameters in a kernel, the compile check, the exercises of notebook 10
     {"parameters", "compile_check", "exercises"},
 ]
 # upward imports made on purpose, each inside a function
