@@ -325,3 +325,44 @@ def test_the_learning_rate_anneals_per_step_so_short_and_long_runs_end_alike(tmp
         assert run.cost()["optimizer_steps"] == epochs * steps
         lrs[epochs] = run.cost()["final_lr"]
     assert lrs[1] < 1e-4 and lrs[4] < 1e-5  # both anneal (a per-epoch schedule would end the 1-epoch run at 1e-3)
+
+
+# ---------------------------------------------------------------- starting from the reference
+
+@pytest.mark.parametrize("name,width", [("resnet8", 0.5), ("mobilenetv2", 0.25)])
+@pytest.mark.parametrize("bn_mode", ["switchable", "shared"])
+def test_a_student_started_from_the_reference_holds_every_weight_of_it(name, width, bn_mode) -> None:
+    from emqlib.bits import FULL_PRECISION, set_bits
+    from emqlib.harness.build import load_reference_weights, model_for
+    from emqlib.harness.config import reference_config
+    from emqlib.harness.datasets import DATASET_SHAPES
+    from emqlib.harness.studies.common import acs_config
+
+    config = acs_config("smoke", model={"name": name, "width": width, "bn_mode": bn_mode})
+    torch.manual_seed(0)
+    reference = model_for(reference_config(config))
+    with torch.no_grad():  # BatchNorm statistics and affine terms unlike a fresh model's, so a skipped one shows
+        for tensor in reference.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.uniform_(0.5, 1.5)
+    student = model_for(config)
+    load_reference_weights(student, reference)
+    source = reference.state_dict()
+    copied = [k for k, v in student.state_dict().items() if any(torch.equal(v, s) for s in source.values())]
+    quantizer_state = [k for k in student.state_dict() if "lsq" in k.split(".")]
+    assert sorted(copied + quantizer_state) == sorted(student.state_dict())
+    _, channels, size = DATASET_SHAPES[config.data.dataset]
+    x = torch.randn(4, channels, size, size)
+    set_bits(student, FULL_PRECISION)  # the 32-bit path of the plain LSQ weights is the reference's model
+    assert torch.allclose(student.eval()(x), reference.eval()(x), rtol=1e-4, atol=1e-4)
+
+
+def test_a_reference_of_another_architecture_is_refused() -> None:
+    from emqlib.harness.build import load_reference_weights, model_for
+    from emqlib.harness.config import reference_config
+    from emqlib.harness.studies.common import acs_config
+
+    config = acs_config("smoke", model={"name": "mobilenetv2", "width": 0.25})
+    other = model_for(reference_config(acs_config("smoke")))
+    with pytest.raises(ValueError, match=r"the reference model has no single weight for \d+ of the model's tensors"):
+        load_reference_weights(model_for(config), other)

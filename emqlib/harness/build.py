@@ -155,21 +155,35 @@ def lr_schedule(config: RunConfig) -> Callable[[float], float]:
 
 
 def load_reference_weights(model: nn.Module, reference: nn.Module) -> None:
-    """Copy a full-precision model's weights into ``model``; its one BatchNorm goes to every
-    bit-width's BatchNorm (switchable mode). Quantizer steps keep their first-batch init."""
+    """Copy a full-precision model's weights into ``model``: every parameter and buffer but the quantizer
+    steps, which keep their first-batch init. The reference's one BatchNorm per layer (shared, or switchable
+    at 32 bits) goes to each of ``model``'s BatchNorms there (one per bit-width in switchable mode). Raises
+    ValueError, naming them, when the reference lacks some of ``model``'s weights."""
     source = reference.state_dict()
     target = model.state_dict()
+    by_layer: dict[str, list[str]] = {}
+    for name in source:
+        by_layer.setdefault(_without_norm_key(name), []).append(name)
+    missing = []
     for name in target:
-        if name in source:
-            target[name] = source[name]
-            continue
-        parts = name.split(".")
-        if "norms" in parts:  # switchable copy <- the reference's single BatchNorm
-            i = parts.index("norms")
-            shared = ".".join(parts[:i + 1] + ["shared"] + parts[i + 2:])
-            if shared in source:
-                target[name] = source[shared]
+        candidates = [name] if name in source else by_layer.get(_without_norm_key(name), [])
+        if len(candidates) == 1:
+            target[name] = source[candidates[0]]
+        elif "lsq" not in name.split("."):
+            missing.append(name)
+    if missing:
+        raise ValueError(f"the reference model has no single weight for {len(missing)} of the model's tensors "
+                         f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}): build the reference "
+                         "with reference_config(config), the same architecture and width")
     model.load_state_dict(target)
+
+
+def _without_norm_key(name: str) -> str:
+    """A state-dict ``name`` without the key of its BatchNorm ("shared" or a bit-width), if it has one."""
+    parts = name.split(".")
+    if "norms" in parts:
+        del parts[parts.index("norms") + 1]
+    return ".".join(parts)
 
 
 def build_learners(config: RunConfig, reference: Reference | None, runtime: Runtime) -> list[Learner]:
