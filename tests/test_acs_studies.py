@@ -131,6 +131,20 @@ def test_transfer_trains_on_exactly_the_source_runs_subsets(folders):
     assert (acs.subset_overlap(own, own).overlap == 100).all()
 
 
+def test_each_transfer_model_trains_with_its_own_changes_and_the_studys():
+    changes = acs.transfer_changes("cpu", 0.25)
+    assert changes == {"data": {"train_per_class": 150}}  # a quarter of the cpu profile's 600 per class
+    resnet = acs._model_config("cpu", "random", 0.1, 0, "resnet8", acs.TRANSFER_MODELS, True, **changes)
+    assert resnet == acs_config("cpu", "random", 0.1, 0, True, model={"name": "resnet8"}, **changes)
+    mobilenet = acs._model_config("cpu", "random", 0.1, 0, "mobilenetv2", acs.TRANSFER_MODELS, True, **changes)
+    assert (mobilenet.model.name, mobilenet.model.width, mobilenet.data.train_per_class) == ("mobilenetv2", 0.25, 150)
+    assert mobilenet.model.bits == (2,) and mobilenet.training.teacher == "reference"  # still the ACS setting
+    # MobileNetV2's W2 start keeps nothing of the reference, so it needs steps: 150 samples an epoch (10% of
+    # 10 x 150) in batches of 128 were 2 steps an epoch, 12 in all, and it stayed at chance
+    samples = round(0.1 * 150) * 10
+    assert math.ceil(samples / mobilenet.optim.batch_size) >= 8 > math.ceil(samples / resnet.optim.batch_size)
+
+
 def test_replaying_a_run_of_another_training_set_or_rule_is_refused(folders):
     source = run(acs_config("smoke", "random", 0.25))
     with pytest.raises(ValueError, match="fraction"):
