@@ -63,3 +63,10 @@ def test_a_weaker_bit_width_in_every_seed_or_a_weaker_seed_is_not_a_collapse():
     # arms are compared within themselves: another arm's seeds are not this arm's
     two_arms = table([("a", 0, {32: 82.0, 2: 81.0}), ("b", 0, {32: 82.0, 2: 70.0})])
     assert validity.collapsed(two_arms, ["method"]).tolist() == ["", "2-bit 70.00%"]  # one seed: siblings only
+
+
+def test_a_run_started_from_the_reference_may_end_at_a_higher_loss():
+    # ACS starts from the trained reference and picks harder subsets every epoch: its loss need not fall
+    rising = metrics({2: 72.0}, {2: [1.16, 1.45]})
+    assert validity.run_failures(rising, "fashion-mnist", from_scratch=False) == []
+    assert validity.run_failures(rising, "fashion-mnist")[0].startswith("2-bit training loss did not fall")

@@ -31,7 +31,7 @@ from ..quant import QuantSpec
 from . import baselines  # noqa: F401 (registers the prior methods' selection rules by name)
 from .datasets import DATASETS, check_noise_rate
 
-SCHEMA_VERSION = 4  # bump when a change to the code makes old cached runs invalid
+SCHEMA_VERSION = 5  # bump when a change to the code makes old cached runs invalid
 LOOPS = ("joint", "sequential", "batch")
 BIT_ORDERS = ("descending", "ascending")
 OPTIMIZERS = ("adam", "sgd")

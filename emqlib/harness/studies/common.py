@@ -57,7 +57,8 @@ def summarize(run_: Run, **labels) -> dict:
     row.update(reference_cost(run_.config))
     row["total_seconds"] = row["wall_seconds"] + row["reference_seconds"]  # what a user pays, reference run included
     row["run"] = run_.path.name
-    row["invalid_reason"] = " ; ".join(validity.run_failures(run_.metrics, run_.config.data.dataset))
+    row["invalid_reason"] = " ; ".join(validity.run_failures(
+        run_.metrics, run_.config.data.dataset, from_scratch=not run_.config.training.init_from_reference))
     return row
 
 
