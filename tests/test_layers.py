@@ -29,8 +29,8 @@ METHOD = [
     {"train"},
 ]
 HARNESS = [
-    # files, paths, statistics, result labels, error lines
-    {"paths", "storage", "stats", "labels", "errors"},
+    # files, paths, statistics, result labels, targets, error lines
+    {"paths", "storage", "stats", "labels", "targets", "errors"},
     # data sets, checkpoints, result tables, grading, the prior coreset methods the papers compare with
     {"datasets", "checkpoint", "results", "grading", "baselines"},
     # the run configuration and profiles, the cost of a run, the checks a run passes before it feeds a claim
