@@ -15,12 +15,13 @@ Two forms of the quantized convolution (``kernel``):
 
 * ``"qdq"`` (the default): DequantizeLinear of the activation and weight codes, the shift added
   to the dequantized weight, then onnxruntime's float Conv: conv(s_a q, S c + T). :func:`session`
-  lets onnxruntime dequantize the constant weights once when it loads the model (about 2x faster
-  than its default, which dequantizes them on every run);
+  lets onnxruntime dequantize the constant weights once when it loads the model (faster than its
+  default, which dequantizes them on every run);
 * ``"integer"``: ConvInteger (uint8 x int8 -> int32, exact integer sums), then one float
   multiply-add per output channel: y = s_a (S_c conv(q, c) + T_c boxsum(q)). onnxruntime's
-  ConvInteger kernel made this form 3-7x slower than the QDQ form on a cpu-profile ResNet-8 (one
-  thread, batch 1 and 128; :func:`export_bench_rows` measures it), hence the default.
+  ConvInteger kernel makes this form several times slower than the QDQ form on a cpu-profile ResNet-8
+  (:func:`export_bench_rows` measures it: README's integer deployment table, ``export_latency`` in
+  results/bench.csv), hence the default.
 
 The grids that the integer types cannot hold directly, and how they are handled:
 
@@ -43,10 +44,10 @@ What is exact and what is not: the integer codes of weights and activations equa
 fake-quantized model's (atol 0 for the weights); the dequantized weights S_c c + T_c equal the
 corrected fake-quantized weights up to float32 rounding, not bit for bit (torch rounds
 a (2 round(u L) / L - 1) and then the correction in several float32 steps, the export rounds
-S_c c + T_c once: measured at most 2e-7 of a layer's largest weight); and the logits differ by
-float summation order, and where an activation lands on a rounding tie, by one code there and
-what follows from it (measured: largest logit difference 3e-4 on the smoke model, 2.4e-2 on a
-cpu-profile model, from one of its 10,000 test images at 1 bit; test accuracy equal at 1-8, 32 bits). Everything else stays float: the stem conv, the 1x1
+S_c c + T_c once: tests/test_export.py bounds the difference, ``WEIGHT_BOUND`` of a layer's largest
+weight); and the logits differ by float summation order, and where an activation lands on a rounding
+tie, by one code there and what follows from it (``LOGIT_BOUND`` there; :func:`compare` measures a
+run's largest difference and both test accuracies). Everything else stays float: the stem conv, the 1x1
 shortcut convs with their BatchNorm, the BatchNorms (the one that runs at B bits: shared, or
 the switchable one that ``MultiBitBatchNorm2d.key`` picks) and the classifier, as in the
 fake-quantized model. At 32 bits the export is the full-precision path in float.
@@ -367,7 +368,7 @@ def session(onnx_model: onnx.ModelProto | bytes, threads: int | None = None) -> 
     options.inter_op_num_threads = 1
     # onnxruntime keeps DequantizeLinear unfolded to fuse QDQ groups into its int8 kernels, which needs
     # a QuantizeLinear after the conv (not so here): folding dequantizes the constant weights once at
-    # load, so the float Conv can prepack them (measured: 15 -> 8 ms at batch 128 on a cpu-profile model)
+    # load, so the float Conv can prepack them instead of dequantizing the weights on every run
     options.add_session_config_entry("session.disable_quant_qdq", "1")
     data = onnx_model if isinstance(onnx_model, bytes) else onnx_model.SerializeToString()
     return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
