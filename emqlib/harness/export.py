@@ -77,6 +77,7 @@ from ..models.resnet import PreActBlock, PreActResNet
 from ..quant import QConv2d, QuantAct
 from .runs import Run, load_run
 from .storage import atomic_write_bytes, check_replaceable
+from .timing import Variant, best, row, time_interleaved
 from .build import load_run_data
 from .datasets import DATASET_SHAPES
 
@@ -470,29 +471,28 @@ def packed_bytes(onnx_model: onnx.ModelProto, bits: int) -> int:
 
 def export_bench_rows(run: Run, bits: str | list[int] = "1-8,32", reps: int = 10, warmup: int = 2,
                       threads: int | None = None) -> list[dict]:
-    """Rows (metric, value, unit, setting) per bit-width: latency at batch 1 and 128 of the
-    fake-quantized PyTorch model and of the onnxruntime exports (both kernels; best of ``reps``,
-    taken in turns), what the exact shift term costs the integer kernel, and model size (weights
-    packed at B bits, and as stored; PyTorch's float checkpoint for comparison)."""
-    from .bench import Variant, best, row, time_interleaved  # bench imports this module: import here, not above
-
+    """Rows of results/bench.csv per bit-width: latency at batch 1 and 128 of the fake-quantized PyTorch model
+    and of the onnxruntime exports (both kernels; best of ``reps``, taken in turns), what the exact shift term
+    costs the integer kernel, and model size (weights packed at B bits, and as stored; PyTorch's float
+    checkpoint for comparison)."""
     threads = threads or torch.get_num_threads()
     _, test = load_run_data(run.config)
-    where = f"{run.config.model.name} width {run.config.model.width:g}, run {config_hash(run.config)}, {threads} threads, CPU"
+    where = dict(method=run.config.method, run=config_hash(run.config), model=run.config.model.name,
+                 width=run.config.model.width, threads=threads, device="cpu")
     buffer = io.BytesIO()
     torch.save(run.model(parse_bits(bits)[0]).state_dict(), buffer)
-    rows = [row("export_size", len(buffer.getvalue()), "bytes", f"PyTorch fake-quant checkpoint (float32 latent "
-                                                                 f"weights, every bit-width's BatchNorm); {where}")]
+    rows = [row("export_size", len(buffer.getvalue()), "bytes", "PyTorch fake-quant checkpoint (float32 latent "
+                "weights, every bit-width's BatchNorm)", runtime="PyTorch fake-quant", **where)]
     for b in parse_bits(bits):
         model = run.model(b)
         set_bits(model, b, run.config.model.activation_bits)
         exports = {"onnxruntime float": to_onnx(model, b, run.config.model.activation_bits)} if b == FULL_PRECISION else {
             f"onnxruntime {kernel}": to_onnx(model, b, run.config.model.activation_bits, kernel) for kernel in KERNELS}
         for name, onnx_model in exports.items():
-            stored = len(onnx_model.SerializeToString())
-            rows += [row("export_size", packed_bytes(onnx_model, b), "bytes",
-                         f"{b}-bit, {name}, weights packed at {b} bits; {where}"),
-                     row("export_size", stored, "bytes", f"{b}-bit, {name}, ONNX file as stored; {where}")]
+            rows += [row("export_packed_size", packed_bytes(onnx_model, b), "bytes", "weights packed at the "
+                         "bit-width", bits=b, runtime=name, **where),
+                     row("export_size", len(onnx_model.SerializeToString()), "bytes", "ONNX file as stored", bits=b,
+                         runtime=name, **where)]
         sessions = {name: session(onnx_model, threads) for name, onnx_model in exports.items()}
         if b != FULL_PRECISION:
             sessions["integer without shift"] = session(to_onnx(model, b, run.config.model.activation_bits, "integer",
@@ -505,12 +505,13 @@ def export_bench_rows(run: Run, bits: str | list[int] = "1-8,32", reps: int = 10
             variants += [Variant(name, lambda s=s: s.run(["logits"], feed), threads) for name, s in sessions.items()]
             with torch.no_grad():
                 t = best(time_interleaved(variants, reps, warmup))
-            rows += [row("export_latency", t[name] * 1e3, "ms", f"{b}-bit, batch {n}, {name}; {where}")
+            at = dict(bits=b, batch=n, repetitions=reps, **where)
+            rows += [row("export_latency", t[name] * 1e3, "ms", "forward pass", runtime=name, **at)
                      for name in ["PyTorch fake-quant", *exports]]
             if b != FULL_PRECISION:
                 rows.append(row("export_shift_cost", t["onnxruntime integer"] / t["integer without shift"], "x",
-                                f"{b}-bit, batch {n}: onnxruntime integer kernel with the exact per-channel shift "
-                                f"term over the same without it; {where}"))
+                                "onnxruntime integer kernel with the exact per-channel shift term over the same "
+                                "without it", runtime="onnxruntime integer", **at))
     return rows
 
 
