@@ -138,7 +138,7 @@ def test_compiling_pays_after_its_seconds_over_the_seconds_each_epoch_saves():
 
 @pytest.mark.slow
 def test_whole_epochs_are_timed_eager_and_compiled_at_one_thread():
-    work = timing.Workload(bench.profile_config("smoke", method="emq", bits=(2, 32)), torch.device("cpu"))
+    work = timing.Workload(bench.profile_config("smoke", method="emq", model={"bits": (2, 32)}), torch.device("cpu"))
     settings = bench.BenchSettings(reps=1, warmup=0, scaling_sizes=(40,), scaling_bits_samples=0, scaling_reps=2,
                                    try_compile=True)
     table = pd.DataFrame(bench.measure_compiled_epochs(work, settings)).set_index("metric")
@@ -157,7 +157,7 @@ def test_whole_epochs_are_timed_eager_and_compiled_at_one_thread():
 
 @pytest.mark.slow
 def test_compiled_steps_are_timed_beside_the_eager_ones():
-    work = timing.Workload(bench.profile_config("smoke", method="emq", bits=(2, 32)), torch.device("cpu"))
+    work = timing.Workload(bench.profile_config("smoke", method="emq", model={"bits": (2, 32)}), torch.device("cpu"))
     settings = bench.BenchSettings(reps=2, warmup=1, scaling_sizes=(), scaling_bits_samples=0, scaling_reps=0,
                                    try_compile=True, matmul_n=64)
     table = pd.DataFrame(bench.measure_steps(work, settings))

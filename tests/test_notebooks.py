@@ -158,7 +158,7 @@ def test_notebooks_are_found_in_numeric_order_and_selected_by_number_or_name():
 
 # ---------------------------------------------------------------- parameter and kernel checks
 
-def test_check_parameters_accepts_the_declared_types():
+def test_check_notebook_accepts_the_declared_types():
     path = paths.NOTEBOOKS / "04_training_cost.ipynb"
     assert check_notebook(path, {"profile": "smoke", "n_seeds": 3, "fraction": 1}) == {
         "profile": "smoke", "n_seeds": 3, "fraction": 1.0}
@@ -175,7 +175,7 @@ def test_check_parameters_accepts_the_declared_types():
     ({"n_seeds": 0}, r"04_training_cost.ipynb: parameter 'n_seeds' is a count: give a whole number >= 1, got 0"),
     ({"design_seeds": -1}, r"parameter 'design_seeds' is a count: give a whole number >= 1, got -1"),
 ])
-def test_check_parameters_rejects_wrong_types_and_unknown_names(parameters, message):
+def test_check_notebook_rejects_wrong_types_unknown_names_and_counts_below_one(parameters, message):
     with pytest.raises(ValueError, match=message) as error:
         check_notebook(paths.NOTEBOOKS / "04_training_cost.ipynb", parameters)
     assert "\n" not in str(error.value)

@@ -32,13 +32,15 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from . import experiments, labels, paths, plots, report
+from . import labels, paths, plots, report
 from ..bits import FULL_PRECISION, SUPPORTED_BITS
 from .build import Runtime, compile_model
 from .config import PROFILES, RunConfig, profile_config
 from .cost import FORWARD_PASS_WEIGHT, ideal_pass_ratio
 from .export import export_bench_rows
+from .results import load_result
 from .runs import get_run
+from .studies import cost as cost_study
 from .storage import save_csv
 from .timing import (Variant, Workload, best, count_flops, epoch_runner, log, random_dataset, row, table,
                      time_interleaved, training_step)
@@ -82,7 +84,7 @@ def linear_fit(x: Sequence[float], y: Sequence[float]) -> tuple[float, float, fl
 
 
 def quantized_bits(config: RunConfig) -> list[int]:
-    return [b for b in config.bits if b != FULL_PRECISION]
+    return [b for b in config.model.bits if b != FULL_PRECISION]
 
 
 def step_variant(name: str) -> tuple[str, dict]:
@@ -224,7 +226,7 @@ def measure_scaling(work: Workload, settings: BenchSettings) -> tuple[list[dict]
     sizes, n_bits = settings.scaling_sizes, settings.scaling_bits_samples
     dataset = random_dataset(work, max(*sizes, n_bits))
     lowest = min(quantized_bits(work.config))
-    bit_sets = [work.config.bits[:k] for k in range(1, len(work.config.bits) + 1)]
+    bit_sets = [work.bits[:k] for k in range(1, len(work.bits) + 1)]
     variants = [Variant(f"n={n}", epoch_runner(work, dataset, n, (lowest,))) for n in sizes]
     variants += [Variant(f"k={len(bs)}", epoch_runner(work, dataset, n_bits, bs)) for bs in bit_sets]
     log(f"timing scaling epochs {[v.name for v in variants]} x {settings.scaling_reps}")
@@ -239,7 +241,7 @@ def measure_scaling(work: Workload, settings: BenchSettings) -> tuple[list[dict]
                  samples=n_bits, bits=bit_list(bs), **facts) for bs in bit_sets]
     fit_n = linear_fit(sizes, [t[f"n={n}"] for n in sizes])
     fit_k = linear_fit(range(1, len(bit_sets) + 1), [t[f"k={len(bs)}"] for bs in bit_sets])
-    every = dict(facts, bits=bit_list(work.config.bits), samples=n_bits)
+    every = dict(facts, bits=bit_list(work.bits), samples=n_bits)
     rows += [row("scaling_slope", fit_n[0] * 1e3, "ms per sample", "epoch time vs N, 1 bit-width", **one),
              row("scaling_intercept", fit_n[1], "s", "epoch time vs N, 1 bit-width", **one),
              row("scaling_r2", fit_n[2], "R^2", "linear fit of epoch time vs N", **one),
@@ -263,7 +265,7 @@ def measure_compiled_epochs(work: Workload, settings: BenchSettings, threads: in
     compiled epoch (compilation included) and the epochs a run needs before compiling pays for itself."""
     if not settings.try_compile:
         return []
-    n, bits = settings.scaling_sizes[-1], work.config.bits
+    n, bits = settings.scaling_sizes[-1], work.bits
     dataset = random_dataset(work, n)
     layout = Runtime().memory_format  # the trainer's (channels-last by default), unlike the steps above
     facts = work.facts(threads, method="emq", bits=bit_list(bits), bias_correction=True, samples=n,
@@ -296,17 +298,22 @@ def measure_compiled_epochs(work: Workload, settings: BenchSettings, threads: in
 
 # ---------------------------------------------------------------- items 3, 4: methods from the run cache
 
+def emq_sampler() -> str:
+    """EMQ's sampler: the design notebook 04 chose (:func:`emqlib.harness.studies.cost.chosen_design`)."""
+    return cost_study.chosen_design(load_result("coreset_design.csv"))
+
+
 def method_configs(profile: str) -> dict[str, RunConfig]:
-    """The runs of items 3 and 4: notebook 04's methods on seed 0, EMQ's default sampler."""
-    return {SHORT_NAMES.get(label, "emq+coreset"): config for label, config in experiments.cost_methods(
-        profile, experiments.EMQ_SAMPLER, CORESET_FRACTION, seed=0).items()}
+    """The runs of items 3 and 4: notebook 04's methods on seed 0, with the sampler notebook 04 chose."""
+    return {SHORT_NAMES.get(label, "emq+coreset"): config for label, config in cost_study.cost_methods(
+        profile, emq_sampler(), CORESET_FRACTION, seed=0).items()}
 
 
 def train_methods(profile: str) -> pd.DataFrame:
-    """Items 3 and 4: notebook 04's cost table on seed 0 (:func:`emqlib.harness.experiments.training_cost`), its
+    """Items 3 and 4: notebook 04's cost table on seed 0 (:func:`emqlib.harness.studies.cost.training_cost`), its
     runs from the run cache (trained now if absent), with each method's short name and when its run finished."""
     log("methods: notebook 04's runs of seed 0, from the run cache (training them first if absent)")
-    cost = experiments.training_cost(profile, experiments.EMQ_SAMPLER, seeds=(0,), fraction=CORESET_FRACTION)
+    cost = cost_study.training_cost(profile, emq_sampler(), seeds=(0,), fraction=CORESET_FRACTION)
     return cost.assign(method=[SHORT_NAMES.get(m, "emq+coreset") for m in cost.method], trained=[
         datetime.fromtimestamp((paths.runs_dir() / r / "done.json").stat().st_mtime).isoformat(timespec="minutes")
         for r in cost.run])
@@ -316,7 +323,7 @@ def method_rows(cost: pd.DataFrame, config: RunConfig, seconds_per_pass_now: flo
     """Items 3 and 4 from :func:`train_methods`' table; ``config`` is the EMQ + coreset configuration. Each run's
     slowdown: a cached wall-clock is from when the run was trained, and other processes on a 2-core machine can
     slow a 2-thread run many times over; about 1 for a run timed on a quiet machine."""
-    k, trained, rows = len(config.bits), bit_list(config.bits), []
+    k, trained, rows = len(config.model.bits), bit_list(config.model.bits), []
     runs = {r.method: (r, dict(method=r.method, run=r.run, seed=0, trained=r.trained)) for r in cost.itertuples()}
     for name, (r, facts) in runs.items():
         rows += [row("method_wallclock", r.wall_seconds, "s", "train + selection seconds", **facts),
@@ -331,8 +338,8 @@ def method_rows(cost: pd.DataFrame, config: RunConfig, seconds_per_pass_now: flo
                      row("accuracy_gap", runs["dedicated"][0].avg_accuracy - r.avg_accuracy, "points",
                          f"Dedicated minus {name} average accuracy", bits=trained, **facts)]
     supported = len(SUPPORTED_BITS)
-    rows += [row("ideal_pass_ratio", ideal_pass_ratio(n, k, config.fraction), "x", f"derived (docs/method.md §9): "
-                 f"Dedicated over {which} / ({k} trained x S={config.fraction:g})", bits=trained)
+    rows += [row("ideal_pass_ratio", ideal_pass_ratio(n, k, config.selection.fraction), "x", f"derived (docs/method.md §9): "
+                 f"Dedicated over {which} / ({k} trained x S={config.selection.fraction:g})", bits=trained)
              for n, which in ((supported, f"all {supported} supported bit-widths"), (k, f"the {k} trained bit-widths"))]
     for name, (r, facts) in runs.items():
         if isinstance(r.served_bits, str):  # (b): Dedicated trained on every bit-width the model serves
@@ -346,8 +353,8 @@ def method_rows(cost: pd.DataFrame, config: RunConfig, seconds_per_pass_now: flo
              row("selection_share", 100 * coreset.selection_seconds / coreset.wall_seconds, "%",
                  "selection seconds / (train + selection) of emq+coreset", **facts),
              row("selection_share_passes", 100 * FORWARD_PASS_WEIGHT * coreset.selection_forwards
-                 / coreset.pass_equivalents, "%", f"selection forwards x {FORWARD_PASS_WEIGHT:.3g} / weighted passes of emq+coreset",
-                 **facts)]
+                 / coreset.pass_equivalents, "%",
+                 f"selection forwards x {FORWARD_PASS_WEIGHT:.3g} / weighted passes of emq+coreset", **facts)]
     for r, facts in runs.values():
         per_pass = r.wall_seconds / r.pass_equivalents
         rows += [row("method_time_per_pass", per_pass * 1e3, "ms", "wall-clock / weighted passes", **facts),
@@ -360,19 +367,16 @@ def method_rows(cost: pd.DataFrame, config: RunConfig, seconds_per_pass_now: flo
 
 def run_bench(profile: str, out_csv: Path, out_png: Path, runtime: Runtime = Runtime(progress=False)) -> pd.DataFrame:
     """Every measurement of ``profile``; writes the CSV and its figure (:func:`emqlib.harness.plots.plot_bench`)."""
-    started = time.perf_counter()
-    settings = SETTINGS[profile]
-    cost = train_methods(profile)
+    started, settings, cost, configs = time.perf_counter(), SETTINGS[profile], train_methods(profile), method_configs(profile)
     work = Workload(profile_config(profile, method="emq"), runtime.torch_device())
-    step_rows = measure_steps(work, settings)
+    rows = measure_steps(work, settings)
     scaling_rows, per_sample = measure_scaling(work, settings)
-    option_rows = measure_speed_options(work, settings) + measure_compiled_epochs(work, settings)
-    lowest = min(quantized_bits(work.config))
-    cost_rows = method_rows(cost, method_configs(profile)["emq+coreset"], per_sample,
-                            f"{lowest}-bit EMQ step, slope of epoch time vs N, {work.describe()}")
+    now = f"{min(quantized_bits(work.config))}-bit EMQ step, slope of epoch time vs N, {work.describe()}"
+    rows += method_rows(cost, configs["emq+coreset"], per_sample, now) + scaling_rows
+    rows += measure_speed_options(work, settings) + measure_compiled_epochs(work, settings)
     # integer deployment: latency and size of every served bit-width, fake-quant vs onnxruntime
-    export_rows = export_bench_rows(get_run(method_configs(profile)["emq"], runtime), threads=torch.get_num_threads())
-    written = table(step_rows + cost_rows + scaling_rows + option_rows + export_rows, COLUMNS)
+    rows += export_bench_rows(get_run(configs["emq"], runtime), threads=torch.get_num_threads())
+    written = table(rows, COLUMNS)
     save_csv(written, out_csv)
     plots.plot_bench(out_csv, out_png)
     log(f"wrote {out_csv} and {out_png} in {time.perf_counter() - started:.0f} s")
@@ -386,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out-png", type=Path, help="default: figures/bench.png ($EMQ_FIGURES_DIR)")
     args = parser.parse_args(argv)
     written = run_bench(args.profile, args.out_csv or paths.results_dir() / "bench.csv",
-                      args.out_png or paths.figures_dir() / "bench.png")
+                        args.out_png or paths.figures_dir() / "bench.png")
     with pd.option_context("display.max_rows", None, "display.max_colwidth", 60, "display.width", 200):
         print(written[["metric", "value", "unit", "what"]].to_string(index=False))
     if args.out_csv is None:

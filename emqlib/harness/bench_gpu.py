@@ -62,7 +62,7 @@ def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContex
 
 def _steps(work: Workload, mode: str, precision: str, x: torch.Tensor, y: torch.Tensor) -> dict[str, Callable[[], None]]:
     """The step callables of one (mode, precision): each bit-width alone, joint, joint + correction."""
-    bits = work.config.bits
+    bits = work.bits
     steps = {}
 
     def build(correction: bool, first_bits: int) -> tuple[nn.Module, torch.optim.Optimizer]:
@@ -118,7 +118,7 @@ def measure(work: Workload, mode: str, precision: str, steps: int, warmup: int) 
 
 def facts(work: Workload, mode: str, precision: str, step: str | None = None, **more) -> dict:
     """The columns of a row: the workload, the (mode, precision), and ``step`` (a bit-width, joint or emq)."""
-    bits = ",".join(map(str, work.config.bits))
+    bits = ",".join(map(str, work.bits))
     kind = {} if step is None else dict(step="single", bits=step) if step.isdigit() else dict(step=step, bits=bits)
     return {**work.facts(), **kind, "compiled": mode == "compiled", "precision": precision,
             "device": device_name(work.device), **more}
@@ -126,17 +126,17 @@ def facts(work: Workload, mode: str, precision: str, step: str | None = None, **
 
 def projected_rows(medians: pd.DataFrame, work: Workload, steps: int) -> list[dict]:
     """images/s per step and the GPU-hours of the recipe per method, for each (mode, precision)."""
-    c = work.config
+    epochs = work.config.optim.epochs
     rows = []
     for (mode, precision), group in medians.groupby(["mode", "precision"], sort=False):
         seconds = dict(zip(group["step"], group["seconds"]))
-        rows += [row("images_per_second", c.batch_size / s, "images/s", f"median of {steps} interleaved steps",
+        rows += [row("images_per_second", work.batch_size / s, "images/s", f"median of {steps} interleaved steps",
                      **facts(work, mode, precision, name, repetitions=steps)) for name, s in seconds.items()]
-        hours = {name: c.epochs * TRAIN_IMAGES / c.batch_size * s / 3600 for name, s in seconds.items()}
-        recipe = facts(work, mode, precision, bits=",".join(map(str, c.bits)), epochs=c.epochs, images=TRAIN_IMAGES,
+        hours = {name: epochs * TRAIN_IMAGES / work.batch_size * s / 3600 for name, s in seconds.items()}
+        recipe = facts(work, mode, precision, bits=",".join(map(str, work.bits)), epochs=epochs, images=TRAIN_IMAGES,
                        repetitions=steps)
         rows += [row("projected_gpu_hours", value, "GPU-h", what, method=method, **recipe) for method, what, value in [
-            ("Dedicated", "one model per bit-width", sum(hours[str(b)] for b in c.bits)),
+            ("Dedicated", "one model per bit-width", sum(hours[str(b)] for b in work.bits)),
             ("joint", "Any-Precision", hours["joint"]), ("EMQ", "joint + bias correction", hours["emq"]),
             (f"EMQ + coreset at {CORESET_FRACTION:.0%}", f"training passes only, selection not timed; paper: "
              f"{PAPER_GPU_HOURS} GPU-h", CORESET_FRACTION * hours["emq"])]]
@@ -210,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
         print("bench_gpu needs a CUDA GPU: results/bench_gpu.csv holds GPU numbers only "
               "(on a CPU, pass --allow-cpu with --out PATH to try the script)", file=sys.stderr)
         return 2
-    overrides = {k: v for k, v in (("width", args.width), ("batch_size", args.batch_size)) if v is not None}
+    overrides = {part: {name: value} for part, name, value in (("model", "width", args.width),
+                                                               ("optim", "batch_size", args.batch_size)) if value is not None}
     commit = args.commit or paths.git_commit()["commit"]
     written = run(args.out or paths.results_dir() / "bench_gpu.csv", args.steps, args.warmup, modes, precisions,
                 device, commit, **overrides)

@@ -12,6 +12,7 @@ import numbers
 import os
 import re
 
+import papermill
 from papermill.translators import PythonTranslator
 
 CHOICES = re.compile(r"^\s*([\w.-]+(?:\s*\|\s*[\w.-]+)+)\s*(?::|$)")  # "smoke | cpu | paper", then ": ..." or nothing
@@ -26,16 +27,15 @@ def check(declared: dict, given: dict, notebook: str) -> dict:
         if name not in declared:
             known = ", ".join(sorted(declared)) or "none: it has no cell tagged 'parameters'"
             raise ValueError(f"{notebook}: unknown parameter {name!r} (its parameters: {known})")
-        try:
+        try:  # a default that is an expression (or None) has no type to check against
             kind = type(ast.literal_eval(declared[name]["default"]))
         except (ValueError, SyntaxError):
-            kind = type(None)  # a default that is an expression: no type to check against
-        if kind is not type(None):
-            if isinstance(value, bool) != (kind is bool) or not isinstance(
-                    value, {float: numbers.Real, int: numbers.Integral}.get(kind, kind)):
-                raise ValueError(f"{notebook}: parameter {name!r} must be of type {kind.__name__} (default "
-                                 f"{declared[name]['default']}), got {value!r} of type {type(value).__name__}")
-            value = kind(value) if kind in (int, float) else value
+            kind = type(None)
+        if kind is not type(None) and (isinstance(value, bool) != (kind is bool) or not isinstance(
+                value, {float: numbers.Real, int: numbers.Integral}.get(kind, kind))):
+            raise ValueError(f"{notebook}: parameter {name!r} must be of type {kind.__name__} (default "
+                             f"{declared[name]['default']}), got {value!r} of type {type(value).__name__}")
+        value = kind(value) if kind in (int, float) else value
         choices = CHOICES.match(declared[name].get("help") or "")
         if choices and isinstance(value, str) and value not in (listed := re.split(r"\s*\|\s*", choices[1])):
             raise ValueError(f"{notebook}: parameter {name!r} must be one of {listed}, got {value!r}")
@@ -47,8 +47,6 @@ def check(declared: dict, given: dict, notebook: str) -> dict:
 
 def check_notebook(path: str | os.PathLike, given: dict) -> dict:
     """:func:`check` against the parameters cell of the notebook at ``path``."""
-    import papermill
-
     return check(papermill.inspect_notebook(str(path)), given, os.path.basename(path))
 
 

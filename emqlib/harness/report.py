@@ -103,12 +103,12 @@ def export_section(frame: pd.DataFrame) -> str:
     rows = frame[frame.metric.isin(["export_latency", "export_packed_size"])]
     if rows.empty:
         return ""
-    rows = rows.assign(bits=pd.to_numeric(rows.bits).astype(int), runtime=rows.runtime.str.replace(
-        "onnxruntime float", "onnxruntime qdq"))  # at 32 bits the float model stands in the qdq column
-    rows["column"] = [f"{r}, batch {b:.0f} (ms)" if m == "export_latency" else "weights packed (bytes)"
-                      for m, r, b in zip(rows.metric, rows.runtime, rows.batch)]
-    rows = rows[(rows.metric == "export_latency") | (rows.runtime == "onnxruntime qdq")]
-    rows["cell"] = [f"{v:.3g}" if m == "export_latency" else f"{v:,.0f}" for m, v in zip(rows.metric, rows.value)]
+    latency = rows.metric == "export_latency"
+    runtime = rows.runtime.str.replace("onnxruntime float", "onnxruntime qdq")  # at 32 bits the float model stands in
+    rows = rows.assign(bits=pd.to_numeric(rows.bits).astype(int), cell=rows.value.map("{:.3g}".format).where(
+        latency, rows.value.map("{:,.0f}".format)), column=(runtime + ", batch " + rows.batch.map("{:.0f}".format)
+                                                          + " (ms)").where(latency, "weights packed (bytes)"))
+    rows = rows[latency | (runtime == "onnxruntime qdq")]
     columns = ["weights packed (bytes)", *dict.fromkeys(rows.column[rows.metric == "export_latency"])]
     table = rows.pivot(index="bits", columns="column", values="cell").reindex(columns=columns).fillna("")
     return ("\n\nInteger deployment (`python -m emqlib export`; at 32 bits the float model) of the cached EMQ run, "

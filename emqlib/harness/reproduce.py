@@ -101,8 +101,7 @@ def check_kernel(name: str = KERNEL) -> None:
 
 
 def default_workers(profile: str) -> int:
-    """The worker processes a profile trains its runs with (:data:`DEFAULT_WORKERS`; 1 elsewhere),
-    never more than this machine's CPU cores."""
+    """The worker processes of ``profile`` (:data:`DEFAULT_WORKERS`; else 1), at most this machine's CPU cores."""
     return max(1, min(DEFAULT_WORKERS.get(profile, 1), os.cpu_count() or 1))
 
 
@@ -123,17 +122,15 @@ def _new_record(profile: str, selected: list[Path], only, output_dir: Path, work
             old = load_json(paths.reproduce_record(profile))
     seconds = {k: float(v) for k, v in old.get("notebooks", {}).items() if k not in now}
     status = {k: str(v) for k, v in old.get("notebook_status", {}).items() if k in seconds}
-    threads = os.environ.get("OMP_NUM_THREADS")
-    try:
-        shown = output_dir.resolve().relative_to(paths.ROOT)  # inside the repository: the record is committed
-    except ValueError:
-        shown = output_dir.resolve()
+    threads, shown = os.environ.get("OMP_NUM_THREADS"), output_dir.resolve()
     return {"profile": profile, "started": _now(), "finished": None, "status": "running",
             "notebooks": seconds, "notebook_status": status, "total_seconds": None, "wall_seconds": None,
             "complete": False, "finished_runs_at_start": sum(1 for _ in paths.runs_dir().glob("*/done.json")),
             "command": f"python -m emqlib.harness.reproduce --profile {profile}"
                        + (f" --only {' '.join(map(str, only))}" if only is not None else ""),
-            "executed_notebooks": str(shown), "workers": workers, "commit": paths.git_commit()["commit"],
+            # relative inside the repository, where the record is committed
+            "executed_notebooks": str(shown.relative_to(paths.ROOT) if shown.is_relative_to(paths.ROOT) else shown),
+            "workers": workers, "commit": paths.git_commit()["commit"],
             "machine": (f"{os.cpu_count()} CPUs, {platform.platform(terse=True)}, Python {platform.python_version()}"
                         + (f", OMP_NUM_THREADS={threads}" if threads else ""))}
 

@@ -15,11 +15,11 @@ from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..bits import set_bits
-from .build import compile_model
+from .build import compile_model, model_for
 from .config import RunConfig
-from ..data import DATASET_SHAPES, ImageDataset, batches
+from ..data import ImageDataset, batches
+from .datasets import DATASET_SHAPES
 from ..distill import joint_step
-from ..models import model_for
 
 
 @dataclass
@@ -101,29 +101,37 @@ class Workload:
     device: torch.device
 
     @property
+    def bits(self) -> tuple[int, ...]:
+        return self.config.model.bits
+
+    @property
+    def batch_size(self) -> int:
+        return self.config.optim.batch_size
+
+    @property
     def shape(self) -> tuple[int, int, int]:
         """(channels, height, width) of an input."""
-        _, channels, size = DATASET_SHAPES[self.config.dataset]
+        _, channels, size = DATASET_SHAPES[self.config.data.dataset]
         return channels, size, size
 
     def facts(self, threads: int | None = None, **more) -> dict:
         """The workload's columns of a row (threads on the CPU only)."""
-        c = self.config
-        return dict(model=c.model, width=c.width, input="x".join(map(str, self.shape)), batch=c.batch_size,
+        m = self.config.model
+        return dict(model=m.name, width=m.width, input="x".join(map(str, self.shape)), batch=self.batch_size,
                     device=self.device.type, **more,
                     threads=(threads or torch.get_num_threads()) if self.device.type == "cpu" else None)
 
     def describe(self) -> str:
-        c, where = self.config, f"{torch.get_num_threads()} threads" if self.device.type == "cpu" else str(self.device)
-        return f"{c.model} width {c.width:g}, {'x'.join(map(str, self.shape))} input, batch {c.batch_size}, {where}"
+        m, where = self.config.model, f"{torch.get_num_threads()} threads" if self.device.type == "cpu" else str(self.device)
+        return f"{m.name} width {m.width:g}, {'x'.join(map(str, self.shape))} input, batch {self.batch_size}, {where}"
 
     def emq(self, bias_correction: bool = True) -> RunConfig:
-        return self.config.replace(bias_correction=bias_correction)
+        return self.config.replace(model={"quant": {"bias_correction": bias_correction}})
 
     def plain(self) -> RunConfig:
         """A plain full-precision network: untransformed weights and ReLU (no quantizer at all)."""
-        return self.config.replace(bias_correction=False, full_precision_weight="plain",
-                                   full_precision_activation="relu")
+        return self.config.replace(model={"quant": dict(bias_correction=False, full_precision_weight="plain",
+                                                        full_precision_activation="relu")})
 
     def model(self, config: RunConfig, bits: int) -> nn.Module:
         """A fresh model of ``config`` (same initial weights every time) running at ``bits``."""
@@ -134,12 +142,12 @@ class Workload:
 
     def batch(self) -> tuple[Tensor, Tensor]:
         g = torch.Generator().manual_seed(0)
-        x = torch.randn(self.config.batch_size, *self.shape, generator=g)
-        y = torch.randint(0, DATASET_SHAPES[self.config.dataset][0], (self.config.batch_size,), generator=g)
+        x = torch.randn(self.batch_size, *self.shape, generator=g)
+        y = torch.randint(0, DATASET_SHAPES[self.config.data.dataset][0], (self.batch_size,), generator=g)
         return x.to(self.device), y.to(self.device)
 
     def optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
-        return torch.optim.Adam(model.parameters(), lr=self.config.lr)
+        return torch.optim.Adam(model.parameters(), lr=self.config.optim.lr)
 
 
 def training_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: Tensor, y: Tensor) -> Callable[[], None]:
@@ -154,9 +162,10 @@ def training_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: Tensor,
 def random_dataset(work: Workload, n: int) -> ImageDataset:
     """``n`` random images of the profile's shape, in memory (content does not change timing)."""
     g = torch.Generator().manual_seed(1)
-    num_classes = DATASET_SHAPES[work.config.dataset][0]
+    dataset = work.config.data.dataset
     images = torch.randint(0, 256, (n, *work.shape), generator=g, dtype=torch.uint8)
-    return ImageDataset(work.config.dataset, images, torch.randint(0, num_classes, (n,), generator=g), num_classes)
+    num_classes = DATASET_SHAPES[dataset][0]
+    return ImageDataset(dataset, images, torch.randint(0, num_classes, (n,), generator=g), num_classes)
 
 
 def epoch_runner(work: Workload, dataset: ImageDataset, n: int, bits: Sequence[int], compiled: bool = False,
@@ -170,7 +179,7 @@ def epoch_runner(work: Workload, dataset: ImageDataset, n: int, bits: Sequence[i
     g = torch.Generator().manual_seed(2)
 
     def epoch() -> None:
-        for x, y, _ in batches(dataset, torch.arange(n), work.config.batch_size, g):
+        for x, y, _ in batches(dataset, torch.arange(n), work.batch_size, g):
             # the trainer's joint step (emqlib.distill), then backward and one optimizer step, as the trainer does
             optimizer.zero_grad(set_to_none=True)
             joint_step(forward, x.to(work.device, memory_format=memory_format), y.to(work.device), bits).total.backward()
