@@ -16,7 +16,7 @@ def table(tmp_path_factory) -> pd.DataFrame:
     if not torch.cuda.is_available():
         argv.append("--allow-cpu")
     assert bench_gpu.main(argv) == 0
-    return pd.read_csv(out)
+    return pd.read_csv(out, dtype={"commit": str})
 
 
 def test_refuses_a_cpu_run_into_results(monkeypatch, tmp_path) -> None:
@@ -94,7 +94,7 @@ def test_a_run_replaces_its_settings_rows_and_keeps_the_others(table, tmp_path) 
     argv = ["--out", str(out), "--steps", "1", "--warmup", "0", "--width", "0.125", "--batch-size", "2",
             "--modes", "eager", "--precisions", "bf16", "--commit", "0123456789abcdef", "--allow-cpu"]
     assert bench_gpu.main(argv) == 0
-    merged = pd.read_csv(out)
+    merged = pd.read_csv(out, dtype={"commit": str})  # the commit named below is all digits
     fp32, old_fp32 = (frame[frame.precision == "fp32"].reset_index(drop=True) for frame in (merged, table))
     pd.testing.assert_frame_equal(fp32, old_fp32)
     bf16 = merged[merged.precision == "bf16"]

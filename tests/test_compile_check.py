@@ -17,7 +17,7 @@ def test_each_notebook_is_executed_three_ways_in_order_with_one_inductor_cache(t
         return {"seconds": seconds, "notebook": "02_shared_bn", "workers": 2}
 
     table = compile_check.compile_check("smoke", ["02"], tmp_path, tmp_path / "check.csv", execute)
-    assert pd.read_csv(tmp_path / "check.csv", keep_default_na=False, na_values=[""]).equals(table)
+    assert pd.read_csv(tmp_path / "check.csv", keep_default_na=False, na_values=[""], dtype={"commit": str}).equals(table)
     assert [c[1] for c in calls] == [False, True, True]  # eager, then compiled twice
     assert len({c[2] for c in calls}) == 1 and len({c[3] for c in calls}) == 3  # one inductor cache, three run caches
     ratios = table[table.metric == "compiled_over_eager"]

@@ -153,7 +153,7 @@ def kept_rows(out: Path, settings: Sequence[tuple[str, str]]) -> pd.DataFrame:
     paper's number (written anew)."""
     if not out.exists():
         return pd.DataFrame(columns=COLUMNS)
-    old = pd.read_csv(out)
+    old = pd.read_csv(out, dtype={"commit": str, "torch": str})  # a commit of digits only stays its text
     measured_now = pd.Series([setting in settings for setting in zip(
         old.compiled.map({True: "compiled", False: "eager"}), old.precision)], index=old.index)
     return old[~measured_now & (old.metric != "paper_gpu_hours")]

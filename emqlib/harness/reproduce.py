@@ -176,9 +176,9 @@ def reproduce(profile: str = "cpu", only: Sequence[str | int] | None = None, out
     seeds = seed_parameters(selected)
     save_provenance(record, seeds)
     start, width = time.perf_counter(), max(len(p.name) for p in selected)
+    kernel_environment = {**KERNEL_ENVIRONMENT, **paths.folder_environment(), WORKERS_VARIABLE: str(workers)}
     try:
-        with mock.patch.dict(os.environ, {**KERNEL_ENVIRONMENT, **paths.folder_environment(),
-                                          WORKERS_VARIABLE: str(workers)}):
+        with mock.patch.dict(os.environ, kernel_environment):
             for i, notebook in enumerate(execution_order(selected), 1):
                 output = output_dir / notebook.name
                 echo(f"[{i:>{len(str(len(selected)))}}/{len(selected)}] {notebook.name:<{width}} ", end="", flush=True)
