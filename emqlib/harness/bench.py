@@ -170,8 +170,7 @@ def _compiled_variant(work: Workload, config: RunConfig, bits: int, x: Tensor, y
     model = work.model(config, bits)
     step = training_step(compile_model(model), work.optimizer(model), x, y)
     log(f"compiling the training step ({name}) with torch.compile")
-    facts = dict(facts, compiled=True)
-    start = time.perf_counter()
+    facts, start = dict(facts, compiled=True), time.perf_counter()
     try:
         step()
     except Exception as error:  # a missing compiler or an unsupported op: report, do not fail the bench
@@ -206,9 +205,8 @@ def measure_speed_options(work: Workload, settings: BenchSettings) -> list[dict]
         variants += compiled
     log(f"timing speed options {[v.name for v in variants]} x {settings.reps}")
     t = best(time_interleaved(variants, settings.reps, settings.warmup, work.device))
-    ratios = {"1 thread over 2 threads": ("threads=1", "threads=2"),
-              "channels-last over contiguous": ("channels_last", "eager"),
-              "torch.compile (mode default) over eager": ("compiled", "eager")}
+    ratios = {"1 thread over 2 threads": ("threads=1", "threads=2"), "channels-last over contiguous": (
+        "channels_last", "eager"), "torch.compile (mode default) over eager": ("compiled", "eager")}
     return rows + [row("speed_option_ratio", t[a] / t[b], "x", what, **facts)
                    for what, (a, b) in ratios.items() if a in t]
 
@@ -283,8 +281,7 @@ def measure_compiled_epochs(work: Workload, settings: BenchSettings, threads: in
         return [row("compile_works", 0, "bool", f"torch.compile of whole epochs failed ({type(error).__name__})",
                     compiled=True, **facts)]
     t = best(time_interleaved(variants, settings.scaling_reps, warmup=1, device=work.device))
-    timed = dict(facts, repetitions=settings.scaling_reps)
-    joint = f"whole epochs at {threads} thread(s), joint step"
+    timed, joint = dict(facts, repetitions=settings.scaling_reps), f"whole epochs at {threads} thread(s), joint step"
     return [row("epoch_time", t["eager"], "s", joint, compiled=False, **timed),
             row("epoch_time", t["compiled"], "s", joint, compiled=True, **timed),
             row("compiled_epoch_over_eager", t["compiled"] / t["eager"], "x",

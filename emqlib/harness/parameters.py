@@ -16,7 +16,6 @@ import papermill
 from papermill.translators import PythonTranslator
 
 CHOICES = re.compile(r"^\s*([\w.-]+(?:\s*\|\s*[\w.-]+)+)\s*(?::|$)")  # "smoke | cpu | paper", then ": ..." or nothing
-INJECTED_HEADER = "# Parameters"  # the first line of the cell papermill injects
 
 
 def check(declared: dict, given: dict, notebook: str) -> dict:
@@ -61,7 +60,7 @@ def check_injected_parameters(history: list[str] | None = None, namespace: dict 
         if shell is None:
             return
         history, namespace = shell.user_ns.get("In", []), shell.user_ns
-    injected = [i for i, source in enumerate(history) if source.lstrip().startswith(INJECTED_HEADER)]
+    injected = [i for i, source in enumerate(history) if source.lstrip().startswith("# Parameters")]  # papermill's
     if not injected or injected[-1] == 0:
         return
     # papermill puts its cell right after the cell tagged "parameters": the one executed before it

@@ -15,7 +15,6 @@ from .storage import atomic_write_text, load_json
 from .targets import BY_METRIC, TARGETS, VERDICTS
 
 README = paths.ROOT / "README.md"
-NAMES = {"commit": str, "run": str, "torch": str}  # columns of names, text even when all digits
 # the rows of results/bench.csv that answer the benchmark's targets (the CSV has them all)
 BENCH_SUMMARY = ["quant_step_ratio", "bias_correction_ratio", "speedup_wallclock", "accuracy_gap", "selection_share",
                  "efficiency", "scaling_r2", "speed_option_ratio", "compiled_epoch_over_eager", "compile_break_even_epochs"]
@@ -38,7 +37,8 @@ def _interval(low, high) -> str:
 def _read(name: str) -> pd.DataFrame | None:
     """``results/<name>``, empty cells as NaN (a cell reading "NA" stays text), or None when it is missing."""
     path = paths.results_dir() / name
-    return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=NAMES) if path.exists() else None
+    names = dict.fromkeys(["commit", "run", "torch"], str)  # text even where a name is all digits
+    return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=names) if path.exists() else None
 
 
 def claims_section() -> str:

@@ -26,6 +26,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from unittest import mock
 
+import papermill
+
 from . import errors, paths, report
 from .build import Runtime
 from .config import PROFILES
@@ -144,6 +146,12 @@ def _save_record(record: dict, all_notebooks: list[Path], **changes) -> None:
 
 # ---------------------------------------------------------------- running
 
+def execute(notebook: Path, output: Path, parameters: dict, progress_bar: bool = False) -> None:
+    """Execute ``notebook`` into ``output`` with papermill, on the :data:`KERNEL` kernel."""
+    papermill.execute_notebook(str(notebook), str(output), parameters=parameters, kernel_name=KERNEL, cwd=str(
+        notebook.parent), progress_bar=progress_bar, start_timeout=START_TIMEOUT, extra_arguments=KERNEL_ARGUMENTS)
+
+
 def reproduce(profile: str = "cpu", only: Sequence[str | int] | None = None, output_dir: str | os.PathLike | None = None,
               progress_bar: bool = False, echo: Callable[..., None] = print, workers: int | None = None) -> dict:
     """Execute the notebooks (all, or ``only`` those) for ``profile``; returns the timing record.
@@ -169,8 +177,6 @@ def reproduce(profile: str = "cpu", only: Sequence[str | int] | None = None, out
     parameters = {p: check_notebook(p, {"profile": profile}) for p in selected}
     output_dir.mkdir(parents=True, exist_ok=True)
 
-    import papermill
-
     record = _new_record(profile, selected, only, output_dir, workers)
     _save_record(record, all_notebooks)
     seeds = seed_parameters(selected)
@@ -184,9 +190,7 @@ def reproduce(profile: str = "cpu", only: Sequence[str | int] | None = None, out
                 echo(f"[{i:>{len(str(len(selected)))}}/{len(selected)}] {notebook.name:<{width}} ", end="", flush=True)
                 t0, status = time.perf_counter(), "failed"
                 try:
-                    papermill.execute_notebook(str(notebook), str(output), parameters=parameters[notebook],
-                                               kernel_name=KERNEL, progress_bar=progress_bar, cwd=str(notebook.parent),
-                                               start_timeout=START_TIMEOUT, extra_arguments=KERNEL_ARGUMENTS)
+                    execute(notebook, output, parameters[notebook], progress_bar)
                     status = "ok"
                 except KeyboardInterrupt:
                     status = "interrupted"
