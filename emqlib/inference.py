@@ -14,9 +14,9 @@ from .data import ImageDataset, batches
 
 
 # Samples per forward pass when nothing is trained. In eval mode every sample's logits are computed
-# alone, so the batch changes the time only: on the cpu profile's ResNet-8 at one thread 6,000 images
-# take 0.45-0.55 s in batches of 256 against 0.8-0.9 s in batches of 1,000 (activations that fit the
-# cache), with bit-identical logits (tests/test_inference.py).
+# alone, so the batch changes the time only: batches of 256 keep the cpu profile's activations in the
+# CPU cache, which made them faster than batches of 1,000 when this was chosen (a timing no results file
+# keeps), with bit-identical logits (tests/test_inference.py).
 PREDICT_BATCH = 256
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from emqlib.harness import bench
+from emqlib.harness import bench, plots, timing
 from emqlib.harness.config import config_hash
 from emqlib.harness.cost import ideal_pass_ratio, pass_equivalents
 from emqlib.harness.runs import load_run
@@ -23,7 +23,7 @@ FAMILIES = {
     "4 selection overhead": ["selection_share"],
     "5 efficiency": ["step_gflops", "matmul_gflops", "efficiency"],
     "6 scaling": ["epoch_time", "scaling_slope", "scaling_r2"],
-    "7 integer deployment": ["export_size", "export_latency", "export_shift_cost"],
+    "7 integer deployment": ["export_size", "export_packed_size", "export_latency", "export_shift_cost"],
 }
 
 
@@ -41,13 +41,16 @@ def smoke(one_thread, tmp_path_factory) -> tuple[pd.DataFrame, object]:
 @pytest.mark.slow
 def test_smoke_bench_writes_every_family(smoke):
     table, root = smoke
-    assert list(table.columns) == ["metric", "value", "unit", "setting"]
+    assert list(table.columns) == bench.COLUMNS
     for family, metrics in FAMILIES.items():
         for metric in metrics:
             values = table.loc[table.metric == metric, "value"]
             assert len(values) > 0, f"family {family}: no {metric} row"
             assert values.map(math.isfinite).all(), f"family {family}: {metric} not finite"
-    assert table.setting.notna().all()
+    assert table.what.notna().all()
+    steps = table[table.metric == "step_time"]  # the facts are columns, not text
+    assert set(steps.method) == {"plain", "emq"} and (steps.threads == 1).all() and (steps.repetitions == 5).all()
+    assert set(steps.bits.astype(int)) == {32, 8, 4, 2} and (steps.model == "resnet8").all()
     assert (root / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -58,13 +61,12 @@ def test_smoke_bench_methods_come_from_the_run_cache(smoke):
     hashes = {config_hash(c) for c in bench.method_configs("smoke").values()}
     assert hashes <= cached
     walls = table[table.metric == "method_wallclock"]
-    assert len(walls) == 4
-    assert all(any(h in s for h in hashes) for s in walls.setting)
+    assert len(walls) == 4 and set(walls.run) == hashes and (walls.seed == 0).all()
     # each method's average accuracy is its cached run's mean final test accuracy
     for name, config in bench.method_configs("smoke").items():
         run = load_run(root / "runs" / config_hash(config))
-        row = table[(table.metric == "method_avg_accuracy") & table.setting.str.startswith("mean final test accuracy over bits")
-                    & table.setting.str.contains(f"; {name}; ", regex=False)]
+        row = table[(table.metric == "method_avg_accuracy") & (table.method == name)]
+        assert row.run.item() == config_hash(config)
         assert row.value.item() == pytest.approx(run.final_metrics().test_accuracy.mean(), abs=1e-9)
 
 
@@ -96,27 +98,32 @@ def test_cost_weighting_and_the_ideal_pass_ratio():
 
 
 def test_method_rows_divide_dedicated_by_each_method():
-    def summary(wall, passes, accuracy, selection=0.0):
-        return {"wall_seconds": wall, "train_seconds": wall - selection, "selection_seconds": selection,
-                "sample_passes": passes, "teacher_forwards": 0, "selection_forwards": 0, "pass_equivalents": passes,
-                "accuracy": accuracy, "source": "from run cache test"}
-    summaries = {"dedicated": summary(80.0, 400, 90.0), "joint": summary(40.0, 400, 89.0),
-                 "emq": summary(40.0, 400, 89.5), "emq+coreset": summary(10.0, 80, 88.0, selection=1.0)}
+    def method(name, wall, passes, accuracy, selection=0.0, served=None):
+        return {"method": name, "wall_seconds": wall, "selection_seconds": selection, "sample_passes": passes,
+                "selection_forwards": 0, "pass_equivalents": passes, "avg_accuracy": accuracy, "run": f"run-{name}",
+                "trained": "2026-01-01T00:00", "speedup_wall": 80.0 / wall, "speedup_passes": 400 / passes,
+                "served_bits": served, "speedup_wall_served": 2 * 80.0 / wall, "speedup_passes_served": 2 * 400 / passes}
+    cost = pd.DataFrame([method("dedicated", 80.0, 400, 90.0), method("joint", 40.0, 400, 89.0),
+                         method("emq", 40.0, 400, 89.5), method("emq+coreset", 10.0, 80, 88.0, 1.0, "2,4,8,32")])
     config = bench.method_configs("smoke")["emq+coreset"]
-    rows = pd.DataFrame(bench.method_rows(summaries, config))
-    pick = lambda metric, text: rows[(rows.metric == metric) & rows.setting.str.contains(text, regex=False)].value.item()  # noqa: E731
-    assert pick("speedup_wallclock", "over emq+coreset") == pytest.approx(8.0)
-    assert pick("speedup_passes", "over emq+coreset") == pytest.approx(5.0)
-    assert pick("accuracy_gap", "minus emq+coreset") == pytest.approx(2.0)
-    assert rows[rows.metric == "selection_share"].value.item() == pytest.approx(10.0)
+    rows = pd.DataFrame(bench.method_rows(cost, config, seconds_per_pass_now=0.05, now="test"))
+    pick = lambda metric, name: rows[(rows.metric == metric) & (rows.method == name)].value.item()  # noqa: E731
+    assert pick("speedup_wallclock", "emq+coreset") == pytest.approx(8.0)
+    assert pick("speedup_passes", "emq+coreset") == pytest.approx(5.0)
+    assert pick("accuracy_gap", "emq+coreset") == pytest.approx(2.0)
+    assert pick("selection_share", "emq+coreset") == pytest.approx(10.0)
+    assert pick("run_slowdown", "dedicated") == pytest.approx(80.0 / 400 / 0.05)
+    served = rows[rows.metric == "speedup_wallclock_served"]
+    assert served.method.tolist() == ["emq+coreset"] and served.bits.tolist() == ["2,4,8,32"]
+    assert set(rows[rows.method == "joint"].run) == {"run-joint"} and (rows.seed.dropna() == 0).all()
 
 
 def test_time_interleaved_times_every_variant_and_restores_threads():
     calls = []
     torch.set_num_threads(threads := 2)
-    variants = [bench.Variant("a", lambda: calls.append(("a", torch.get_num_threads())), threads=1),
-                bench.Variant("b", lambda: calls.append(("b", torch.get_num_threads())))]
-    times = bench.time_interleaved(variants, reps=3, warmup=1)
+    variants = [timing.Variant("a", lambda: calls.append(("a", torch.get_num_threads())), threads=1),
+                timing.Variant("b", lambda: calls.append(("b", torch.get_num_threads())))]
+    times = timing.time_interleaved(variants, reps=3, warmup=1)
     assert {k: len(v) for k, v in times.items()} == {"a": 3, "b": 3}
     assert ("a", 1) in calls and ("b", threads) in calls and ("b", 1) not in calls
     assert torch.get_num_threads() == threads
@@ -131,14 +138,14 @@ def test_compiling_pays_after_its_seconds_over_the_seconds_each_epoch_saves():
 
 @pytest.mark.slow
 def test_whole_epochs_are_timed_eager_and_compiled_at_one_thread():
-    work = bench.Workload(bench.profile_config("smoke", method="emq", bits=(2, 32)), torch.device("cpu"))
+    work = timing.Workload(bench.profile_config("smoke", method="emq", model={"bits": (2, 32)}), torch.device("cpu"))
     settings = bench.BenchSettings(reps=1, warmup=0, scaling_sizes=(40,), scaling_bits_samples=0, scaling_reps=2,
                                    try_compile=True)
     table = pd.DataFrame(bench.measure_compiled_epochs(work, settings)).set_index("metric")
     epochs = table.loc["epoch_time"]
-    assert list(epochs.setting.str.split(";").str[0]) == ["eager", "torch.compile"]
-    assert epochs.setting.str.contains("N=40, k=2 bit-widths 32,2 (joint step); resnet8 width 0.5, 1x16x16 input, "
-                                       "batch 32, 1 threads, channels-last", regex=False).all()
+    assert epochs.compiled.tolist() == [False, True]
+    assert epochs[["samples", "bits", "model", "width", "input", "batch", "threads", "memory_format"]].drop_duplicates(
+        ).values.tolist() == [[40, "32,2", "resnet8", 0.5, "1x16x16", 32, 1, "channels_last"]]
     first = table.loc["first_compiled_epoch", "value"]
     assert first > epochs.value.iloc[1] > 0  # the first compiled epoch pays the compilation
     ratio = table.loc["compiled_epoch_over_eager", "value"]
@@ -150,16 +157,31 @@ def test_whole_epochs_are_timed_eager_and_compiled_at_one_thread():
 
 @pytest.mark.slow
 def test_compiled_steps_are_timed_beside_the_eager_ones():
-    work = bench.Workload(bench.profile_config("smoke", method="emq", bits=(2, 32)), torch.device("cpu"))
+    work = timing.Workload(bench.profile_config("smoke", method="emq", model={"bits": (2, 32)}), torch.device("cpu"))
     settings = bench.BenchSettings(reps=2, warmup=1, scaling_sizes=(), scaling_bits_samples=0, scaling_reps=0,
                                    try_compile=True, matmul_n=64)
-    rows, _ = bench.measure_steps(work, settings)
-    table = pd.DataFrame(rows)
-    steps = ["plain FP step", "32-bit path", "2-bit step, bias correction on", "2-bit step, bias correction off"]
+    table = pd.DataFrame(bench.measure_steps(work, settings))
+    steps = [("plain", 32, None), ("emq", 32, None), ("emq", 2, True), ("emq", 2, False)]
     compiled = table[table.metric == "compile_seconds"]
     assert len(compiled) == len(steps) and (compiled.value > 0).all()  # one graph (and its compile time) per step
     for metric, count in [("compiled_over_eager", 4), ("quant_step_ratio_compiled", 3), ("step_time", 8)]:
         values = table[table.metric == metric].value
         assert len(values) == count and values.map(math.isfinite).all() and (values > 0).all(), metric
-    for step in steps:
-        assert table[(table.metric == "compiled_over_eager") & table.setting.str.startswith(step)].shape[0] == 1
+    ratios = table[table.metric == "compiled_over_eager"]
+    assert [(m, int(b), None if pd.isna(c) else c) for m, b, c in zip(ratios.method, ratios.bits,
+                                                                      ratios.bias_correction)] == steps
+    assert ratios.compiled.all()
+    times = table[table.metric == "step_time"]
+    assert sorted(times.compiled.tolist()) == [False] * 4 + [True] * 4
+
+
+def test_a_fact_without_a_column_is_an_error_not_dropped():
+    with pytest.raises(ValueError, match="facts without a column: \\['colour'\\]"):
+        timing.table([timing.row("step_time", 1.0, "ms", "a step", colour="red")], bench.COLUMNS)
+
+
+def test_the_figure_is_drawn_from_the_committed_table(tmp_path):
+    from emqlib.harness import paths
+
+    plots.plot_bench(paths.ROOT / "results" / "bench.csv", tmp_path / "bench.png")
+    assert (tmp_path / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -219,31 +219,29 @@ def test_markdown_table_escapes_pipes():
     assert table.splitlines() == ["| a | b |", "|---|---|", "| x\\|y | 1.5 |"]
 
 
-def test_bench_block_names_the_seed_of_each_cached_run_and_leaves_out_the_9_model_estimate():
-    save_result(pd.DataFrame({"run": ["00000000000000aa", "00000000000000bb"], "seed": [0, 1]}), "training_cost.csv")
-    bench = pd.DataFrame({"metric": ["speedup_wallclock", "speedup_wallclock_derived", "quant_step_ratio"],
-                          "value": [2.5, 5.6, 1.25], "unit": ["x", "x", "x"],
-                          "setting": ["over emq+coreset; from run cache 00000000000000bb (timed when trained)",
-                                      "derived: scaled to 9 models", "8-bit step"]})
+def test_bench_block_reads_the_seed_and_the_target_from_columns():
+    bench = pd.DataFrame({"metric": ["speedup_wallclock", "speedup_wallclock_served", "quant_step_ratio"],
+                          "value": [2.5, 5.6, 1.3], "unit": ["x", "x", "x"], "seed": [1, 1, None],
+                          "what": ["Dedicated over emq+coreset", "served", "8-bit step"]})
     save_result(bench, "bench.csv")
     lines = report.bench_section().splitlines()
-    assert lines[0] == "| metric | value | unit | seed | setting |"
-    assert "| quant_step_ratio | 1.25 | x |  | 8-bit step |" in lines
-    assert "| speedup_wallclock | 2.5 | x | 1 | over emq+coreset |" in lines
-    assert not any("derived" in line for line in lines)
+    assert lines[0] == "| metric | value | unit | seed | target | what |"
+    assert "| quant_step_ratio | 1.3 | x |  | < 1.25x: missed | 8-bit step |" in lines
+    assert "| speedup_wallclock | 2.5 | x | 1 |  | Dedicated over emq+coreset |" in lines
+    assert not any(line.startswith("| speedup_wallclock_served") for line in lines)  # not in the summary
 
 
 def test_bench_block_tabulates_the_export_rows_per_bit_width():
-    where = "resnet8 width 1, run 00000000000000aa, 1 threads, CPU"
-    rows = [("export_size", 332475, "PyTorch fake-quant checkpoint (float32 latent weights); " + where),
-            ("export_size", 37482, f"2-bit, onnxruntime qdq, weights packed at 2 bits; {where}"),
-            ("export_size", 108123, f"2-bit, onnxruntime qdq, ONNX file as stored; {where}"),
-            ("export_size", 39000, f"2-bit, onnxruntime integer, weights packed at 2 bits; {where}"),
-            ("export_latency", 3.5, f"2-bit, batch 1, PyTorch fake-quant; {where}"),
-            ("export_latency", 0.125, f"2-bit, batch 1, onnxruntime qdq; {where}"),
-            ("export_latency", 0.11, f"32-bit, batch 1, onnxruntime float; {where}"),
-            ("export_shift_cost", 1.02, f"2-bit, batch 1: integer kernel with the shift over without; {where}")]
-    save_result(pd.DataFrame(rows, columns=["metric", "value", "setting"]).assign(unit="ms"), "bench.csv")
+    rows = [("export_size", 332475, None, None, "PyTorch fake-quant"),
+            ("export_packed_size", 37482, 2, None, "onnxruntime qdq"),
+            ("export_size", 108123, 2, None, "onnxruntime qdq"),
+            ("export_packed_size", 39000, 2, None, "onnxruntime integer"),
+            ("export_latency", 3.5, 2, 1, "PyTorch fake-quant"),
+            ("export_latency", 0.125, 2, 1, "onnxruntime qdq"),
+            ("export_latency", 0.11, 32, 1, "onnxruntime float"),
+            ("export_shift_cost", 1.02, 2, 1, "onnxruntime integer")]
+    save_result(pd.DataFrame(rows, columns=["metric", "value", "bits", "batch", "runtime"]).assign(
+        unit="ms", what="", seed=None), "bench.csv")
     block = report.bench_section()
     table = block[block.index("| bits |"):].splitlines()
     assert table[0] == "| bits | weights packed (bytes) | PyTorch fake-quant, batch 1 (ms) | onnxruntime qdq, batch 1 (ms) |"

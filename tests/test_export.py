@@ -254,15 +254,13 @@ def test_packed_size_counts_weight_codes_at_the_bit_width(runs):
 
 def test_export_bench_rows(runs):
     rows = pd.DataFrame(export_bench_rows(runs["emq"], "2,32", reps=2, warmup=1))
-    assert list(rows.columns) == ["metric", "value", "unit", "setting"]
+    assert {"metric", "value", "unit", "what", "bits", "batch", "runtime", "run", "threads"} <= set(rows.columns)
     assert (rows.value > 0).all()
     latency = rows[rows.metric == "export_latency"]
     # per batch size: PyTorch and both kernels at 2 bits, PyTorch and the float export at 32 bits
     for batch in (1, 128):
-        at = latency[latency.setting.str.contains(f"batch {batch},")]
-        assert sorted(at.setting.str.extract(r"batch \d+, ([^;]+);")[0]) == [
+        assert sorted(latency[latency.batch == batch].runtime) == [
             "PyTorch fake-quant", "PyTorch fake-quant", "onnxruntime float", "onnxruntime integer", "onnxruntime qdq"]
-    sizes = rows[rows.metric == "export_size"]
-    packed = sizes[sizes.setting.str.contains("packed")]
+    packed = rows[rows.metric == "export_packed_size"]
     assert len(packed) == 3 and packed.value.iloc[0] < packed.value.iloc[-1]  # 2-bit codes pack smaller than floats
     assert (rows.metric == "export_shift_cost").sum() == 2  # batch 1 and 128 at 2 bits; none at 32

@@ -339,6 +339,8 @@ DECLARED = 'profile = "cpu"  # smoke | cpu | paper\nn_seeds = 2  # seeds\nfracti
     ({"n_seeds": "two"}, "parameter 'n_seeds' must be of type int"),
     ({"fraction": "0.5"}, "parameter 'fraction' must be of type float"),
     ({"profile": "gpu"}, "parameter 'profile' must be one of ['smoke', 'cpu', 'paper']"),
+    ({"n_seeds": 0}, "parameter 'n_seeds' is a count: give a whole number >= 1, got 0"),
+    ({"n_seeds": -1}, "parameter 'n_seeds' is a count: give a whole number >= 1, got -1"),
 ])
 def test_papermill_parameters_are_checked_in_the_kernel(injected, message) -> None:
     source = "# Parameters\n" + "".join(f"{k} = {v!r}\n" for k, v in injected.items())
@@ -400,6 +402,36 @@ def test_reproduce_exits_2_on_bad_input(capsys) -> None:
     assert err.startswith("error: ") and "no notebook '99'" in err and len(err.splitlines()) == 1
 
 
+def _reproduce_fails(capsys, base: Path, message: str) -> str:
+    """``python -m emqlib.harness.reproduce --profile smoke --only 03`` ends with one error line holding
+    ``message``, status 2, and writes nothing."""
+    from emqlib.harness import reproduce
+
+    assert reproduce.main(["--profile", "smoke", "--only", "03"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: ") and message in err, err
+    assert not (base / "results").exists() and not (base / "runs").exists()
+    return err
+
+
+def test_reproduce_into_a_read_only_results_folder_names_its_own_options(base, capsys, monkeypatch) -> None:
+    real_mkdir = Path.mkdir
+
+    def read_only(self, *args, **kwargs):
+        if base / "results" in (self, *self.parents):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    err = _reproduce_fails(capsys, base, "choose a folder on a writable disk")
+    assert "--output-dir" in err and "EMQ_RESULTS_DIR" in err and "(--out," not in err  # reproduce's, not train's
+
+
+def test_reproduce_checks_emq_compile_before_anything_starts(base, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("EMQ_COMPILE", "garbage")
+    _reproduce_fails(capsys, base, "EMQ_COMPILE='garbage': set it to 1 (compile), 0 (eager) or auto")
+
+
 # ---------------------------------------------------------------- further hostile cases
 
 def test_out_empty_or_the_runs_folder_itself(base, capsys) -> None:
@@ -432,9 +464,11 @@ def test_a_corrupt_snapshot_says_to_retrain(run) -> None:
         load_run(run).model(2, epoch=epoch)
 
 
-def test_papermill_run_directly_fails_naming_the_parameter(tmp_path) -> None:
-    """The real thing: papermill (not emqlib.harness.reproduce) with a wrongly typed value stops in the
-    cell after the parameters cell, with an error that names the parameter."""
+@pytest.mark.parametrize("value, message", [("two", "parameter 'n_seeds' must be of type int"),
+                                            (0, "parameter 'n_seeds' is a count: give a whole number >= 1, got 0")])
+def test_papermill_run_directly_fails_naming_the_parameter(tmp_path, value, message) -> None:
+    """The real thing: papermill (not emqlib.harness.reproduce) with a wrongly typed value or a count below 1
+    stops in the cell after the parameters cell, with an error that names the parameter."""
     import nbformat
     import papermill
 
@@ -448,6 +482,6 @@ def test_papermill_run_directly_fails_naming_the_parameter(tmp_path) -> None:
     nbformat.write(nb, tmp_path / "nb.ipynb")
     with pytest.raises(papermill.PapermillExecutionError) as error:
         papermill.execute_notebook(str(tmp_path / "nb.ipynb"), str(tmp_path / "out.ipynb"),
-                                   parameters={"n_seeds": "two"}, kernel_name="emqlib", progress_bar=False,
+                                   parameters={"n_seeds": value}, kernel_name="emqlib", progress_bar=False,
                                    start_timeout=180)
-    assert error.value.ename == "ValueError" and "parameter 'n_seeds' must be of type int" in error.value.evalue
+    assert error.value.ename == "ValueError" and message in error.value.evalue

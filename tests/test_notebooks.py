@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from emqlib.harness import paths, reproduce as rep
+from emqlib.harness.parameters import check_notebook
 from emqlib.harness.results import PRODUCERS, load_result
 
 # what each notebook must leave behind: (CSVs in results/, PNGs in figures/)
@@ -160,9 +161,9 @@ def test_notebooks_are_found_in_numeric_order_and_selected_by_number_or_name():
 
 # ---------------------------------------------------------------- parameter and kernel checks
 
-def test_check_parameters_accepts_the_declared_types():
+def test_check_notebook_accepts_the_declared_types():
     path = paths.NOTEBOOKS / "04_training_cost.ipynb"
-    assert rep.check_parameters(path, {"profile": "smoke", "n_seeds": 3, "fraction": 1}) == {
+    assert check_notebook(path, {"profile": "smoke", "n_seeds": 3, "fraction": 1}) == {
         "profile": "smoke", "n_seeds": 3, "fraction": 1.0}
 
 
@@ -174,10 +175,12 @@ def test_check_parameters_accepts_the_declared_types():
     ({"fraction": "0.2"}, r"parameter 'fraction' must be of type float"),
     ({"seeds": 2}, r"04_training_cost.ipynb: unknown parameter 'seeds'"),
     ({"profile": "gpu"}, r"parameter 'profile' must be one of \['smoke', 'cpu', 'paper'\]"),
+    ({"n_seeds": 0}, r"04_training_cost.ipynb: parameter 'n_seeds' is a count: give a whole number >= 1, got 0"),
+    ({"design_seeds": -1}, r"parameter 'design_seeds' is a count: give a whole number >= 1, got -1"),
 ])
-def test_check_parameters_rejects_wrong_types_and_unknown_names(parameters, message):
+def test_check_notebook_rejects_wrong_types_unknown_names_and_counts_below_one(parameters, message):
     with pytest.raises(ValueError, match=message) as error:
-        rep.check_parameters(paths.NOTEBOOKS / "04_training_cost.ipynb", parameters)
+        check_notebook(paths.NOTEBOOKS / "04_training_cost.ipynb", parameters)
     assert "\n" not in str(error.value)
 
 

@@ -6,7 +6,7 @@ import subprocess
 
 import torch
 
-from emqlib.harness import paths, reproduce as rep
+from emqlib.harness import paths, provenance, reproduce as rep
 from emqlib.harness.storage import load_json
 
 
@@ -14,8 +14,8 @@ def test_provenance_is_written_atomically_with_what_made_the_results(tmp_path, m
     monkeypatch.setenv("EMQ_RESULTS_DIR", str(tmp_path))
     record = {"profile": "smoke", "started": "2026-01-01T00:00:00+00:00", "finished": "2026-01-01T00:01:00+00:00",
               "status": "ok", "command": "python -m emqlib.harness.reproduce --profile smoke"}
-    seeds = rep.seed_parameters(rep.notebooks(["02", "03", "04"]))
-    path = rep.save_provenance(record, seeds)
+    seeds = provenance.seed_parameters(rep.notebooks(["02", "03", "04"]))
+    path = provenance.save_provenance(record, seeds)
     assert path == tmp_path / "provenance.json" and not list(tmp_path.glob("*.tmp*"))
     saved = load_json(path)
     assert {k: saved[k] for k in record} == record
@@ -25,7 +25,7 @@ def test_provenance_is_written_atomically_with_what_made_the_results(tmp_path, m
     assert re.fullmatch(r"[0-9a-f]{40}", saved["commit"]) and saved["commit"] == head
     assert isinstance(saved["uncommitted_changes"], (bool, type(None)))
     assert saved["cpu"]["model"] and saved["cpu"]["cpus"] >= 1
-    assert set(saved["cpu"]["instruction_sets"]) <= set(rep.ISA_FLAGS)
+    assert set(saved["cpu"]["instruction_sets"]) <= set(provenance.ISA_FLAGS)
     library = saved["math_library"]
     assert library["torch"] == torch.__version__ and library["threads"] == torch.get_num_threads()
     assert library["build_settings"].get("BLAS_INFO") and any("get_num_threads" in line for line in library["parallel_info"])

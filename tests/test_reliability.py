@@ -62,6 +62,14 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, dead but not yet reaped by its parent, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def _finished_runs(runs: Path) -> dict[str, float]:
     """Finished runs in the cache and when each was marked done."""
     return {p.parent.name: p.stat().st_mtime_ns for p in runs.glob("*/done.json")}
@@ -89,6 +97,25 @@ def test_interrupted_reproduce_continues_from_the_run_cache(tmp_path) -> None:
     assert len(after) > len(before)
     record = json.loads((tmp_path / "results" / "reproduce_smoke.json").read_text())
     assert record["finished_runs_at_start"] == len(before)
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_reproduce_with_workers_is_one_line_and_leaves_no_process(tmp_path) -> None:
+    command = [sys.executable, "-m", "emqlib.harness.reproduce", "--profile", "smoke", "--only", "02", "--workers", "2"]
+    process = subprocess.Popen(command, env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)  # its own process group, as a terminal's foreground job
+    deadline = time.monotonic() + 180
+    while not any((tmp_path / "runs").glob("*/config.json")) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    time.sleep(2)  # the workers are training
+    below = _descendants(process.pid)
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in the terminal sends
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130 and "INTERRUPTED" in out, (out, err)
+    assert err.splitlines() == ["error: interrupted; run the same command again: finished runs are reused from the "
+                                "run cache"]
+    time.sleep(2)
+    assert len(below) >= 3 and not [pid for pid in below if _alive(pid)]  # the kernel and both workers are gone
 
 
 @pytest.mark.parametrize("args, message", [
@@ -228,11 +255,10 @@ def test_reproduce_gives_its_notebook_kernels_absolute_folders(base, monkeypatch
 
     def execute(notebook, output, parameters, progress_bar=False):
         seen.update({v: os.environ[v] for v in ("EMQ_RUNS_DIR", "EMQ_RESULTS_DIR", "EMQ_FIGURES_DIR")})
-        return 0.0
 
     monkeypatch.setattr(reproduce, "execute", execute)
     monkeypatch.setattr(reproduce, "check_kernel", lambda name: None)
-    monkeypatch.setattr(reproduce, "update_report", lambda profile: False)  # it would rewrite README.md
+    # the report it updates at the end leaves README.md alone: the results are not the repository's
     reproduce.reproduce("smoke", only=["00"], echo=lambda *args, **kwargs: None)
     assert seen == {v: str(base / ("rel_" + v.lower())) for v in seen} and len(seen) == 3
     assert (base / "rel_emq_results_dir" / "reproduce_smoke.json").exists()

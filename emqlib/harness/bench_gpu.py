@@ -37,17 +37,21 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import paths
-from .bench import Variant, Workload, log, row, time_interleaved
 from .build import compile_model
 from ..distill import joint_step
 from .config import profile_config
 from .storage import save_csv
+from .timing import Variant, Workload, log, row, table, time_interleaved
 
 PAPER_GPU_HOURS = 1.52  # EMQ with bit-wise coreset, CIFAR-10, ResNet-20 x5 (the paper's Results)
 CORESET_FRACTION = 0.8
 TRAIN_IMAGES = 50_000  # CIFAR-10 training set
 MODES = ("eager", "compiled")
 PRECISIONS = ("fp32", "bf16")
+# step: single (one bit-width alone), joint or emq; method: of the projected GPU-hours; threads: on a CPU only;
+# repetitions: the steps the median is of; epochs and images: the recipe projected; torch and commit: what measured it
+COLUMNS = ["metric", "value", "unit", "what", "step", "method", "bits", "compiled", "precision", "device", "threads",
+           "model", "width", "input", "batch", "repetitions", "epochs", "images", "torch", "commit"]
 
 
 def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
@@ -58,7 +62,7 @@ def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContex
 
 def _steps(work: Workload, mode: str, precision: str, x: torch.Tensor, y: torch.Tensor) -> dict[str, Callable[[], None]]:
     """The step callables of one (mode, precision): each bit-width alone, joint, joint + correction."""
-    bits = work.config.bits
+    bits = work.bits
     steps = {}
 
     def build(correction: bool, first_bits: int) -> tuple[nn.Module, torch.optim.Optimizer]:
@@ -75,7 +79,7 @@ def _steps(work: Workload, mode: str, precision: str, x: torch.Tensor, y: torch.
                 loss = F.cross_entropy(model(x), y)
             loss.backward()
             optimizer.step()
-        steps[f"{b}-bit"] = single
+        steps[str(b)] = single
     for name, correction in (("joint", False), ("emq", True)):
         model, optimizer = build(correction, bits[0])
 
@@ -97,76 +101,81 @@ def measure(work: Workload, mode: str, precision: str, steps: int, warmup: int) 
     if mode == "compiled":
         torch._dynamo.reset()  # the previous precision's graphs are not reused: each first step compiles
     variants = [Variant(name, step) for name, step in _steps(work, mode, precision, x, y).items()]
-    setting = f"{device_name(work.device)}; {mode}, {precision}; {work.describe()}"
     first_rows = []
     if mode == "compiled":
         # one step each, in order, no warm-up: the compilation is in it (the trainer's compile_model: past
         # dynamo's limit of graphs per function it fails rather than running the rest eagerly)
         for name, (seconds,) in time_interleaved(variants, reps=1, warmup=0, device=work.device).items():
-            first_rows.append(row("first_step_seconds", seconds, "s", f"{name} step, compilation included; {setting}"))
+            first_rows.append(row("first_step_seconds", seconds, "s", "compilation included",
+                                  **facts(work, mode, precision, name)))
             log(f"{mode} {precision} {name}: first step {seconds:.1f} s")
-    log(f"timing {len(variants)} variants x {steps} steps after {warmup} warm-up steps ({setting})")
+    log(f"timing {len(variants)} variants x {steps} steps after {warmup} warm-up steps ({mode}, {precision})")
     times = time_interleaved(variants, steps, warmup, work.device)
     medians = pd.DataFrame([dict(mode=mode, precision=precision, step=name, seconds=statistics.median(t))
                             for name, t in times.items()])
     return medians, first_rows
 
 
-def projected_rows(medians: pd.DataFrame, work: Workload, device_name: str, steps: int) -> list[dict]:
+def facts(work: Workload, mode: str, precision: str, step: str | None = None, **more) -> dict:
+    """The columns of a row: the workload, the (mode, precision), and ``step`` (a bit-width, joint or emq)."""
+    bits = ",".join(map(str, work.bits))
+    kind = {} if step is None else dict(step="single", bits=step) if step.isdigit() else dict(step=step, bits=bits)
+    return {**work.facts(), **kind, "compiled": mode == "compiled", "precision": precision,
+            "device": device_name(work.device), **more}
+
+
+def projected_rows(medians: pd.DataFrame, work: Workload, steps: int) -> list[dict]:
     """images/s per step and the GPU-hours of the recipe per method, for each (mode, precision)."""
-    c = work.config
+    epochs = work.config.optim.epochs
     rows = []
     for (mode, precision), group in medians.groupby(["mode", "precision"], sort=False):
         seconds = dict(zip(group["step"], group["seconds"]))
-        setting = (f"{device_name}; {mode}, {precision}; {work.describe()}; median of {steps} interleaved steps")
-        for name, s in seconds.items():
-            rows.append(row("images_per_second", c.batch_size / s, "images/s", f"{name} step; {setting}"))
-        hours_per_step = {name: c.epochs * TRAIN_IMAGES / c.batch_size * s / 3600 for name, s in seconds.items()}
-        recipe = f"{c.epochs} epochs x {TRAIN_IMAGES} images, bits {','.join(map(str, c.bits))}; {setting}"
-        emq = hours_per_step["emq"]
-        rows += [row("projected_gpu_hours", sum(hours_per_step[f"{b}-bit"] for b in c.bits), "GPU-h",
-                     f"Dedicated (one model per bit-width); {recipe}"),
-                 row("projected_gpu_hours", hours_per_step["joint"], "GPU-h", f"joint (Any-Precision); {recipe}"),
-                 row("projected_gpu_hours", emq, "GPU-h", f"EMQ (joint + bias correction); {recipe}"),
-                 row("projected_gpu_hours", CORESET_FRACTION * emq, "GPU-h",
-                     f"EMQ + coreset at {CORESET_FRACTION:.0%} (training passes only, selection not timed); "
-                     f"paper: {PAPER_GPU_HOURS} GPU-h; {recipe}")]
+        rows += [row("images_per_second", work.batch_size / s, "images/s", f"median of {steps} interleaved steps",
+                     **facts(work, mode, precision, name, repetitions=steps)) for name, s in seconds.items()]
+        hours = {name: epochs * TRAIN_IMAGES / work.batch_size * s / 3600 for name, s in seconds.items()}
+        recipe = facts(work, mode, precision, bits=",".join(map(str, work.bits)), epochs=epochs, images=TRAIN_IMAGES,
+                       repetitions=steps)
+        rows += [row("projected_gpu_hours", value, "GPU-h", what, method=method, **recipe) for method, what, value in [
+            ("Dedicated", "one model per bit-width", sum(hours[str(b)] for b in work.bits)),
+            ("joint", "Any-Precision", hours["joint"]), ("EMQ", "joint + bias correction", hours["emq"]),
+            (f"EMQ + coreset at {CORESET_FRACTION:.0%}", f"training passes only, selection not timed; paper: "
+             f"{PAPER_GPU_HOURS} GPU-h", CORESET_FRACTION * hours["emq"])]]
     rows.append(row("paper_gpu_hours", PAPER_GPU_HOURS, "GPU-h", "EMQ + bit-wise coreset, CIFAR-10 (the paper)"))
     return rows
 
 
 def device_name(device: torch.device) -> str:
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
 
 
 def kept_rows(out: Path, settings: Sequence[tuple[str, str]]) -> pd.DataFrame:
     """The rows of ``out`` (when it exists) of every (mode, precision) not in ``settings``, without the
     paper's number (written anew)."""
     if not out.exists():
-        return pd.DataFrame(columns=["metric", "value", "unit", "setting"])
-    table = pd.read_csv(out)
-    measured_now = table.setting.str.contains("|".join(f"; {m}, {p};" for m, p in settings))
-    return table[~measured_now & (table.metric != "paper_gpu_hours")]
+        return pd.DataFrame(columns=COLUMNS)
+    old = pd.read_csv(out, dtype={"commit": str, "torch": str})  # a commit of digits only stays its text
+    measured_now = pd.Series([setting in settings for setting in zip(
+        old.compiled.map({True: "compiled", False: "eager"}), old.precision)], index=old.index)
+    return old[~measured_now & (old.metric != "paper_gpu_hours")]
 
 
 def run(out: Path, steps: int, warmup: int, modes: Sequence[str], precisions: Sequence[str],
         device: torch.device, commit: str | None = None, **overrides) -> pd.DataFrame:
     work = Workload(profile_config("paper", method="emq", **overrides), device)
     kept = kept_rows(out, [(m, p) for m in modes for p in precisions])
-    source = f"torch {torch.__version__}" + (f", commit {commit[:7]}" if commit else "")
+    source = {"torch": torch.__version__, "commit": commit[:7] if commit else None}  # what measured the rows
     medians, first_rows = [], []
     for mode in modes:
         for precision in precisions:
             m, first = measure(work, mode, precision, steps, warmup)
             medians.append(m)
             first_rows += first
-            new = pd.DataFrame(projected_rows(pd.concat(medians), work, device_name(device), steps) + first_rows)
-            new["setting"] = [s if metric == "paper_gpu_hours" else f"{s}; {source}"
-                              for metric, s in zip(new.metric, new.setting)]
-            table = pd.concat([kept, new], ignore_index=True)
-            save_csv(table, out)
+            new = table([r if r["metric"] == "paper_gpu_hours" else {**r, **source}
+                         for r in projected_rows(pd.concat(medians), work, steps) + first_rows], COLUMNS)
+            written = pd.concat([kept, new], ignore_index=True)
+            save_csv(written, out)
             log(f"wrote {out} ({mode}, {precision} done; {len(kept)} rows of other settings kept)")
-    return table
+    return written
 
 
 def _choices(text: str, allowed: Sequence[str], what: str) -> list[str]:
@@ -201,12 +210,13 @@ def main(argv: list[str] | None = None) -> int:
         print("bench_gpu needs a CUDA GPU: results/bench_gpu.csv holds GPU numbers only "
               "(on a CPU, pass --allow-cpu with --out PATH to try the script)", file=sys.stderr)
         return 2
-    overrides = {k: v for k, v in (("width", args.width), ("batch_size", args.batch_size)) if v is not None}
+    overrides = {part: {name: value} for part, name, value in (("model", "width", args.width),
+                                                               ("optim", "batch_size", args.batch_size)) if value is not None}
     commit = args.commit or paths.git_commit()["commit"]
-    table = run(args.out or paths.results_dir() / "bench_gpu.csv", args.steps, args.warmup, modes, precisions,
+    written = run(args.out or paths.results_dir() / "bench_gpu.csv", args.steps, args.warmup, modes, precisions,
                 device, commit, **overrides)
     with pd.option_context("display.max_rows", None, "display.max_colwidth", 90, "display.width", 220):
-        print(table.to_string(index=False))
+        print(written.to_string(index=False))
     return 0
 
 

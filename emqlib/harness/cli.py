@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import errno
 import os
-import socket
 import sys
 import typing
 from pathlib import Path
 
+from . import errors
 from ..bits import parse_bits
 from .config import BITWISE_TRAINING, RunConfig, config_hash, coreset, field_type, profile_config, set_fields
 from .storage import CorruptFileError
@@ -190,20 +189,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 # what running a command again saves, by command (the others start over)
-_AGAIN = {"train": "training resumes from its last checkpoint",
-          "reproduce": "finished runs are reused from the run cache"}
-
-# what to do about an operating-system error, by its errno
-_OS_ADVICE = {
-    errno.ENOSPC: "free some disk space and run the same command again",
-    errno.EDQUOT: "free some disk space and run the same command again",
-    errno.EACCES: "choose a folder you can write to (--out, or EMQ_RUNS_DIR for the run cache)",
-    errno.EPERM: "choose a folder you can write to (--out, or EMQ_RUNS_DIR for the run cache)",
-    errno.EROFS: "choose a folder on a writable disk (--out, or EMQ_RUNS_DIR for the run cache)",
-    errno.ENOTDIR: "a file stands where a folder is needed: move it, or choose another folder (--out, EMQ_RUNS_DIR)",
-    errno.EEXIST: "a file stands where a folder is needed: move it, or choose another folder (--out, EMQ_RUNS_DIR)",
-    errno.EISDIR: "a folder stands where a file is needed: move it, or choose another folder",
-}
+_AGAIN = {"train": "training resumes from its last checkpoint"}
+FOLDERS = "--out, or EMQ_RUNS_DIR for the run cache"  # the options that choose where a command writes
 
 
 def _again(command: str | None) -> str:
@@ -212,25 +199,9 @@ def _again(command: str | None) -> str:
 
 
 def error_line(error: BaseException, command: str | None = None) -> str:
-    """The one line ``main`` prints for ``error`` raised by ``command`` (train, eval, export, download,
-    reproduce): what happened, where, and what to do. Errors raised by emqlib carry their own advice;
-    raw operating-system and network errors get it here."""
-    from urllib.error import URLError
-
-    if isinstance(error, URLError) or (isinstance(error, ConnectionError | TimeoutError | socket.gaierror)
-                                       and error.errno is not None):
-        reason = getattr(error, "reason", None) or error.strerror or error
-        return (f"error: network failure ({reason}); check the internet connection and run the same command again"
-                + _again(command))
-    if isinstance(error, OSError) and error.errno is not None:
-        where = " -> ".join(os.fsdecode(f) if isinstance(f, bytes) else str(f)
-                            for f in (error.filename, error.filename2) if f is not None)
-        advice = _OS_ADVICE.get(error.errno, "check that path and run the same command again")
-        if advice.endswith("run the same command again"):
-            advice += _again(command)
-        return f"error: {error.strerror or error}: {where or 'unknown path'}; {advice}"
-    text = str(error).strip()
-    return f"error: {text.splitlines()[0] if text else type(error).__name__}"
+    """The one line ``main`` prints for ``error`` raised by ``command`` (train, eval, export, download):
+    :func:`emqlib.harness.errors.error_line` with this command line's folder options."""
+    return errors.error_line(error, FOLDERS, _again(command))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,12 +15,13 @@ Two forms of the quantized convolution (``kernel``):
 
 * ``"qdq"`` (the default): DequantizeLinear of the activation and weight codes, the shift added
   to the dequantized weight, then onnxruntime's float Conv: conv(s_a q, S c + T). :func:`session`
-  lets onnxruntime dequantize the constant weights once when it loads the model (about 2x faster
-  than its default, which dequantizes them on every run);
+  lets onnxruntime dequantize the constant weights once when it loads the model (faster than its
+  default, which dequantizes them on every run);
 * ``"integer"``: ConvInteger (uint8 x int8 -> int32, exact integer sums), then one float
   multiply-add per output channel: y = s_a (S_c conv(q, c) + T_c boxsum(q)). onnxruntime's
-  ConvInteger kernel made this form 3-7x slower than the QDQ form on a cpu-profile ResNet-8 (one
-  thread, batch 1 and 128; :func:`export_bench_rows` measures it), hence the default.
+  ConvInteger kernel makes this form several times slower than the QDQ form on a cpu-profile ResNet-8
+  (:func:`export_bench_rows` measures it: README's integer deployment table, ``export_latency`` in
+  results/bench.csv), hence the default.
 
 The grids that the integer types cannot hold directly, and how they are handled:
 
@@ -43,10 +44,10 @@ What is exact and what is not: the integer codes of weights and activations equa
 fake-quantized model's (atol 0 for the weights); the dequantized weights S_c c + T_c equal the
 corrected fake-quantized weights up to float32 rounding, not bit for bit (torch rounds
 a (2 round(u L) / L - 1) and then the correction in several float32 steps, the export rounds
-S_c c + T_c once: measured at most 2e-7 of a layer's largest weight); and the logits differ by
-float summation order, and where an activation lands on a rounding tie, by one code there and
-what follows from it (measured: largest logit difference 3e-4 on the smoke model, 2.4e-2 on a
-cpu-profile model, from one of its 10,000 test images at 1 bit; test accuracy equal at 1-8, 32 bits). Everything else stays float: the stem conv, the 1x1
+S_c c + T_c once: tests/test_export.py bounds the difference, ``WEIGHT_BOUND`` of a layer's largest
+weight); and the logits differ by float summation order, and where an activation lands on a rounding
+tie, by one code there and what follows from it (``LOGIT_BOUND`` there; :func:`compare` measures a
+run's largest difference and both test accuracies). Everything else stays float: the stem conv, the 1x1
 shortcut convs with their BatchNorm, the BatchNorms (the one that runs at B bits: shared, or
 the switchable one that ``MultiBitBatchNorm2d.key`` picks) and the classifier, as in the
 fake-quantized model. At 32 bits the export is the full-precision path in float.
@@ -76,6 +77,7 @@ from ..models.resnet import PreActBlock, PreActResNet
 from ..quant import QConv2d, QuantAct
 from .runs import Run, load_run
 from .storage import atomic_write_bytes, check_replaceable
+from .timing import Variant, best, row, time_interleaved
 from .build import load_run_data
 from .datasets import DATASET_SHAPES
 
@@ -367,7 +369,7 @@ def session(onnx_model: onnx.ModelProto | bytes, threads: int | None = None) -> 
     options.inter_op_num_threads = 1
     # onnxruntime keeps DequantizeLinear unfolded to fuse QDQ groups into its int8 kernels, which needs
     # a QuantizeLinear after the conv (not so here): folding dequantizes the constant weights once at
-    # load, so the float Conv can prepack them (measured: 15 -> 8 ms at batch 128 on a cpu-profile model)
+    # load, so the float Conv can prepack them instead of dequantizing the weights on every run
     options.add_session_config_entry("session.disable_quant_qdq", "1")
     data = onnx_model if isinstance(onnx_model, bytes) else onnx_model.SerializeToString()
     return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
@@ -469,29 +471,28 @@ def packed_bytes(onnx_model: onnx.ModelProto, bits: int) -> int:
 
 def export_bench_rows(run: Run, bits: str | list[int] = "1-8,32", reps: int = 10, warmup: int = 2,
                       threads: int | None = None) -> list[dict]:
-    """Rows (metric, value, unit, setting) per bit-width: latency at batch 1 and 128 of the
-    fake-quantized PyTorch model and of the onnxruntime exports (both kernels; best of ``reps``,
-    taken in turns), what the exact shift term costs the integer kernel, and model size (weights
-    packed at B bits, and as stored; PyTorch's float checkpoint for comparison)."""
-    from .bench import Variant, best, row, time_interleaved  # bench imports this module: import here, not above
-
+    """Rows of results/bench.csv per bit-width: latency at batch 1 and 128 of the fake-quantized PyTorch model
+    and of the onnxruntime exports (both kernels; best of ``reps``, taken in turns), what the exact shift term
+    costs the integer kernel, and model size (weights packed at B bits, and as stored; PyTorch's float
+    checkpoint for comparison)."""
     threads = threads or torch.get_num_threads()
     _, test = load_run_data(run.config)
-    where = f"{run.config.model.name} width {run.config.model.width:g}, run {config_hash(run.config)}, {threads} threads, CPU"
+    where = dict(method=run.config.method, run=config_hash(run.config), model=run.config.model.name,
+                 width=run.config.model.width, threads=threads, device="cpu")
     buffer = io.BytesIO()
     torch.save(run.model(parse_bits(bits)[0]).state_dict(), buffer)
-    rows = [row("export_size", len(buffer.getvalue()), "bytes", f"PyTorch fake-quant checkpoint (float32 latent "
-                                                                 f"weights, every bit-width's BatchNorm); {where}")]
+    rows = [row("export_size", len(buffer.getvalue()), "bytes", "PyTorch fake-quant checkpoint (float32 latent "
+                "weights, every bit-width's BatchNorm)", runtime="PyTorch fake-quant", **where)]
     for b in parse_bits(bits):
         model = run.model(b)
         set_bits(model, b, run.config.model.activation_bits)
         exports = {"onnxruntime float": to_onnx(model, b, run.config.model.activation_bits)} if b == FULL_PRECISION else {
             f"onnxruntime {kernel}": to_onnx(model, b, run.config.model.activation_bits, kernel) for kernel in KERNELS}
         for name, onnx_model in exports.items():
-            stored = len(onnx_model.SerializeToString())
-            rows += [row("export_size", packed_bytes(onnx_model, b), "bytes",
-                         f"{b}-bit, {name}, weights packed at {b} bits; {where}"),
-                     row("export_size", stored, "bytes", f"{b}-bit, {name}, ONNX file as stored; {where}")]
+            rows += [row("export_packed_size", packed_bytes(onnx_model, b), "bytes", "weights packed at the "
+                         "bit-width", bits=b, runtime=name, **where),
+                     row("export_size", len(onnx_model.SerializeToString()), "bytes", "ONNX file as stored", bits=b,
+                         runtime=name, **where)]
         sessions = {name: session(onnx_model, threads) for name, onnx_model in exports.items()}
         if b != FULL_PRECISION:
             sessions["integer without shift"] = session(to_onnx(model, b, run.config.model.activation_bits, "integer",
@@ -504,12 +505,13 @@ def export_bench_rows(run: Run, bits: str | list[int] = "1-8,32", reps: int = 10
             variants += [Variant(name, lambda s=s: s.run(["logits"], feed), threads) for name, s in sessions.items()]
             with torch.no_grad():
                 t = best(time_interleaved(variants, reps, warmup))
-            rows += [row("export_latency", t[name] * 1e3, "ms", f"{b}-bit, batch {n}, {name}; {where}")
+            at = dict(bits=b, batch=n, repetitions=reps, **where)
+            rows += [row("export_latency", t[name] * 1e3, "ms", "forward pass", runtime=name, **at)
                      for name in ["PyTorch fake-quant", *exports]]
             if b != FULL_PRECISION:
                 rows.append(row("export_shift_cost", t["onnxruntime integer"] / t["integer without shift"], "x",
-                                f"{b}-bit, batch {n}: onnxruntime integer kernel with the exact per-channel shift "
-                                f"term over the same without it; {where}"))
+                                "onnxruntime integer kernel with the exact per-channel shift term over the same "
+                                "without it", runtime="onnxruntime integer", **at))
     return rows
 
 

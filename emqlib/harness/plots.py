@@ -29,6 +29,7 @@ from matplotlib.figure import Figure
 from . import labels, paths
 from ..bits import SUPPORTED_BITS  # the categorical bit-width axis, in order (32 = full precision)
 from .stats import mean_std
+from .targets import TARGETS
 from .storage import atomic_write_bytes
 
 DPI = 120  # about 1400 px across for the wide figures: sharp at README width
@@ -612,3 +613,60 @@ def plot_acs_ablations(split_csv: PathLike, no_distillation_csv: PathLike, trans
 __all__ = ["plot_bit_accuracy", "plot_activation_alignment", "plot_shared_bn", "plot_quant_core_check",
            "plot_gradient_angles", "plot_training_cost", "plot_pruning", "plot_acs", "plot_label_noise",
            "plot_score_extraction", "plot_coreset_design", "plot_acs_baselines", "plot_acs_ablations"]
+
+
+# ---------------------------------------------------------------- make bench
+
+def plot_bench(csv_path: PathLike, png_path: PathLike | None = None) -> Figure:
+    """Four panels of ``make bench``'s table (emqlib.harness.bench): a training step's time at each bit-width
+    over the plain full-precision step, each method's wall-clock, and the epoch time against the data set size
+    and against the number of bit-widths, with the linear fits. CSV: ``results/bench.csv``'s columns."""
+    frame = _read(csv_path, ["metric", "value", "unit", "method", "bits", "bias_correction", "samples",
+                             "memory_format", "model", "width", "input", "batch", "threads"])
+    frame["bits"] = frame.bits.astype(str)
+    ratios = frame[frame.metric == "quant_step_ratio"]
+    off = ratios.bias_correction.astype(str) == "False"  # the 32-bit path has no correction to turn off
+    on, off = ratios[~off].set_index("bits").value, ratios[off].set_index("bits").value
+    fits = frame[frame.metric.str.startswith("scaling_")]
+    by_n, by_k = fits[fits.samples.isna()], fits[fits.samples.notna()]
+    epochs = frame[(frame.metric == "epoch_time") & frame.memory_format.isna()]
+    lowest = by_n.bits.iloc[0]
+    curves = [(epochs[epochs.bits == lowest].samples, epochs[epochs.bits == lowest].value, by_n, 1e-3,
+               "data set size N (samples)", f"(c) epoch time vs N ({lowest}-bit step)"),
+              (epochs[(epochs.samples == by_k.samples.iloc[0]) & (epochs.bits != lowest)].bits.str.count(",") + 1,
+               epochs[(epochs.samples == by_k.samples.iloc[0]) & (epochs.bits != lowest)].value, by_k, 1.0,
+               "number of bit-widths k (joint step)", f"(d) epoch time vs bit-widths (N={by_k.samples.iloc[0]:.0f})")]
+    methods = frame[frame.metric == "method_wallclock"].set_index("method").value
+    speedups = frame[frame.metric == "speedup_wallclock"].set_index("method").value.reindex(methods.index).fillna(1.0)
+    accuracy = frame[frame.metric == "method_avg_accuracy"].set_index("method").value
+    step = frame[frame.metric == "step_time"].iloc[0]
+    with _style():
+        fig, ((a, b), (c, d)) = plt.subplots(2, 2, figsize=(12, 9), layout="constrained")
+        fig.suptitle(f"emqlib bench: {step.model} width {step.width:g}, {step.input} input, batch {step.batch:.0f}, "
+                     f"{step.threads:.0f} threads")
+        pos, target = np.arange(len(on)), TARGETS["step"].threshold
+        a.bar(pos - 0.2, on, 0.4, label="bias correction on")
+        a.bar(pos + 0.2, off.reindex(on.index), 0.4, label="bias correction off")
+        a.axhline(1.0, color="gray", lw=1)
+        a.axhline(target, color="red", ls="--", lw=1, label=f"target {target}x")
+        a.set_xticks(pos, [f"{n}-bit" for n in on.index])
+        a.set(xlabel="bit-width of the step", ylabel="step time / plain FP step (x)",
+              title="(a) quantization overhead of a training step")
+        a.legend(fontsize=8)
+        bars = b.bar(methods.index, methods, color=["gray", "tab:blue", "tab:orange", "tab:green"][:len(methods)])
+        for bar, m in zip(bars, methods.index):
+            b.annotate(f"{speedups[m]:.2f}x\nacc {accuracy[m]:.1f}%", (bar.get_x() + bar.get_width() / 2,
+                       bar.get_height()), ha="center", va="bottom", fontsize=9)
+        b.set_ylim(0, methods.max() * 1.3)
+        b.set(xlabel="method (run cache)", ylabel="train + selection wall-clock (s)",
+              title="(b) method cost: speed-up over Dedicated, avg accuracy")
+        for ax, (x, y, fit, per, xlabel, title) in zip((c, d), curves):
+            slope, intercept, r2 = (fit.set_index("metric").value[f"scaling_{k}"] for k in ("slope", "intercept", "r2"))
+            line = np.linspace(0, x.max(), 50)
+            ax.plot(x, y, "o", label="measured (best of repetitions)")
+            ax.plot(line, slope * per * line + intercept, "--", label=f"linear fit, R$^2$={r2:.4f}")
+            ax.set(xlabel=xlabel, ylabel="time per epoch (s)", title=title, xlim=(0, None), ylim=(0, None))
+            ax.legend(fontsize=8)
+        d.set_xticks(curves[1][0])
+    return _finish(fig, png_path, "bench")
+

@@ -1,8 +1,9 @@
 """Training many runs at once: worker processes that share the CPU cores, one torch thread each.
 
-On 2 CPU cores one training process with 2 threads computes an epoch of the cpu profile in about
-5.8 s; two processes with one thread each compute one epoch each in about 8.8 s, 1.3x the work per
-second (a small convolution does not split well over threads). ``EMQ_WORKERS`` (``make reproduce``
+On 2 CPU cores two training processes with one thread each do more epochs per second than one process
+with two threads: a small convolution does not split well over threads (a step at one thread takes well
+under twice its time at two: ``speed_option_ratio`` "1 thread over 2 threads" in results/bench.csv,
+README's Cost block). ``EMQ_WORKERS`` (``make reproduce``
 sets it per profile) says how many processes :func:`train_missing` trains with; with 1, the default,
 runs are trained one after another in this process, as :func:`emqlib.harness.runs.get_run` always did.
 
