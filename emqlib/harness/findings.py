@@ -58,9 +58,9 @@ def _collapsed(name: str) -> list[str]:
 
 def _alignment() -> list[str]:
     frame = load_result("activation_alignment.csv")
-    gaps = frame.groupby(["variant", "bits"])[["mean_gap", "var_gap"]].mean().unstack("variant")
+    gaps = frame.groupby(["variant", "bits"])[["mean_gap", "var_log_ratio"]].mean().unstack("variant")
     notes = []
-    for metric, words in (("mean_gap", "mean gap"), ("var_gap", "variance gap")):
+    for metric, words in (("mean_gap", "mean gap"), ("var_log_ratio", "variance gap")):
         corrected, plain = gaps[metric]["shared BN + correction"], gaps[metric]["shared BN, no correction"]
         worse = [int(b) for b in gaps.index if corrected[b] > plain[b]]
         if worse:

@@ -40,11 +40,16 @@ RULES = ("A claim is graded on one value per seed (a paired difference, paired b
          "95% t-interval over seeds lies on the paper's side of the threshold (inside the tolerance for "
          "'matches'), with at least half the paper's effect where it states one; **partial**: the mean is on "
          "the paper's side but one of these fails (one or two seeds are never more than partial); "
-         "**not reproduced**: the mean is on the wrong side; **not run**: with the reason. **fragile**: the "
+         "**not reproduced**: the mean is on the wrong side; **not run**: with the reason; **invalid**: not graded, "
+         "because a run it reads fails a check (chance level, a collapsed bit-width, a loss that is not finite or "
+         "never fell); **not comparable**: our counting cannot match the paper's. **fragile**: the "
          "status changes when any one seed is left out (graded with the seed minimum lowered to n - 1); "
          "a claim on one seed is always fragile.")
 DIRECTIONS = ("beats", "above", "below", "matches")
 STATUSES = ("reproduced", "partial", "not reproduced", "not run")
+# what a claim is when it is not graded: it read a run that fails a check (emqlib.harness.validity), or our
+# counting cannot match the paper's
+UNGRADED = ("invalid", "not comparable")
 MIN_SEEDS = 3  # fewest paired seeds for "reproduced"
 
 

@@ -46,14 +46,14 @@ def claims_section() -> str:
     if claims is None:
         return "(run `make reproduce`)"
     counts = claims.status.value_counts()
-    summary = ", ".join(f"{counts[s]} {s}" for s in ("reproduced", "partial", "not reproduced", "not run")
+    summary = ", ".join(f"{counts[s]} {s}" for s in (*grading.STATUSES[:3], *grading.UNGRADED, "not run")
                         if s in counts)
     fragile = int((claims.fragile.astype(str) == "True").sum())
     shown = pd.DataFrame({
         "claim_id": claims.claim_id, "claim": claims.claim, "paper_value": claims.paper_value,
         "our_value (per seed)": claims.our_value, "seeds": claims.n_seeds,
         "95% interval": [_interval(lo, hi) for lo, hi in zip(claims.ci_low, claims.ci_high)],
-        "status": [s if s != "not run" else f"not run: {r}" for s, r in zip(claims.status, claims.reason)],
+        "status": [s if s in grading.STATUSES[:3] else f"{s}: {r}" for s, r in zip(claims.status, claims.reason)],
         "fragile": claims.fragile.astype(str).map({"True": "yes", "False": "no"}).fillna("")})
     return (f"{len(claims)} claims: {summary}; {fragile} of the graded statuses are fragile. {grading.RULES} "
             "The rule and threshold of each row are in the `criterion` column of `results/claims.csv`.\n\n"

@@ -38,10 +38,10 @@ from .storage import load_json, save_json
 
 KERNEL = "emqlib"  # registered in .venv by `make setup`
 NOTEBOOK_NAME = re.compile(r"^(\d{2})_[\w-]+\.ipynb$")  # NN_name.ipynb: run in numeric order
-# The quickstart trains one run, the EMQ run the cost study shares. Executed first it trains that run
-# alone: one worker process, one of the two cores idle for minutes of a cold `make reproduce`.
-# Executed after the cost study, whose workers train the run beside others, it finds it in the cache.
-RUN_AFTER = {"00_quickstart.ipynb": "04_training_cost.ipynb"}
+# The quickstart trains one run, the full-data EMQ run of notebook 04's convergence check. Executed first it trains
+# that run alone: one worker process, one of the two cores idle for minutes of a cold `make reproduce`. Executed
+# after notebook 04, whose workers train the run beside others, it finds it in the cache.
+RUN_AFTER = {"00_quickstart.ipynb": "04_pruning.ipynb"}
 # no kernel log lines in the terminal: the TCP warning, and the tasks an interrupted kernel leaves pending (Ctrl-C)
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL",
                     "--IPKernelApp.exec_lines=import logging; logging.getLogger('asyncio').setLevel(logging.CRITICAL)"]

@@ -42,8 +42,8 @@ TARGETS = {t.name: t for t in [
     Target("dedicated_gap", "each method's average accuracy within 1.5 points of Dedicated's (Dedicated minus it)",
            "below", 1.5, " points", metric="accuracy_gap"),
     # of a cold `make reproduce` (empty run cache) at the cpu profile
-    Target("reproduce", "a cold `make reproduce` within 45 minutes", "below", 45.0, " minutes"),
-    Target("reproduce_limit", "a cold `make reproduce` within 60 minutes at most", "below", 60.0, " minutes"),
+    Target("reproduce", "a cold `make reproduce` within 60 minutes", "below", 60.0, " minutes"),
+    Target("reproduce_limit", "a cold `make reproduce` within 75 minutes at most", "below", 75.0, " minutes"),
 ]}
 BY_METRIC = {t.metric: t for t in TARGETS.values() if t.metric}
 # a per-seed target's verdict, by the claims' status of its per-seed values (emqlib.harness.grading.grade)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ...bits import SUPPORTED_BITS
-from .. import labels
+from .. import labels, validity
 from ..config import RunConfig, profile_config
 from ..cost import ideal_pass_ratio, speedups
 from .common import run_all, summarize
@@ -60,8 +60,8 @@ def training_cost(profile: str, sampler: str, seeds: Sequence[int] = (0, 1, 2), 
                for label, config in cost_methods(profile, sampler, fraction, seed).items()]
     runs = run_all([config for _, _, config in configs],
                    [(SUPPORTED_BITS, False, "validation") if _is_multi_bit(label) else None for label, _, _ in configs])
-    frame = pd.DataFrame([summarize(r, method=label, seed=seed, fraction=config.selection.fraction)
-                          for (label, seed, config), r in zip(configs, runs)])
+    frame = validity.mark(pd.DataFrame([summarize(r, method=label, seed=seed, fraction=config.selection.fraction)
+                                        for (label, seed, config), r in zip(configs, runs)]), ["method"])
     dedicated = frame[frame.method == labels.DEDICATED].set_index("seed")
     ratios = pd.DataFrame([speedups(dedicated.loc[row.seed], row) for _, row in frame.iterrows()], index=frame.index)
     frame[["speedup_wall", "speedup_passes"]] = ratios[["speedup_wall", "speedup_passes"]]
