@@ -54,15 +54,17 @@ def check_correction_mode(mode: str) -> None:
         raise ValueError(f"mode must be one of {CORRECTION_MODES}, got {mode!r}")
 
 
-def bias_correct(w: Tensor, w_q: Tensor, per_channel: bool = True, mode: str = "paper",
+def bias_correct(w: Tensor, w_q: Tensor, per_channel: bool = True, mode: str = "exact",
                  eps: float = EPS, detach_stats: bool = True) -> Tensor:
-    """Weight bias correction of EMQ.
+    """Weight bias correction of EMQ (docs/method.md §3.1): the quantized weight given the mean and variance of
+    the full-precision weight.
 
+    ``mode="exact"`` (the default) matches both moments: w_q' = r * (w_q - E[w_q]) + E[w], with
+    r = sqrt(V[w] / (V[w_q] + eps)), which is what the correction is for.
     ``mode="paper"`` is the paper's equation, taken literally:
         w_q' = sqrt(V[w] / (V[w_q] + eps)) * (w_q + (E[w] - E[w_q]))
-    which gives each channel the variance of ``w`` (up to eps) and the mean r * E[w], with
-    r = sqrt(V[w] / (V[w_q] + eps)).
-    ``mode="exact"`` also matches the mean: w_q' = r * (w_q - E[w_q]) + E[w].
+    which gives each channel the variance of ``w`` (up to eps) but the mean r * E[w]: about 10% short at 2 bits
+    (r ~ 0.9), enough to shift the inputs of a BatchNorm shared by every bit-width (notebook 02).
 
     Moments are per output channel (dim 0; the form of Banner et al.'s per-channel bias
     correction) or, with ``per_channel=False``, per tensor. Where V[w_q] < eps the scale is 1.

@@ -125,7 +125,8 @@ class QuantSpec:
 
     weight_quantizer: str = "dorefa"  # "dorefa" (Any-Precision, docs/method.md §2.1) or "lsq" (ACS, docs/method.md §2.4)
     bias_correction: bool = False  # EMQ weight bias correction (docs/method.md §3) at every b < 32
-    correction_mode: str = "paper"  # "paper": the EMQ equation literally; "exact": also matches the mean
+    # "exact": mean and variance matched; "paper": the EMQ equation literally, whose mean is r E[w] (docs/method.md §3.1)
+    correction_mode: str = "exact"
     per_channel: bool = True  # correction moments per output channel (dim 0) or per layer
     detach_stats: bool = True  # correction moments treated as constants in the backward pass
     full_precision_weight: str = "tanh"  # 32-bit path: "tanh" (A*tanh(W)/max|tanh W|) or "plain" W

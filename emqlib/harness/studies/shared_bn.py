@@ -21,7 +21,8 @@ VARIANTS = {
 }
 # forms of the correction and of the 32-bit activation, run with the first seed only
 ABLATIONS = {
-    "shared BN + correction (exact mean)": ("emq", {"model": {"quant": {"correction_mode": "exact"}}}, False),
+    "shared BN + correction (the paper's literal form)": ("emq", {"model": {"quant": {"correction_mode": "paper"}}},
+                                                          False),
     "shared BN + correction (per layer)": ("emq", {"model": {"quant": {"per_channel": False}}}, False),
     "shared BN + correction, ReLU at 32 bits": ("emq", {"model": {"quant": {"full_precision_activation": "relu"}}},
                                                 False),
