@@ -22,7 +22,7 @@ from .common import acs_config, run, run_all, summarize_plan
 RANDOM = ("random-once", "random")
 BASELINES = (*RANDOM, "rs2", "el2n", "forgetting", "tdds", "kcenter", "moderate", "emq-ccs")
 STATIC_BASELINES = ("random-once", "el2n", "forgetting", "tdds", "kcenter", "moderate", "emq-ccs")
-BASELINE_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.8)
+BASELINE_FRACTIONS = (0.1, 0.3, 0.5, 0.8)  # ACS Tab. 2's 10% and 30-80%: its ends and middle
 NO_DISTILLATION = {"teacher": "none", "label_weight": 1.0}  # labels only: no teacher in training
 # the two architectures of the transfer study and each one's changes to the profile, by part (MobileNetV2 is about
 # 15x ResNet-8's CPU time per step at width 0.25 on 28x28 inputs). MobileNetV2 trains on batches of 16: its 50
@@ -64,23 +64,24 @@ def fraction_study(profile: str = "cpu", fractions: Sequence[float] = (0.1, 0.2,
     return summarize_plan(fraction_plan(profile, fractions, methods, seeds, label_noise, short, full_data, **changes))
 
 
-def schedule_study(profile: str = "cpu", fraction: float = 0.1, seeds: Sequence[int] = (0,)) -> pd.DataFrame:
+def schedule_study(profile: str = "cpu", fraction: float = 0.1, seeds: Sequence[int] = (0,),
+                   short: bool = True) -> pd.DataFrame:
     """ACS's beta(t) ablation (docs/method.md §7.2) at one data fraction."""
     return summarize_plan([(dict(schedule=s, fraction=fraction, seed=seed),
-                            acs_config(profile, "acs", fraction, seed, selection={"schedule": s}))
+                            acs_config(profile, "acs", fraction, seed, short, selection={"schedule": s}))
                            for seed in seeds for s in BETA_SCHEDULES])
 
 
 def interval_study(profile: str = "cpu", fraction: float = 0.1, intervals: Sequence[int] = (1, 2, 3),
-                   seeds: Sequence[int] = (0,)) -> pd.DataFrame:
+                   seeds: Sequence[int] = (0,), short: bool = True) -> pd.DataFrame:
     """ACS's reselection-interval ablation (docs/method.md §7.3, ACS Tab. 3), plus a single selection (static)."""
     plan = []
     for seed in seeds:
         plan += [(dict(interval=str(interval), fraction=fraction, seed=seed),
-                  acs_config(profile, "acs", fraction, seed, selection={"reselect_every": interval}))
+                  acs_config(profile, "acs", fraction, seed, short, selection={"reselect_every": interval}))
                  for interval in intervals]
         plan.append((dict(interval="once", fraction=fraction, seed=seed),
-                     acs_config(profile, "acs", fraction, seed, selection={"static": True})))
+                     acs_config(profile, "acs", fraction, seed, short, selection={"static": True})))
     return summarize_plan(plan)
 
 

@@ -22,7 +22,6 @@ EMQ_DESIGNS = {  # EMQ's candidate samplers: scored per bit-width with the model
     "EMQ: top-k EL2N, rescored every R": ("emq-topk", {}),
     "EMQ: sampled (tau 1, eps 0.1), scored once": ("emq-sample", {"static": True}),
     "EMQ: sampled (tau 1, eps 0.1), free scores": ("emq-sample", {"free_scores": True, "reselect_every": 1}),
-    "EMQ: coverage strata (beta 0.1, k 50), scored once": ("emq-ccs", {"static": True}),
 }
 CONTROLS = {  # uniform draws: the paper's static control, the strongest controls known
     "random, drawn once": ("random-once", {}),
@@ -38,7 +37,7 @@ ARMS = {**EMQ_DESIGNS, **CONTROLS, **PRIOR_METHODS}
 # a tie on validation goes to the design that costs least to select with (scoring forward passes), then to the
 # one with fewest settings: this order
 SIMPLEST_FIRST = ("EMQ: sampled (tau 1, eps 0.1), free scores", "EMQ: sampled (tau 1, eps 0.1), scored once",
-                  "EMQ: coverage strata (beta 0.1, k 50), scored once", "EMQ: top-k EL2N, rescored every R")
+                  "EMQ: top-k EL2N, rescored every R")
 RANDOM = "random, re-drawn every epoch"
 
 
@@ -63,7 +62,7 @@ def full_data_configs(profile: str, seed: int, epochs: int | None = None) -> dic
 
 
 def regime_check(profile: str = "cpu", seeds: Sequence[int] = (0, 1, 2), factor: int = 2,
-                 eval_every: int = 2) -> pd.DataFrame:
+                 eval_every: int = 3) -> pd.DataFrame:
     """Full-data EMQ at the profile's epochs and at ``factor`` times as many, per seed, with the longer run's
     test accuracy every ``eval_every`` epochs: one row per (seed, epochs, epoch, bits). Pruning and cost claims
     need every trained bit-width converged (:func:`convergence`)."""
@@ -73,7 +72,7 @@ def regime_check(profile: str = "cpu", seeds: Sequence[int] = (0, 1, 2), factor:
         plan.append((dict(seed=seed, epochs=base.optim.epochs), base.replace(seed=seed)))
         plan.append((dict(seed=seed, epochs=factor * base.optim.epochs),
                      base.replace(seed=seed, optim={"epochs": factor * base.optim.epochs},
-                                  record={"eval_every": eval_every})))
+                                  record={"eval_every": eval_every, "validate": False})))
     summaries = summarize_plan(plan, arm=["epochs"])
     frames = []
     for (labels_, _), r, (_, row) in zip(plan, run_all([c for _, c in plan]), summaries.iterrows()):
