@@ -50,7 +50,7 @@ from .timing import (Variant, Workload, best, count_flops, epoch_runner, log, ra
 COLUMNS = ["metric", "value", "unit", "what", "method", "bits", "bias_correction", "compiled", "samples", "batch",
            "threads", "repetitions", "memory_format", "runtime", "model", "width", "input", "device", "run", "seed",
            "trained"]
-CORESET_FRACTION = 0.2  # the EMQ + bit-wise coreset run of items 3 and 4: notebook 04's, seed 0
+CORESET_FRACTION = 0.2  # the EMQ + bit-wise coreset run of items 3 and 4: notebook 05's, seed 0
 SHORT_NAMES = {labels.DEDICATED: "dedicated", labels.JOINT: "joint", labels.EMQ: "emq"}  # else emq+coreset
 WEIGHTING = f"sample passes + {FORWARD_PASS_WEIGHT:.3g} x (teacher + selection forwards)"
 
@@ -296,20 +296,21 @@ def measure_compiled_epochs(work: Workload, settings: BenchSettings, threads: in
 # ---------------------------------------------------------------- items 3, 4: methods from the run cache
 
 def emq_sampler() -> str:
-    """EMQ's sampler: the design notebook 04 chose (:func:`emqlib.harness.studies.cost.chosen_design`)."""
-    return cost_study.chosen_design(load_result("coreset_design.csv"))
+    """EMQ's sampler: the one notebook 04 chose on the validation split
+    (:func:`emqlib.harness.studies.pruning.chosen_sampler`, results/sampler_choice.csv)."""
+    return str(load_result("sampler_choice.csv").chosen.iloc[0])
 
 
 def method_configs(profile: str) -> dict[str, RunConfig]:
-    """The runs of items 3 and 4: notebook 04's methods on seed 0, with the sampler notebook 04 chose."""
+    """The runs of items 3 and 4: notebook 05's methods on seed 0, with the sampler notebook 04 chose."""
     return {SHORT_NAMES.get(label, "emq+coreset"): config for label, config in cost_study.cost_methods(
         profile, emq_sampler(), CORESET_FRACTION, seed=0).items()}
 
 
 def train_methods(profile: str) -> pd.DataFrame:
-    """Items 3 and 4: notebook 04's cost table on seed 0 (:func:`emqlib.harness.studies.cost.training_cost`), its
+    """Items 3 and 4: notebook 05's cost table on seed 0 (:func:`emqlib.harness.studies.cost.training_cost`), its
     runs from the run cache (trained now if absent), with each method's short name and when its run finished."""
-    log("methods: notebook 04's runs of seed 0, from the run cache (training them first if absent)")
+    log("methods: notebook 05's runs of seed 0, from the run cache (training them first if absent)")
     cost = cost_study.training_cost(profile, emq_sampler(), seeds=(0,), fraction=CORESET_FRACTION)
     return cost.assign(method=[SHORT_NAMES.get(m, "emq+coreset") for m in cost.method], trained=[
         datetime.fromtimestamp((paths.runs_dir() / r / "done.json").stat().st_mtime).isoformat(timespec="minutes")

@@ -604,7 +604,7 @@ def _selection_share() -> Measurement:
 
 
 # What the bit-wise coreset work set out to reach at the cpu profile (emqlib.harness.targets), graded by the
-# claims' rule with the target as threshold (README's targets block).
+# claims' rule with the target as threshold (docs/engineering.md's targets block).
 TARGETS: list[Claim] = [
     Claim(t.name, t.text, "project target", t.shown, notebook, metric, measure, t.direction, t.threshold, unit=t.unit)
     for t, notebook, metric, measure in [

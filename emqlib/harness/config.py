@@ -352,8 +352,8 @@ PROFILES = {
     "smoke": dict(data=dict(dataset="synthetic", validation_per_class=8), model=dict(width=0.5),
                   optim=dict(epochs=2, batch_size=32), training=dict(reference_epochs=3),
                   record=dict(snapshot_every=1, validate=True)),
-    # Fashion-MNIST on 2 CPU cores, trained to near convergence (results/regime_check.csv); 600 images per class
-    # (the convergence check failed at 500; 800 cost a third more per epoch: README, the cpu profile)
+    # Fashion-MNIST on 2 CPU cores, trained to near convergence (results/convergence.csv checks it per bit-width);
+    # 600 images per class (a probe at 500 failed that check; 800 cost a third more per epoch)
     "cpu": dict(data=dict(train_per_class=600, validation_per_class=500), optim=dict(epochs=15, batch_size=128),
                 training=dict(reference_epochs=5), record=dict(eval_every=15, validate=True)),
     # the CIFAR-10 recipe of Any-Precision (docs/method.md §11), for a GPU; 500 images per class (10% of the

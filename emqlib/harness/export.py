@@ -20,7 +20,7 @@ Two forms of the quantized convolution (``kernel``):
 * ``"integer"``: ConvInteger (uint8 x int8 -> int32, exact integer sums), then one float
   multiply-add per output channel: y = s_a (S_c conv(q, c) + T_c boxsum(q)). onnxruntime's
   ConvInteger kernel makes this form several times slower than the QDQ form on a cpu-profile ResNet-8
-  (:func:`export_bench_rows` measures it: README's integer deployment table, ``export_latency`` in
+  (:func:`export_bench_rows` measures it: docs/engineering.md's benchmark block, ``export_latency`` in
   results/bench.csv), hence the default.
 
 The grids that the integer types cannot hold directly, and how they are handled:

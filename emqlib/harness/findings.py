@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-import numpy as np
 import pandas as pd
 
 from . import claims
@@ -27,7 +26,7 @@ def claim_sentence(row: pd.Series) -> str:
     head = f"- **{row.claim_id}**{protocol} {row.claim}: **{status}**"
     if row.status in ("not run", "not comparable"):
         return f"{head}. {row.reason}"
-    value = str(row.our_value).split("; ")[0]
+    value = measured(row)
     interval = ("" if pd.isna(row.ci_low) else f", 95% interval [{row.ci_low:+.2f}, {row.ci_high:+.2f}]")
     caveats = []
     if row.fragile is True or str(row.fragile) == "True":
@@ -38,6 +37,21 @@ def claim_sentence(row: pd.Series) -> str:
         caveats.append("on the short schedule")
     return (f"{head}. {value}{interval}; paper: {row.paper_value}."
             + (f" Caveats: {'; '.join(caveats)}." if caveats else ""))
+
+
+def measured(row: pd.Series) -> str:
+    """Our measurement of a graded row, its mean without the per-seed values ("EMQ - random ... +1.20 points")."""
+    return str(row.our_value).split(" (mean of")[0]
+
+
+def claim_line(row: pd.Series) -> str:
+    """A graded claim in one short markdown bullet (the README's findings): id, claim, our effect with its interval
+    and seeds, the paper's value."""
+    interval = "" if pd.isna(row.ci_low) else f" [{row.ci_low:+.2f}, {row.ci_high:+.2f}]"
+    fragile = ", fragile" if str(row.fragile) == "True" else ""
+    short = " (short schedule)" if "short schedule" in str(row.our_setting) else ""
+    return (f"- **{row.claim_id}** {row.claim}{short}: {measured(row)}{interval}, {int(row.n_seeds)} seeds{fragile}; "
+            f"paper: {row.paper_value}")
 
 
 def claim_sentences(table: pd.DataFrame) -> list[str]:
@@ -185,6 +199,3 @@ def what_we_found(notebook: str, profile: str) -> str:
     if notes:
         lines += ["", "What the tables above also show:", ""] + [f"- {n}." for n in notes]
     return "\n".join(lines)
-
-
-__all__ = ["claim_sentence", "claim_sentences", "observations", "what_we_found", "np"]

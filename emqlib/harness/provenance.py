@@ -58,12 +58,17 @@ def seed_parameters(selected: Sequence[Path]) -> dict:
     return {name: seeds for name, seeds in found.items() if seeds}
 
 
+def machine() -> dict:
+    """The machine and libraries a result was computed with (a CPU result is bit-identical only on the same)."""
+    return {"python": platform.python_version(), "platform": platform.platform(terse=True), "cpu": _cpu(),
+            "math_library": _math_library()}
+
+
 def save_provenance(record: dict, seeds: dict) -> Path:
     """Write what produced the results to ``results/provenance.json`` atomically: commit, profile, seeds,
     start and end time, CPU, math library, and the worker processes with their threads."""
     workers = record.get("workers")
     return save_json(paths.results_dir() / "provenance.json", {
         **{k: record[k] for k in ("profile", "started", "finished", "status", "command")}, **paths.git_commit(),
-        "seeds": seeds, "python": platform.python_version(), "platform": platform.platform(terse=True),
-        "cpu": _cpu(), "math_library": _math_library(), "workers": workers,
+        "seeds": seeds, **machine(), "workers": workers,
         "threads_per_worker": threads_per_worker(workers) if workers and workers > 1 else None})

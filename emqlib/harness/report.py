@@ -1,6 +1,7 @@
-"""Generated README sections: the claims table, the run time, what each study cost and the benchmark summary.
+"""Generated document sections: README's findings; docs/engineering.md's claims table, run time, study costs and
+benchmark summary.
 
-Everything between ``<!-- begin:NAME -->`` and ``<!-- end:NAME -->`` in README.md is rewritten
+Everything between ``<!-- begin:NAME -->`` and ``<!-- end:NAME -->`` in README.md and docs/engineering.md is rewritten
 from the CSV/JSON files in ``results/``, read by their columns; nothing in those blocks is typed by hand.
 """
 from __future__ import annotations
@@ -9,12 +10,13 @@ import re
 
 import pandas as pd
 
-from . import grading, paths
+from . import findings, grading, paths
 from .claims import TARGETS as TARGET_CLAIMS
 from .storage import atomic_write_text, load_json
 from .targets import BY_METRIC, TARGETS, VERDICTS
 
 README = paths.ROOT / "README.md"
+ENGINEERING = paths.ROOT / "docs" / "engineering.md"
 # the rows of results/bench.csv that answer the benchmark's targets (the CSV has them all)
 BENCH_SUMMARY = ["quant_step_ratio", "bias_correction_ratio", "speedup_wallclock", "accuracy_gap", "selection_share",
                  "efficiency", "scaling_r2", "speed_option_ratio", "compiled_epoch_over_eager", "compile_break_even_epochs"]
@@ -58,6 +60,35 @@ def claims_section() -> str:
     return (f"{len(claims)} claims: {summary}; {fragile} of the graded statuses are fragile. {grading.RULES} "
             "The rule and threshold of each row are in the `criterion` column of `results/claims.csv`.\n\n"
             f"{markdown_table(shown)}")
+
+
+FINDING_GROUPS = [("reproduced", "Holds"), ("partial", "Holds for the mean only (some seed or the interval crosses the "
+                                                  "threshold)"),
+                  ("not reproduced", "Does not hold here"),
+                  ("invalid", "Not graded: a run it reads fails a check")]
+
+
+def findings_section() -> str:
+    """README's findings: every graded claim in one line, grouped by verdict, then the claims not graded here."""
+    claims = _read("claims.csv")
+    if claims is None:
+        return "(run `make reproduce`)"
+    counts = claims.status.value_counts()
+    fragile = int((claims.fragile.astype(str) == "True").sum())
+    lines = [f"Of {len(claims)} claims, " + ", ".join(f"{counts[s]} {s}" for s in (*grading.STATUSES[:3],
+             *grading.UNGRADED, "not run") if s in counts)
+             + f"; {fragile} graded verdicts are fragile (leaving out one seed changes them). Each line: our effect, "
+             "its 95% interval over seeds (paired by seed), the seeds, and the paper's value."]
+    for status, title in FINDING_GROUPS:
+        rows = claims[claims.status == status]
+        if len(rows):
+            lines += ["", f"**{title}** ({len(rows)})", ""] + [findings.claim_line(r) for _, r in rows.iterrows()]
+    for status in ("not comparable", "not run"):
+        rows = claims[claims.status == status]
+        if len(rows):
+            lines += ["", f"**{status.capitalize()}** ({len(rows)}): " + "; ".join(
+                f"{r.claim_id} ({r.reason.split(';')[0].split(' (')[0]})" for _, r in rows.iterrows())]
+    return "\n".join(lines)
 
 
 def timing_section(profile: str) -> str:
@@ -205,20 +236,30 @@ def study_costs_section() -> str:
 def replace_block(text: str, name: str, body: str) -> str:
     pattern = re.compile(rf"(<!-- begin:{name} -->\n).*?(<!-- end:{name} -->)", re.S)
     if not pattern.search(text):
-        raise ValueError(f"README.md has no <!-- begin:{name} --> ... <!-- end:{name} --> block")
+        raise ValueError(f"no <!-- begin:{name} --> ... <!-- end:{name} --> block")
     return pattern.sub(lambda m: m.group(1) + body.rstrip() + "\n" + m.group(2), text)
 
 
+def blocks(profile: str) -> dict:
+    """Each generated document and its blocks: the README leads with the findings, docs/engineering.md holds the
+    rest (the claims in full, time, cost, benchmarks)."""
+    return {README: {"findings": findings_section},
+            ENGINEERING: {"claims": claims_section, "timing": lambda: timing_section(profile),
+                          "bench": bench_section, "gpu_bench": gpu_bench_section, "study_costs": study_costs_section,
+                          "targets": lambda: targets_section(profile), "compile_check": compile_check_section}}
+
+
 def update(profile: str = "cpu") -> None:
-    """Rewrite the generated blocks of README.md from ``results/`` (only the cpu profile's results
-    are what README shows; other profiles, and results written elsewhere with ``$EMQ_RESULTS_DIR``,
-    leave README alone)."""
+    """Rewrite the generated blocks of README.md and docs/engineering.md from ``results/`` (only the cpu
+    profile's results are what they show; other profiles, and results written elsewhere with
+    ``$EMQ_RESULTS_DIR``, leave them alone)."""
     if profile != "cpu" or paths.results_dir().resolve() != (paths.ROOT / "results").resolve():
         return
-    text = README.read_text()
-    for name, section in [("claims", claims_section), ("timing", lambda: timing_section(profile)),
-                          ("bench", bench_section), ("gpu_bench", gpu_bench_section),
-                          ("study_costs", study_costs_section), ("targets", lambda: targets_section(profile)),
-                          ("compile_check", compile_check_section)]:
-        text = replace_block(text, name, section())
-    atomic_write_text(README, text)
+    for document, sections in blocks(profile).items():
+        text = document.read_text()
+        for name, section in sections.items():
+            try:
+                text = replace_block(text, name, section())
+            except ValueError as missing:
+                raise ValueError(f"{document.name}: {missing}") from None
+        atomic_write_text(document, text)

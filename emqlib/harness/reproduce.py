@@ -7,9 +7,9 @@ Each source notebook ``notebooks/NN_name.ipynb`` is executed with papermill (``p
 injected after its ``parameters`` cell) into ``results/notebooks/NN_name.ipynb``; the source
 notebooks are never written. The trained runs live in the run cache, so a run interrupted and
 started again redoes no finished training. The wall-clock time of each notebook and the total
-are recorded in ``results/reproduce_<profile>.json`` (README quotes it), what produced the results in
+are recorded in ``results/reproduce_<profile>.json`` (docs/engineering.md quotes it), what produced the results in
 ``results/provenance.json`` (:mod:`emqlib.harness.provenance`); at the end
-:func:`emqlib.harness.report.update` regenerates README's generated blocks.
+:func:`emqlib.harness.report.update` regenerates the generated blocks of README.md and docs/engineering.md.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from unittest import mock
 
 import papermill
 
-from . import errors, paths, report
+from . import errors, paths, report, shipped
 from .build import Runtime
 from .config import PROFILES
 from .parameters import check_notebook
@@ -42,6 +42,8 @@ NOTEBOOK_NAME = re.compile(r"^(\d{2})_[\w-]+\.ipynb$")  # NN_name.ipynb: run in 
 # that run alone: one worker process, one of the two cores idle for minutes of a cold `make reproduce`. Executed
 # after notebook 04, whose workers train the run beside others, it finds it in the cache.
 RUN_AFTER = {"00_quickstart.ipynb": "04_pruning.ipynb"}
+# make reproduce trains every run itself, the one shipped in pretrained/ included
+OWN_RUNS = {"00_quickstart": {"use_shipped_run": False}}
 # no kernel log lines in the terminal: the TCP warning, and the tasks an interrupted kernel leaves pending (Ctrl-C)
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL",
                     "--IPKernelApp.exec_lines=import logging; logging.getLogger('asyncio').setLevel(logging.CRITICAL)"]
@@ -174,7 +176,7 @@ def reproduce(profile: str = "cpu", only: Sequence[str | int] | None = None, out
     output_dir = Path(output_dir) if output_dir is not None else paths.executed_notebooks_dir()
     if output_dir.resolve() == paths.NOTEBOOKS.resolve():
         raise ValueError(f"--output-dir {output_dir} is the source notebook folder; source notebooks are never overwritten")
-    parameters = {p: check_notebook(p, {"profile": profile}) for p in selected}
+    parameters = {p: check_notebook(p, {"profile": profile, **OWN_RUNS.get(p.stem, {})}) for p in selected}
     output_dir.mkdir(parents=True, exist_ok=True)
 
     record = _new_record(profile, selected, only, output_dir, workers)
@@ -210,6 +212,8 @@ def reproduce(profile: str = "cpu", only: Sequence[str | int] | None = None, out
                      wall_seconds=round(time.perf_counter() - start, 1))
         if record["finished_runs_at_start"] == 0 and only is None:
             save_json(paths.reproduce_record(profile, cold=True), record)
+        if profile == "cpu" and only is None and paths.results_dir().resolve() == (paths.ROOT / "results").resolve():
+            shipped.ship_quickstart_run(profile)
     finally:
         save_provenance(record, seeds)
     report.update(profile)
