@@ -39,7 +39,7 @@ from .analysis import batch_norm_layers, quantized_layers
 from ..bits import FULL_PRECISION, bit_width, parse_bits
 from ..data import ImageDataset
 from ..inference import predict
-from .plots import BASELINE, HIGHLIGHT, STYLE
+from .plots import BASELINE, HIGHLIGHT, RIGHT, STYLE, WRONG
 from .runs import Run
 from .storage import load_torch, save_torch, sha256
 from .build import load_run_data
@@ -152,7 +152,7 @@ def _image_grid(ax, view: View, images: Tensor, targets: Tensor, names: Sequence
         ax.imshow(pixels[..., 0] if pixels.shape[2] == 1 else pixels, cmap="gray", vmin=0, vmax=255,
                   extent=(x, x + width, y + height, y), interpolation="nearest")
         right = int(predicted) == int(target)
-        color = "#2ca02c" if right else HIGHLIGHT
+        color = RIGHT if right else WRONG  # red means wrong, here and in every figure
         ax.add_patch(Rectangle((x, y), width, height, fill=False, edgecolor=color, lw=1 if right else 2.5))
         ax.text(x + width / 2, y - 0.06 * height, names[int(predicted)], ha="center", va="bottom", fontsize=9,
                 color=color, fontweight="normal" if right else "bold")

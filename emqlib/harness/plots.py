@@ -1,21 +1,30 @@
 """Figures: one function per figure, each drawn from result CSVs only (never from a trained model).
 
-``plot_<name>(csv_path, png_path=None)`` reads the CSV a notebook saved in ``results/``, draws
-the figure, writes ``figures/<name>.png`` (or ``png_path``) atomically and returns the
-matplotlib Figure, so any figure can be redrawn without retraining::
+``plot_<name>(csv_path, ..., png_path=None)`` reads the CSV(s) a notebook saved in ``results/``, draws the
+figure, writes ``figures/<name>.png`` (or ``png_path``) atomically and returns the matplotlib Figure, so any
+figure can be redrawn without retraining::
 
     from emqlib.harness import plots, results
     plots.plot_shared_bn(results.result_path("shared_bn.csv"))
 
-The functions never call ``show()`` and close the figure after saving (no pyplot state is
-kept), so they work under the non-interactive "Agg" backend; in a notebook the returned
-Figure is displayed once as the cell's value.
+What the figures share (STYLE.md 14): a comparison is drawn as a difference to a reference arm, paired by
+seed, with a dot per seed and the mean with its 95% t-interval (:func:`emqlib.harness.stats.t_interval`),
+on an axis framed on the differences, with the zero line and, where a claim has one, its threshold; a cross
+marks a seed whose pair read a run that fails a check (:mod:`emqlib.harness.validity`). Every method has
+one colour in every figure (:func:`method_color`); the claims' statuses have colours of their own
+(:data:`STATUS_COLORS`), and red means "not reproduced" (or, in the explorer, a wrong prediction) only.
+
+The functions never call ``show()`` and close the figure after saving (no pyplot state is kept), so they
+work under the non-interactive "Agg" backend; in a notebook the returned Figure is displayed once as the
+cell's value.
 """
 from __future__ import annotations
 
 import contextlib
 import io
 import os
+import textwrap
+import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -25,32 +34,100 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
-from . import labels, paths
+from . import claims, grading, labels, paths
 from ..bits import SUPPORTED_BITS  # the categorical bit-width axis, in order (32 = full precision)
-from .stats import mean_std
-from .targets import TARGETS
+from .stats import spearman, t_interval
 from .storage import atomic_write_bytes
+from .targets import NON_INFERIORITY, TARGETS
 
 DPI = 120  # about 1400 px across for the wide figures: sharp at README width
-GRADIENT_ANGLE_BOUND = 28.0  # degrees: the paper's bound on angles between bit-widths' gradients (EMQ, technical details; claim E10)
-MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")  # distinguishes lines that coincide
-HIGHLIGHT = "#d62728"  # the method or variant the notebook is about
-BASELINE = "#7f7f7f"  # full-data and other reference lines
-CORESET_NAMES = {"random": "Random (re-drawn every epoch)", "tdds": "TDDS", "el2n": "EL2N", "acs": "ACS",
-                 labels.EMQ_CORESET: "EMQ bit-wise coreset",
-                 "forgetting": "Forgetting", "kcenter": "kCenterGreedy", "moderate": "Moderate",
-                 labels.EQUAL_BUDGET: "equal-budget full data (fewer epochs)",
-                 labels.EQUAL_BUDGET_BITWISE: "equal-budget full data, bit-wise loop",
-                 "emq-ccs": "CCS (coverage-centric)", "split": "full-coverage split"}
-CORESET_COLORS = {"random": "#7f7f7f", "tdds": "#9467bd", "el2n": "#2ca02c", "acs": "#1f77b4", labels.EMQ_CORESET: HIGHLIGHT,
-                  "forgetting": "#8c564b", "kcenter": "#e377c2", "moderate": "#bcbd22", labels.EQUAL_BUDGET: "#000000",
-                  labels.EQUAL_BUDGET_BITWISE: "#17becf", "emq-ccs": "#ff7f0e", "split": "#8c8c00"}
 STYLE = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "legend.fontsize": 10,
          "xtick.labelsize": 10, "ytick.labelsize": 10, "figure.titlesize": 13, "axes.grid": True,
          "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False}
 
+# ---------------------------------------------------------------- colours: one per method, one per status
+
+# One colour per method, in every figure. Keys are the labels result tables carry (emqlib.harness.labels) and the
+# selection rules' names (the ACS tables' ``method``); families share a hue: uniform draws in greys and olives,
+# full data in black and greys, EMQ's designs in blues, ACS in oranges. No method is red (red is a status).
+METHOD_COLORS = {
+    labels.EMQ_CORESET: "#1f77b4",  # EMQ's bit-wise coreset with EMQ's chosen sampler (labels carry the fraction)
+    "acs": "#ff7f0e",
+    labels.FULL_DATA: "#000000", labels.EMQ: "#000000",  # EMQ (or the ACS setting) on every sample, EMQ's joint loop
+    labels.FULL_DATA_BITWISE: "#555555",
+    labels.EQUAL_BUDGET: "#17becf", labels.EQUAL_BUDGET_BITWISE: "#0c7c86",
+    labels.DEDICATED: "#8c564b", labels.JOINT: "#e377c2",
+    "random-once": "#c0c0c0", "random": "#808080", "rs2": "#bcbd22", "split": "#dbdb8d",
+    "tdds": "#b07aa1", "tdds-rescored": "#d9b5cf", "el2n": "#edc948", "forgetting": "#76b7b2",
+    "kcenter": "#6b6ecf", "moderate": "#8ca252", "emq-ccs": "#393b79",
+    # notebook 02's BatchNorm and correction variants (emqlib.harness.studies.shared_bn; EMQ's own and switchable BN
+    # are aliases of EMQ and joint below)
+    "switchable BN + recalibration": "#f7b6d2", "shared BN, no correction": "#8c6d31",
+    "shared BN + correction + recalibration": "#637939",
+    "shared BN + correction (the paper's literal form)": "#5254a3", "shared BN + correction (per layer)": "#a55194", "shared BN + correction, ReLU at 32 bits": "#e7ba52",
+    "shared BN, no correction, ReLU at 32 bits": "#bd9e39",
+    # notebook 08's score-extraction variants (emqlib.harness.studies.extraction)
+    "bit-wise, static": "#6baed6", "batch extraction, dynamic": "#9c9ede", "batch extraction, static": "#7b4173",
+    "bit-wise, dynamic, ascending bit order": "#b5cf6b", "bit-wise, dynamic, GraNd score": "#ce6dbd",
+    "bit-wise, dynamic, from the FP reference": "#a6761d",
+}
+# other spellings of the same methods in the result tables (the 80% table's arms, variants named for what they
+# change); tests/test_plots.py checks that every arm of the studies finds its colour here or in METHOD_COLORS
+METHOD_ALIASES = {
+    "random, drawn once": "random-once", "random, re-drawn every epoch": "random", "RS2 (without replacement)": "rs2",
+    "TDDS, static (class-balanced)": "tdds", "TDDS, re-scored every R": "tdds-rescored",
+    "EL2N, static (class-balanced)": "el2n", "own ACS": "acs",
+    "shared BN + correction": labels.EMQ, "switchable BN (joint)": labels.JOINT,
+    "bit-wise, dynamic (EMQ's sampler)": labels.EMQ_CORESET, "bit-wise, random subsets": "random",
+}
+EMQ_DESIGN_PREFIX, EMQ_DESIGN_COLOR = "EMQ: ", "#9ecae1"  # EMQ's candidate samplers other than the chosen one
+TRANSFERRED_PREFIX, TRANSFERRED_COLOR = "ACS of ", "#ffbb78"  # another architecture's ACS coreset
+# a label of none of the above gets one of these by a hash of its text: the same label, the same colour
+FALLBACK_COLORS = ("#3182bd", "#fd8d3c", "#636363", "#41b6c4", "#c49c94", "#a3a385")
+METHOD_NAMES = {"random-once": "random, drawn once", "random": "random, re-drawn every epoch", "rs2": "RS2",
+                "split": "full-coverage split", "tdds": "TDDS", "tdds-rescored": "TDDS, re-scored", "el2n": "EL2N",
+                "forgetting": "forgetting", "kcenter": "k-center greedy", "moderate": "Moderate",
+                "emq-ccs": "CCS (coverage-centric)", "acs": "ACS"}
+
+STATUS_COLORS = {"reproduced": "#1a7f37", "partial": "#bf8700", "not reproduced": "#cf222e", "invalid": "#8250df",
+                 "not comparable": "#6e7781", "not run": "#afb8c1"}
+GRADED = tuple(s for s in grading.STATUSES if s != "not run")  # statuses with a grade
+HIGHLIGHT = METHOD_COLORS[labels.EMQ_CORESET]  # the method or bit-width a figure is about
+BASELINE = "#7f7f7f"  # a reference drawn beside it (the 32-bit child in the explorer)
+RIGHT, WRONG = STATUS_COLORS["reproduced"], STATUS_COLORS["not reproduced"]  # the explorer's predictions
+THRESHOLD = "#000000"  # a claim's threshold: a dashed line or a tick
+
+CLAIM = {c.claim_id: c for c in [*claims.CLAIMS, *claims.TARGETS]}  # thresholds drawn come from the claims
+GRADIENT_ANGLE_BOUND = CLAIM["E10"].threshold  # degrees: the paper's bound on the angles (claim E10)
+
+SYMLOG_BEYOND = 20.0  # points: a difference axis reaching further is drawn linear within ±2 and log beyond
+
 PathLike = str | os.PathLike
+
+
+def method_color(label: str, chosen: str | None = None) -> str:
+    """The colour of method ``label`` in every figure: :data:`METHOD_COLORS` (through :data:`METHOD_ALIASES`);
+    EMQ + bit-wise coreset at any fraction, and ``chosen`` (EMQ's chosen sampler), in EMQ's coreset colour; EMQ's
+    other designs in light blue, another architecture's ACS coreset in light orange; any other label one of
+    :data:`FALLBACK_COLORS`, picked by a hash of its text."""
+    label = str(label)
+    key = METHOD_ALIASES.get(label, label)
+    if key in METHOD_COLORS:
+        return METHOD_COLORS[key]
+    if labels.is_emq_coreset(label) or label == chosen:
+        return METHOD_COLORS[labels.EMQ_CORESET]
+    if label.startswith(EMQ_DESIGN_PREFIX):
+        return EMQ_DESIGN_COLOR
+    if label.startswith(TRANSFERRED_PREFIX):
+        return TRANSFERRED_COLOR
+    return FALLBACK_COLORS[zlib.crc32(label.encode()) % len(FALLBACK_COLORS)]
+
+
+def method_name(label: str) -> str:
+    """How a figure names method ``label`` (a selection rule's name spelled out; other labels as they are)."""
+    return METHOD_NAMES.get(str(label), str(label))
 
 
 # ---------------------------------------------------------------- shared helpers
@@ -83,23 +160,120 @@ def _finish(fig: Figure, png_path: PathLike | None, name: str) -> Figure:
     return fig
 
 
-def _agg(frame: pd.DataFrame, by: Sequence[str] | str, value: str) -> pd.DataFrame:
-    """:func:`emqlib.harness.stats.mean_std` with no error bar (std 0) where a group has one seed."""
-    return mean_std(frame, by, value).fillna({"std": 0.0})
+def _valid(frame: pd.DataFrame) -> pd.Series:
+    """Whether each row's run passes its checks: the ``valid`` column, else an empty ``invalid_reason``, else
+    every row."""
+    if "valid" in frame.columns:
+        return frame.valid.astype(str).str.lower().eq("true")
+    if "invalid_reason" in frame.columns:
+        return frame.invalid_reason.isna() | frame.invalid_reason.astype(str).str.strip().eq("")
+    return pd.Series(True, index=frame.index)
 
 
-def _seeds_note(frame: pd.DataFrame, by: Sequence[str] | None = None) -> str:
-    """"one seed", "mean ± std over n seeds", or, when points differ (``by``: the point's columns),
-    "one seed per point; mean ± std where n seeds"."""
-    if "seed" not in frame.columns:
-        return "one seed"
-    counts = frame.groupby(list(by), sort=False).seed.nunique() if by else pd.Series([frame.seed.nunique()])
-    low, high = int(counts.min()), int(counts.max())
-    if high == 1:
-        return "one seed"
-    if low == high:
-        return f"mean ± std over {high} seeds"
-    return f"{'one seed' if low == 1 else f'{low} seeds'} per point; mean ± std where {high} seeds"
+def _pair(frame: pd.DataFrame, key: str, a: str, b: str, value: str = "avg_accuracy",
+          on: Sequence[str] = ("seed",), keep: Sequence[str] = ()) -> pd.DataFrame:
+    """The rows of ``frame`` whose ``key`` is ``a`` minus those whose ``key`` is ``b``, paired on the columns
+    ``on``: columns ``on``, ``keep`` (more of ``a``'s columns), ``difference`` and ``valid`` (both runs pass their
+    checks); pairs with a missing value are left out."""
+    frame = frame.assign(_valid=_valid(frame))
+    on, keep = list(on), [c for c in keep if c not in on]
+    mine = frame.loc[frame[key] == a, [*on, *keep, value, "_valid"]]
+    theirs = frame.loc[frame[key] == b, [*on, value, "_valid"]]
+    both = mine.merge(theirs, on=on, suffixes=("", "_b"))
+    out = both[[*on, *keep]].assign(difference=both[value] - both[f"{value}_b"],
+                                    valid=both._valid & both._valid_b)
+    return out[out.difference.notna()].reset_index(drop=True)
+
+
+def _interval(ax: Axes, at: float, values, color: str, invalid=None, vertical: bool = False,
+              spread: float = 0.3, marker: str = "D", zorder: int = 3) -> None:
+    """At category position ``at``: a dot per seed (a cross where the seed's values read a run that fails a
+    check), side by side across the category, and the mean (a diamond) with its 95% t-interval (a bar; none with
+    one seed). ``vertical``: categories along x, values along y."""
+    values = pd.Series(values, dtype=float).reset_index(drop=True)
+    bad = (pd.Series(False, index=values.index) if invalid is None
+           else pd.Series(np.asarray(invalid, dtype=bool), index=values.index))
+    keep = values.notna()
+    values, bad = values[keep].to_numpy(), bad[keep].to_numpy()
+    if len(values) == 0:
+        return
+
+    def place(position, value):
+        return (position, value) if vertical else (value, position)
+
+    if len(values) == 1:  # the seed is the mean: one mark, a cross when its run fails a check
+        if bad[0]:
+            ax.scatter(*place([at], values), s=50, marker="x", color=color, linewidths=1.8, zorder=zorder + 2)
+        else:
+            ax.scatter(*place([at], values), s=50, marker=marker, color=color, edgecolors="white", linewidths=0.8,
+                       zorder=zorder + 2)
+        return
+    along = at + np.linspace(-spread / 2, spread / 2, len(values))
+
+    ax.scatter(*place(along[~bad], values[~bad]), s=18, color=color, alpha=0.65, linewidths=0, zorder=zorder)
+    ax.scatter(*place(along[bad], values[bad]), s=30, marker="x", color=color, linewidths=1.5, zorder=zorder)
+    mean, low, high = t_interval(values)
+    if np.isfinite(low):
+        ax.plot(*place([at, at], [low, high]), color=color, lw=2.6, solid_capstyle="butt", zorder=zorder + 1)
+    ax.scatter(*place([at], [mean]), s=50, marker=marker, color=color, edgecolors="white", linewidths=0.8,
+               zorder=zorder + 2)
+
+
+def _mark_handles(invalid: bool = False, color: str = "0.15") -> list[Line2D]:
+    """Legend entries for the marks of :func:`_interval` (their colour is the method's, named on the axis or in
+    the legend's other entries)."""
+    handles = [Line2D([], [], ls="", marker="o", ms=4.5, color=color, alpha=0.65, label="one seed"),
+               Line2D([], [], lw=2.6, marker="D", ms=6, color=color, markeredgecolor="white",
+                      label="mean and 95% t-interval")]
+    if invalid:
+        handles.append(Line2D([], [], ls="", marker="x", ms=6, mew=1.5, color=color,
+                              label="a run of this seed fails a check"))
+    return handles
+
+
+def _method_handle(label: str, name: str | None = None, chosen: str | None = None) -> Line2D:
+    color = method_color(label, chosen)
+    return Line2D([], [], lw=2.6, marker="D", ms=6, color=color, markeredgecolor="white",
+                  label=name if name is not None else method_name(label))
+
+
+def _zero(ax: Axes, vertical: bool = False, label: str | None = None) -> None:
+    """The reference line: 0 difference."""
+    (ax.axhline if vertical else ax.axvline)(0, color="black", lw=1.1, zorder=1, label=label)
+
+
+def _threshold(ax: Axes, value: float, text: str, vertical: bool = False) -> None:
+    """A claim's threshold as a dashed line, named in the legend."""
+    (ax.axhline if vertical else ax.axvline)(value, color=THRESHOLD, ls="--", lw=1.2, zorder=1, label=text)
+
+
+def _frame_points(ax: Axes, vertical: bool = False) -> str:
+    """Frame a difference axis in points on what is drawn: linear, or, where it reaches beyond
+    :data:`SYMLOG_BEYOND`, linear within ±2 points and logarithmic beyond (a 50-point collapse and a 0.3-point
+    effect both readable). Returns the note for the axis label."""
+    low, high = ax.dataLim.intervaly if vertical else ax.dataLim.intervalx
+    if max(abs(low), abs(high)) <= SYMLOG_BEYOND:
+        return ""
+    (ax.set_yscale if vertical else ax.set_xscale)("symlog", linthresh=2.0, linscale=1.0)
+    (ax.yaxis if vertical else ax.xaxis).set_major_formatter(
+        mpl.ticker.FuncFormatter(lambda v, _: f"{v:+g}" if v else "0"))
+    return "; linear within ±2, log beyond"
+
+
+def _rows(ax: Axes, names: Sequence[str]) -> None:
+    """Category rows top to bottom, named."""
+    ax.set_yticks(range(len(names)), names)
+    ax.set_ylim(len(names) - 0.5, -0.5)
+    ax.grid(axis="y", visible=False)
+
+
+def _any_invalid(frame: pd.DataFrame) -> bool:
+    return not _valid(frame).all()
+
+
+def _seeds(frame: pd.DataFrame) -> str:
+    n = frame.seed.nunique() if "seed" in frame.columns else 1
+    return f"{n} seed{'s' if n != 1 else ''}"
 
 
 def _bit_positions(bits: pd.Series) -> np.ndarray:
@@ -108,73 +282,42 @@ def _bit_positions(bits: pd.Series) -> np.ndarray:
     return np.array([order[int(b)] for b in bits], dtype=float)
 
 
-def _bit_axis(ax: Axes, bits: Sequence[int]) -> None:
+def _bit_axis(ax: Axes, bits: Sequence[int], label: bool = True) -> None:
     present = [b for b in SUPPORTED_BITS if b in set(int(b) for b in bits)]
-    ax.set_xticks(_bit_positions(pd.Series(present)))
-    ax.set_xticklabels(["32\n(FP)" if b == 32 else str(b) for b in present])
-    ax.set_xlabel("bit-width b (weights and activations)")
+    ax.set_xticks(_bit_positions(pd.Series(present)), ["32\n(FP)" if b == 32 else str(b) for b in present])
+    ax.set_xlim(_bit_positions(pd.Series(present)).min() - 0.6, _bit_positions(pd.Series(present)).max() + 0.6)
+    if label:
+        ax.set_xlabel("bit-width b (weights and activations)")
 
 
 def _shade_untrained(ax: Axes, frame: pd.DataFrame) -> None:
     """Grey columns behind the bit-widths that no model in ``frame`` was trained at."""
-    trained = frame.groupby("bits")["trained"].apply(lambda t: t.astype(bool).any())
+    trained = frame.groupby("bits")["trained"].apply(lambda t: t.astype(str).str.lower().eq("true").any())
     for b, was_trained in trained.items():
         if not was_trained:
             x = _bit_positions(pd.Series([b]))[0]
-            ax.axvspan(x - 0.45, x + 0.45, color="0.9", zorder=0, lw=0)
-
-
-def _full_data_line(ax: Axes, full: pd.DataFrame, value: str = "avg_accuracy", label: str = labels.FULL_DATA) -> None:
-    """A horizontal line at the full-data mean, with a ± std band when there are several seeds."""
-    if full.empty:
-        return
-    mean, std = full[value].mean(), full[value].std()
-    n = len(full)
-    ax.axhline(mean, color=BASELINE, ls="--", lw=1.5, label=f"{label} ({mean:.1f}%)" if n == 1
-               else f"{label} ({mean:.1f} ± {std:.1f}%)")
-    if n > 1 and np.isfinite(std):
-        ax.axhspan(mean - std, mean + std, color=BASELINE, alpha=0.12, lw=0)
-
-
-def _annotate_bars(ax: Axes, y: np.ndarray, ends: np.ndarray, texts: Sequence[str], room: float = 1.5) -> None:
-    """Text just right of each horizontal bar; widens the x range so the text fits."""
-    span = float(np.nanmax(ends)) if len(ends) else 1.0
-    span = span if span > 0 else 1.0
-    for yi, end, text in zip(y, ends, texts):
-        ax.text(end + 0.02 * span, yi, text, va="center", ha="left", fontsize=9.5)
-    ax.set_xlim(0, span * room)
-
-
-def _barh(ax: Axes, stats: pd.DataFrame, labels: Sequence[str], highlight: Sequence[bool] | None = None,
-          fmt: str = "{:.1f}%", room: float = 1.3) -> None:
-    """Horizontal bars (mean, ± std error bars) for ``stats`` from :func:`_agg`, first row on top."""
-    y = np.arange(len(stats))[::-1]
-    colors = [HIGHLIGHT if h else "#1f77b4" for h in (highlight if highlight is not None else [False] * len(stats))]
-    xerr = stats["std"].where(stats["n"] > 1, 0.0) if (stats["n"] > 1).any() else None
-    ax.barh(y, stats["mean"], xerr=xerr, color=colors, alpha=0.85, capsize=3, error_kw={"lw": 1})
-    ax.set_yticks(y)
-    ax.set_yticklabels(labels)
-    ax.grid(axis="y", visible=False)
-    _annotate_bars(ax, y, (stats["mean"] + stats["std"]).to_numpy(), [fmt.format(v) for v in stats["mean"]], room)
+            ax.axvspan(x - 0.45, x + 0.45, color="0.92", zorder=0, lw=0)
 
 
 # ---------------------------------------------------------------- 00: quickstart
 
 def plot_bit_accuracy(csv_path: PathLike, png_path: PathLike | None = None) -> Figure:
-    """Test accuracy (%) of one multi-bit model at every bit-width; trained bit-widths filled,
-    the others (never trained, no fine-tuning) hollow. CSV: ``bits, accuracy, trained``."""
+    """Test accuracy (%) of one EMQ model at every bit-width; trained bit-widths filled, the others (never
+    trained, no fine-tuning) hollow on grey columns. CSV: ``bits, accuracy, trained``."""
     frame = _read(csv_path, ["bits", "accuracy", "trained"])
-    per_bit = frame.groupby("bits", sort=True).agg(accuracy=("accuracy", "mean"), trained=("trained", "any"))
+    per_bit = frame.assign(trained=frame.trained.astype(str).str.lower().eq("true")).groupby("bits", sort=True).agg(
+        accuracy=("accuracy", "mean"), trained=("trained", "any"))
     per_bit = per_bit.reindex([b for b in SUPPORTED_BITS if b in per_bit.index]).reset_index()
     x = _bit_positions(per_bit.bits)
+    color = method_color(labels.EMQ)
     with _style():
         fig, ax = plt.subplots(figsize=(7.5, 4.2), layout="constrained")
         _shade_untrained(ax, frame)
-        ax.plot(x, per_bit.accuracy, color="0.6", lw=1.2, zorder=1)
-        trained = per_bit.trained.astype(bool).to_numpy()
-        ax.scatter(x[trained], per_bit.accuracy[trained], s=60, color="#1f77b4", zorder=3, label="trained bit-width")
-        ax.scatter(x[~trained], per_bit.accuracy[~trained], s=60, facecolors="white", edgecolors="#1f77b4",
-                   linewidths=1.8, zorder=3, label="not trained (grey columns): no fine-tuning")
+        ax.plot(x, per_bit.accuracy, color=color, lw=1, alpha=0.4, zorder=1)
+        trained = per_bit.trained.to_numpy()
+        ax.scatter(x[trained], per_bit.accuracy[trained], s=60, color=color, zorder=3, label="trained bit-width")
+        ax.scatter(x[~trained], per_bit.accuracy[~trained], s=60, facecolors="white", edgecolors=color,
+                   linewidths=1.8, zorder=3, label="never trained (grey columns), no fine-tuning")
         for xi, acc in zip(x, per_bit.accuracy):
             ax.annotate(f"{acc:.1f}", (xi, acc), textcoords="offset points", xytext=(0, 8), ha="center", fontsize=9)
         _bit_axis(ax, per_bit.bits)
@@ -190,432 +333,772 @@ def plot_bit_accuracy(csv_path: PathLike, png_path: PathLike | None = None) -> F
 # ---------------------------------------------------------------- 01: activation alignment
 
 def plot_activation_alignment(csv_path: PathLike, png_path: PathLike | None = None) -> Figure:
-    """Per-layer gaps between the BN-input statistics at b bits and at 32 bits (docs/method.md §3.3), one line
-    per bit-width; columns: one panel per variant (with / without weight bias correction).
+    """The first variant's BN-input gaps to the 32-bit child divided by each other variant's (docs/method.md
+    §3.3), per bit-width: a dot per layer and their geometric mean, on a log axis (below 1: the first variant,
+    with weight bias correction, is closer to the 32-bit statistics). Layers where a gap is exactly 0 (before any
+    quantized layer) have no ratio and are counted in the title.
     CSV: ``bits, layer_index, mean_gap, var_log_ratio, variant, trained``."""
     frame = _read(csv_path, ["bits", "layer_index", "mean_gap", "var_log_ratio", "variant", "trained"])
     variants = list(dict.fromkeys(frame.variant))
-    bits = sorted(frame.bits.unique())
-    trained_bits = set(frame.bits[frame.trained.astype(bool)])
-    cmap = mpl.colormaps["viridis"]
-    colors = {b: cmap(i / max(1, len(bits) - 1)) for i, b in enumerate(bits)}
-    metrics = [("mean_gap", "mean gap  |μ_b − μ_32| / σ_32"), ("var_log_ratio", "variance gap  |log(σ²_b / σ²_32)|")]
+    if len(variants) < 2:
+        raise ValueError(f"{csv_path} has one variant ({variants[0]!r}); the figure compares the first with the others")
+    subject, others = variants[0], variants[1:]
+    frame = frame[frame.bits != 32]  # the 32-bit child is the reference: its gaps are 0
+    metrics = [("mean_gap", "mean gap |μ_b − μ_32| / σ_32"),
+               ("var_log_ratio", "variance gap |log(σ²_b / σ²_32)|")]
+    mine = frame[frame.variant == subject].set_index(["bits", "layer_index"])
     with _style():
-        fig, axes = plt.subplots(len(metrics), len(variants), figsize=(5.2 * len(variants) + 1.5, 7.5),
-                                 sharex=True, sharey="row", squeeze=False, layout="constrained")
-        for col, variant in enumerate(variants):
-            part = frame[frame.variant == variant]
-            for row, (metric, label) in enumerate(metrics):
-                ax = axes[row, col]
-                for b in bits:
-                    line = part[part.bits == b].sort_values("layer_index")
-                    values = line[metric].where(line[metric] > 0)  # exact zeros (identical statistics) cannot be drawn on a log axis
-                    ax.plot(line.layer_index, values, marker="o", ms=3.5, color=colors[b],
-                            ls="-" if b in trained_bits else "--", lw=2 if b in trained_bits else 1.2,
-                            label=f"{b} bit{'s' if b != 1 else ''}" + (" (trained)" if b in trained_bits else ""))
-                ax.set_yscale("log")
-                if row == 0:
-                    ax.set_title(variant)
-                if col == 0:
-                    ax.set_ylabel(f"{label}\n(unitless, log scale)")
-                if row == len(metrics) - 1:
-                    ax.set_xlabel("layer index (multi-bit BatchNorm, input → output)")
-                ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
-        handles, labels = axes[0, 0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="outside right center", title="bit-width")
-        fig.suptitle("How far each bit-width's BatchNorm inputs are from the 32-bit child's, per layer "
-                     "(lower = better aligned; 0 not drawn)")
+        fig, axes = plt.subplots(1, len(metrics), figsize=(13, 4.8), sharey=True, layout="constrained")
+        skipped: set[int] = set()
+        for ax, (metric, name) in zip(axes, metrics):
+            _shade_untrained(ax, frame)
+            width = 0.7 / len(others)
+            for j, other in enumerate(others):
+                theirs = frame[frame.variant == other].set_index(["bits", "layer_index"])[metric]
+                both = pd.concat({"mine": mine[metric], "theirs": theirs}, axis=1).dropna()
+                drawable = both[(both.mine > 0) & (both.theirs > 0)]
+                skipped |= set(both.index.get_level_values("layer_index")) - set(
+                    drawable.index.get_level_values("layer_index"))
+                ratio = (drawable.mine / drawable.theirs).rename("ratio").reset_index()
+                color = method_color(subject if len(others) == 1 else other)
+                for b, part in ratio.groupby("bits"):
+                    at = _bit_positions(pd.Series([b]))[0] + (j - (len(others) - 1) / 2) * width
+                    spread = np.linspace(-0.3 * width, 0.3 * width, len(part)) if len(part) > 1 else np.zeros(1)
+                    ax.scatter(at + spread, part.ratio, s=16, color=color, alpha=0.6, linewidths=0, zorder=3)
+                    ax.scatter([at], [np.exp(np.log(part.ratio).mean())], s=55, marker="D", color=color,
+                               edgecolors="white", linewidths=0.8, zorder=4)
+            ax.axhline(1.0, color="black", lw=1.1, zorder=1)
+            ax.set_yscale("log")
+            ax.yaxis.set_major_locator(mpl.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_major_formatter(mpl.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.yaxis.set_minor_formatter(mpl.ticker.NullFormatter())
+            _bit_axis(ax, frame.bits)
+            ax.set_title(name)
+        axes[0].set_ylabel(f"gap {subject}\n÷ gap {others[0] if len(others) == 1 else 'each other variant'}"
+                           "  (log scale)")
+        handles = [Line2D([], [], ls="", marker="o", ms=4.5, color="0.15", alpha=0.6, label="one layer"),
+                   Line2D([], [], ls="", marker="D", ms=6.5, color="0.15", markeredgecolor="white",
+                          label="geometric mean over the layers"),
+                   Line2D([], [], color="black", lw=1.1, label="1: the same gap with and without")]
+        if len(others) > 1:
+            handles += [_method_handle(o, f"÷ {o}") for o in others]
+        fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
+        note = (f"; no ratio where a gap is exactly 0, in layer {', '.join(map(str, sorted(skipped)))}"
+                if skipped else "")
+        fig.suptitle(f"BatchNorm inputs' distance to the 32-bit child's: {subject} relative to "
+                     f"{' / '.join(others)}\n(below 1: closer with {subject}; grey columns: bit-widths never "
+                     f"trained{note})")
     return _finish(fig, png_path, "activation_alignment")
 
 
 # ---------------------------------------------------------------- 02: shared BN at every bit-width
 
-def _accuracy_at_bits(frame: pd.DataFrame, title: str) -> Figure:
-    stats = frame.groupby(["variant", "bits"], sort=False).agg(
-        mean=("accuracy", "mean"), std=("accuracy", "std"), trained=("trained", "any")).reset_index()
-    stats["std"] = stats["std"].fillna(0.0)
-    variants = list(dict.fromkeys(frame.variant))
-    palette = mpl.colormaps["tab10"]
-    offsets = np.linspace(-0.25, 0.25, len(variants)) if len(variants) > 1 else [0.0]
+def _variants_against(frame: pd.DataFrame, reference: str, title: str, png_path: PathLike | None,
+                      name: str) -> Figure:
+    """First panel: ``reference``'s accuracy at every bit-width; then one panel per other variant: its accuracy
+    minus ``reference``'s at every bit-width, paired by seed. The difference panels share their y axis, linear
+    within ±2 points and logarithmic beyond where it reaches past :data:`SYMLOG_BEYOND` (a 1-bit collapse and a
+    0.3-point gap both readable)."""
+    if reference not in set(frame.variant):
+        raise ValueError(f"the CSV has no rows of the reference variant {reference!r}; "
+                         f"its variants: {list(dict.fromkeys(frame.variant))}")
+    variants = [v for v in dict.fromkeys(frame.variant) if v != reference]
+    ncols = 3 if len(variants) + 1 > 4 else 2
+    nrows = -(-(len(variants) + 1) // ncols)
+    differences = {v: _pair(frame, "variant", v, reference, "accuracy", on=["seed", "bits"]) for v in variants}
     with _style():
-        fig, ax = plt.subplots(figsize=(11, 6.2), layout="constrained")
-        _shade_untrained(ax, frame)
-        for i, variant in enumerate(variants):
-            part = stats[stats.variant == variant]
-            part = part.assign(x=_bit_positions(part.bits) + offsets[i]).sort_values("x")
-            color = palette(i % 10)
-            ax.errorbar(part.x, part["mean"], yerr=part["std"], color=color, lw=1.6, capsize=2.5,
-                        ls="-" if i < 10 else "--", label=variant, zorder=2, elinewidth=1, ecolor=(*color[:3], 0.5))
-            trained = part.trained.astype(bool)
-            ax.scatter(part.x[trained], part["mean"][trained], color=color, s=28, zorder=3)
-            ax.scatter(part.x[~trained], part["mean"][~trained], facecolors="white", edgecolors=color, s=28,
-                       linewidths=1.4, zorder=3)
-        _bit_axis(ax, frame.bits)
-        ax.set_ylabel("test accuracy (%)")
-        ax.set_title(f"{title}\n({_seeds_note(frame)}; grey columns, hollow markers: bit-widths never trained)")
-        fig.legend(loc="outside lower center", ncols=3, title="variant")
-    return fig
+        fig, axes = plt.subplots(nrows, ncols, figsize=(5.4 * ncols, 3.3 * nrows + 1), sharex=True, squeeze=False,
+                                 layout="constrained")
+        flat = axes.ravel()
+        ref = frame[frame.variant == reference]
+        _shade_untrained(flat[0], ref)
+        for b, part in ref.groupby("bits"):
+            _interval(flat[0], _bit_positions(pd.Series([b]))[0], part.accuracy, method_color(reference),
+                      invalid=~_valid(part), vertical=True)
+        flat[0].set_ylabel("test accuracy (%)")
+        flat[0].set_title(f"{reference} ({_seeds(ref)})", fontsize=11)
+        _bit_axis(flat[0], frame.bits, label=False)
+        spans = [d.difference.abs().max() for d in differences.values() if not d.empty]
+        limit = 1.15 * max([2.0, *spans])
+        symlog = limit > SYMLOG_BEYOND
+        for k, (ax, variant) in enumerate(zip(flat[1:], variants), start=1):
+            d = differences[variant]
+            _shade_untrained(ax, frame[frame.variant.isin([variant, reference])])
+            for b, part in d.groupby("bits"):
+                _interval(ax, _bit_positions(pd.Series([b]))[0], part.difference, method_color(variant),
+                          invalid=~part.valid, vertical=True)
+            _zero(ax, vertical=True)
+            if symlog:
+                ax.set_yscale("symlog", linthresh=2.0, linscale=1.0)
+                ax.yaxis.set_major_formatter(mpl.ticker.FuncFormatter(lambda v, _: f"{v:+g}" if v else "0"))
+            ax.set_ylim(-limit, limit)
+            ax.set_title(f"{variant} ({_seeds(d)})", fontsize=11)
+            if k % ncols == 0 or k == 1:
+                ax.set_ylabel("− reference (points)")
+            _bit_axis(ax, frame.bits, label=k >= len(flat) - ncols)
+        for ax in flat[len(variants) + 1:]:
+            ax.remove()
+        flat[0].set_xlabel("")
+        fig.legend(handles=_mark_handles(_any_invalid(frame)), loc="outside lower center", ncols=3)
+        fig.suptitle(f"{title}\nfirst panel: the reference, {reference}; then each variant's accuracy minus the "
+                     f"reference's, paired by seed (grey columns: bit-widths never trained"
+                     f"{'; y linear within ±2 points, log beyond' if symlog else ''})")
+    return _finish(fig, png_path, name)
 
 
-def plot_shared_bn(csv_path: PathLike, png_path: PathLike | None = None) -> Figure:
-    """Accuracy at bit-widths 1..8 and 32 of each BatchNorm / correction variant, mean ± std over
-    seeds, untrained bit-widths marked. CSV: ``bits, accuracy, trained, variant, seed``."""
+SHARED_BN_REFERENCE = "shared BN + correction"  # EMQ's own variant (emqlib.harness.studies.shared_bn.VARIANTS)
+
+
+def plot_shared_bn(csv_path: PathLike, png_path: PathLike | None = None, reference: str = SHARED_BN_REFERENCE
+                   ) -> Figure:
+    """Each BatchNorm / correction variant minus ``reference`` at every bit-width 1..8 and 32, paired by seed,
+    in small multiples (:func:`_variants_against`). CSV: ``bits, accuracy, trained, variant, seed``."""
     frame = _read(csv_path, ["bits", "accuracy", "trained", "variant", "seed"])
-    fig = _accuracy_at_bits(frame, "Accuracy of one multi-bit model at every bit-width, per BN variant")
-    return _finish(fig, png_path, "shared_bn")
+    return _variants_against(frame, reference, "Shared BN and weight bias correction at every bit-width, trained "
+                                                "or not", png_path, "shared_bn")
 
 
-def plot_quant_core_check(csv_path: PathLike, png_path: PathLike | None = None) -> Figure:
-    """EMQ with and without weight bias correction (32-bit activation: clamp or ReLU), accuracy at
-    every bit-width. CSV as :func:`plot_shared_bn`."""
+def plot_quant_core_check(csv_path: PathLike, png_path: PathLike | None = None,
+                          reference: str = SHARED_BN_REFERENCE) -> Figure:
+    """EMQ without weight bias correction and with a ReLU 32-bit activation, each minus ``reference`` at every
+    bit-width (:func:`_variants_against`). CSV as :func:`plot_shared_bn`."""
     frame = _read(csv_path, ["bits", "accuracy", "trained", "variant", "seed"])
-    fig = _accuracy_at_bits(frame, "EMQ with / without weight bias correction, at every bit-width")
-    return _finish(fig, png_path, "quant_core_check")
+    return _variants_against(frame, reference, "EMQ with and without weight bias correction, clamped or ReLU "
+                                                "32-bit activation", png_path, "quant_core_check")
 
 
 # ---------------------------------------------------------------- 03: gradient angles
 
 def plot_gradient_angles(csv_path: PathLike, png_path: PathLike | None = None) -> Figure:
-    """(a) Angle between the whole-model gradients of each pair of trained bit-widths, per epoch,
-    with the paper's 28° bound; (b) per-layer angles at the last epoch.
-    CSV: ``bits_a, bits_b, layer, layer_index, angle, epoch`` (``layer == "all"``: all layers)."""
-    frame = _read(csv_path, ["bits_a", "bits_b", "layer", "layer_index", "angle", "epoch"])
+    """(a) The first model's whole-model angle between the gradients of each pair of trained bit-widths at the
+    end of every epoch: a thin line per seed, the mean over seeds thick, each seed's largest angle (claim E10's
+    value) starred, with the 28° bound; (b) the per-layer angle after the last epoch (mean over the pairs)
+    against depth for the model with the most layers: a dot per seed and layer, the mean per layer, a
+    least-squares line, and each seed's Spearman correlation (claim E11).
+    CSV: ``bits_a, bits_b, layer, layer_index, angle, epoch, model, seed`` (``layer == "all"``: all layers)."""
+    frame = _read(csv_path, ["bits_a", "bits_b", "layer", "layer_index", "angle", "epoch", "model", "seed"])
     frame = frame.assign(pair=[f"{a} vs {b} bits" for a, b in zip(frame.bits_a, frame.bits_b)])
-    pairs = list(dict.fromkeys(frame.pair))
-    palette = mpl.colormaps["tab10"]
-    overall = frame[frame.layer == "all"]
-    last = frame[(frame.epoch == frame.epoch.max()) & (frame.layer != "all")]
+    models = list(dict.fromkeys(frame.model))
+    first = models[0]
+    deep = max(models, key=lambda m: frame.loc[(frame.model == m) & (frame.layer_index >= 0), "layer_index"].nunique())
+    pairs = frame[["pair", "bits_a", "bits_b"]].drop_duplicates("pair")
+    # a pair's colour says its lower bit-width (the least aligned are the darkest), its line style the higher one
+    lower = sorted(set(pairs[["bits_a", "bits_b"]].min(axis=1)), reverse=True)
+    higher = sorted(set(pairs[["bits_a", "bits_b"]].max(axis=1)), reverse=True)
+    shade = {b: mpl.colormaps["cividis"](0.85 - 0.75 * i / max(1, len(lower) - 1)) for i, b in enumerate(lower)}
+    dash = {b: ("-", "--", ":", "-.")[i % 4] for i, b in enumerate(higher)}
+    pair_style = {p.pair: dict(color=shade[min(p.bits_a, p.bits_b)], ls=dash[max(p.bits_a, p.bits_b)])
+                  for p in pairs.itertuples()}
+    whole = frame[(frame.model == first) & (frame.layer == "all")]
     with _style():
-        fig, (ax_a, ax_b) = plt.subplots(1, 2, figsize=(13, 5), layout="constrained")
-        for i, pair in enumerate(pairs):
-            line = overall[overall.pair == pair].sort_values("epoch")
-            style = dict(marker=MARKERS[i % len(MARKERS)], color=palette(i % 10), label=pair, alpha=0.85)
-            ax_a.plot(line.epoch + 1, line.angle, **style)
-            line = last[last.pair == pair].sort_values("layer_index")
-            ax_b.plot(line.layer_index, line.angle, **style)
-        for ax in (ax_a, ax_b):
-            ax.axhline(GRADIENT_ANGLE_BOUND, color="black", ls="--", lw=1.2,
-                       label=f"{GRADIENT_ANGLE_BOUND:.0f}° (paper's bound)")
-            ax.set_ylabel("angle between gradients (degrees)")
-            ax.set_ylim(bottom=0)
-            ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
-        ax_a.set_xlabel("epoch (weights at the end of the epoch)")
-        ax_a.set_title("(a) whole model, per epoch")
+        fig, (ax_a, ax_b) = plt.subplots(1, 2, figsize=(15, 5.4), layout="constrained")
+        for pair in pairs.pair:
+            part = whole[whole.pair == pair]
+            for _, line in part.groupby("seed"):
+                line = line.sort_values("epoch")
+                ax_a.plot(line.epoch + 1, line.angle, lw=0.8, alpha=0.35, **pair_style[pair])
+            mean = part.groupby("epoch").angle.mean()
+            ax_a.plot(mean.index + 1, mean, lw=2.2, marker="o", ms=4, label=pair, **pair_style[pair])
+        largest = whole.loc[whole.groupby("seed").angle.idxmax()]
+        ax_a.scatter(largest.epoch + 1, largest.angle, marker="*", s=160, color="black", zorder=5,
+                     label="largest angle of each seed (E10's value)")
+        _threshold(ax_a, GRADIENT_ANGLE_BOUND, f"E10: below {GRADIENT_ANGLE_BOUND:g}° (the paper's bound)",
+                   vertical=True)
+        ax_a.set_ylim(0, 1.12 * max(GRADIENT_ANGLE_BOUND, whole.angle.max()))
+        ax_a.set_xlabel("epoch (weights at its end)")
+        ax_a.set_ylabel("angle between gradients (degrees)")
+        ax_a.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
+        ax_a.set_title(f"(a) {first}, whole model, every epoch ({_seeds(whole)}; thin: one seed, thick: mean)")
+        ax_a.legend(loc="upper left", bbox_to_anchor=(0, -0.13), ncols=3, fontsize=9, title="bit-width pair",
+                    frameon=False)
+
+        layers = frame[(frame.model == deep) & (frame.layer_index >= 0)]
+        last = layers[layers.epoch == layers.epoch.max()]
+        per_seed = last.groupby(["seed", "layer_index"]).angle.mean().reset_index()
+        color = method_color(labels.EMQ)
+        seeds = sorted(per_seed.seed.unique())
+        for k, seed in enumerate(seeds):
+            part = per_seed[per_seed.seed == seed]
+            shift = (k - (len(seeds) - 1) / 2) * 0.12
+            ax_b.scatter(part.layer_index + shift, part.angle, s=18, color=color, alpha=0.55, linewidths=0)
+        mean = per_seed.groupby("layer_index").angle.mean()
+        ax_b.plot(mean.index, mean, color=color, lw=1.8, marker="D", ms=5, label="mean over seeds")
+        slope, intercept = np.polyfit(mean.index.to_numpy(dtype=float), mean.to_numpy(), 1)
+        ax_b.plot(mean.index, intercept + slope * mean.index, color=BASELINE, ls="--", lw=1.5,
+                  label=f"least-squares line ({slope:+.2f}° per layer)")
+        rhos = [spearman(g.layer_index, g.angle) for _, g in per_seed.groupby("seed")]
+        ax_b.scatter([], [], s=18, color=color, alpha=0.55, label="one seed")
         ax_b.set_xlabel("layer index (quantized layer, input → output)")
-        ax_b.set_title(f"(b) per layer, after epoch {int(frame.epoch.max()) + 1}")
-        handles, labels = ax_a.get_legend_handles_labels()
-        fig.legend(handles, labels, loc="outside right center", title="bit-width pair")
-        fig.suptitle("Angles between the gradients that different bit-widths send to the shared weights")
+        ax_b.set_ylabel("angle between gradients (degrees)")
+        ax_b.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
+        ax_b.set_title(f"(b) {deep}, per layer after epoch {int(layers.epoch.max()) + 1} (mean over the pairs)\n"
+                       f"Spearman(depth, angle) per seed: {', '.join(f'{r:+.2f}' for r in rhos)} "
+                       f"(E11: negative = deeper layers more aligned)", fontsize=11)
+        ax_b.legend(loc="upper left", bbox_to_anchor=(0, -0.13), ncols=3, fontsize=9, frameon=False)
+        fig.suptitle("Angles between the gradients that different bit-widths send to the shared weights "
+                     "(EMQ's sequential bit-wise loop)")
     return _finish(fig, png_path, "gradient_angles")
 
 
-# ---------------------------------------------------------------- 04: training cost
+# ---------------------------------------------------------------- 04: pruning
 
-def plot_training_cost(csv_path: PathLike, png_path: PathLike | None = None) -> Figure:
-    """Wall-clock training time (mean ± std over seeds) and per-sample passes of each method,
-    annotated with the speedup over Dedicated and the average accuracy over the trained bit-widths.
-    CSV: ``method, seed, wall_seconds, sample_passes, pass_equivalents, speedup_wall, speedup_passes,
-    avg_accuracy`` (optional ``reference_seconds``; ``speedup_wall_served`` and ``served_bits``: the speed-up
-    over Dedicated trained on every bit-width the model serves)."""
-    frame = _read(csv_path, ["method", "seed", "wall_seconds", "sample_passes", "pass_equivalents",
-                             "speedup_wall", "speedup_passes", "avg_accuracy"])
-    methods = list(dict.fromkeys(frame.method))
-    mean = frame.groupby("method", sort=False).mean(numeric_only=True).reindex(methods)
-    std = frame.groupby("method", sort=False).std(numeric_only=True).reindex(methods).fillna(0.0)
-    y = np.arange(len(methods))[::-1]
-    dedicated = [m == labels.DEDICATED for m in methods]
-    colors = [BASELINE if d else (HIGHLIGHT if labels.is_emq_coreset(m) else "#1f77b4") for m, d in zip(methods, dedicated)]
-    reference = mean["reference_seconds"] if "reference_seconds" in mean else pd.Series(0.0, index=methods)
+def plot_regime(csv_path: PathLike, png_path: PathLike | None = None) -> Figure:
+    """Is the profile converged? Per trained bit-width: the test accuracy of the run with twice the epochs at
+    each epoch it was evaluated, a line per seed, and the final accuracy of both schedules per seed (hollow: the
+    profile's epochs; filled: doubled), with the mean gain of doubling and its 95% t-interval in the title.
+    CSV: ``epoch, bits, test_accuracy, seed, epochs`` (optional ``valid``: dashed lines and crosses for runs that
+    fail a check)."""
+    frame = _read(csv_path, ["epoch", "bits", "test_accuracy", "seed", "epochs"])
+    frame = frame.assign(_valid=_valid(frame))
+    schedules = sorted(frame.epochs.unique())
+    if len(schedules) < 2:
+        raise ValueError(f"{csv_path} has one schedule ({schedules[0]} epochs); the figure compares two")
+    short, long = schedules[0], schedules[-1]
+    bits = sorted(frame.bits.unique(), reverse=True)
+    seeds = sorted(frame.seed.unique())
+    color = method_color(labels.EMQ)
+    final = frame[frame.epoch == frame.epochs - 1]
     with _style():
-        fig, (ax_t, ax_p) = plt.subplots(1, 2, figsize=(14, 0.75 * len(methods) + 2.6), sharey=True,
-                                         layout="constrained")
-        ax_t.barh(y, mean.wall_seconds, xerr=std.wall_seconds, color=colors, alpha=0.85, capsize=3,
-                  label="training + selection")
-        if (reference > 0).any():
-            ax_t.barh(y, reference, left=mean.wall_seconds, color="white", edgecolor="0.4", hatch="//",
-                      label="full-precision reference run (shared)")
-        texts = []
-        for m, d in zip(methods, dedicated):
-            row = mean.loc[m]
-            speed = "baseline" if d else f"{row.speedup_wall:.2f}× faster"
-            if not d and "speedup_wall_served" in mean and not np.isnan(row.speedup_wall_served):
-                n = len(str(frame[frame.method == m].served_bits.iloc[0]).split(","))
-                speed += f" ({row.speedup_wall_served:.1f}× vs {n} models)"
-            texts.append(f"{speed}\navg acc {row.avg_accuracy:.1f}%")
-        _annotate_bars(ax_t, y, (mean.wall_seconds + std.wall_seconds + reference).to_numpy(), texts, room=1.9)
-        ax_t.set_yticks(y)
-        ax_t.set_yticklabels(methods)
-        ax_t.set_xlabel("wall-clock training time (s)")
-        ax_t.set_title(f"(a) wall-clock ({_seeds_note(frame)})")
-        if (reference > 0).any():
-            ax_t.legend(loc="lower right")
-
-        extra = mean.pass_equivalents - mean.sample_passes
-        ax_p.barh(y, mean.sample_passes, color=colors, alpha=0.85, label="forward + backward passes")
-        ax_p.barh(y, extra, left=mean.sample_passes, color=colors, alpha=0.35,
-                  label="forward-only passes (teacher, scoring) × 1/3")
-        texts = ["baseline" if d else "same as Dedicated" if np.isclose(mean.loc[m].speedup_passes, 1.0, atol=5e-3)
-                 else f"{mean.loc[m].speedup_passes:.2f}× fewer" for m, d in zip(methods, dedicated)]
-        _annotate_bars(ax_p, y, mean.pass_equivalents.to_numpy(), texts, room=1.45)
-        ax_p.set_xlabel("per-sample passes (forward + backward equivalents)")
-        ax_p.set_title("(b) compute in sample passes")
-        ax_p.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=2, frameon=False)
-        for ax in (ax_t, ax_p):
-            ax.grid(axis="y", visible=False)
-        fig.suptitle("Training cost of one multi-bit model vs one Dedicated model per bit-width")
-    return _finish(fig, png_path, "training_cost")
+        fig, axes = plt.subplots(1, len(bits), figsize=(4.1 * len(bits) + 1, 4.4), sharey=True, squeeze=False,
+                                 layout="constrained")
+        for ax, b in zip(axes[0], bits):
+            part = frame[frame.bits == b]
+            for seed in seeds:
+                run = part[(part.seed == seed) & (part.epochs == long)].sort_values("epoch")
+                ok = bool(run._valid.all())
+                ax.plot(run.epoch + 1, run.test_accuracy, color=color, lw=1.2, alpha=0.55, ls="-" if ok else "--",
+                        marker="o" if ok else "x", ms=3.5)
+            ends = final[final.bits == b]
+            for epochs, fill in ((short, "white"), (long, color)):
+                end = ends[ends.epochs == epochs]
+                ok = end._valid.to_numpy()
+                ax.scatter(end.epochs[ok], end.test_accuracy[ok], s=45, facecolors=fill, edgecolors=color,
+                           linewidths=1.6, zorder=4)
+                ax.scatter(end.epochs[~ok], end.test_accuracy[~ok], s=45, marker="x", color=color, linewidths=1.6,
+                           zorder=4)
+            gain = ends.pivot_table(index="seed", columns="epochs", values="test_accuracy")
+            mean, low, high = t_interval(gain[long] - gain[short]) if {short, long} <= set(gain) else (np.nan,) * 3
+            interval = f" [{low:+.2f}, {high:+.2f}]" if np.isfinite(low) else ""
+            ax.set_title(f"{b} bits: doubling gains {mean:+.2f}{interval}", fontsize=11)
+            ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
+        axes[0, 0].set_ylabel("test accuracy (%)")
+        handles = [Line2D([], [], color=color, lw=1.2, marker="o", ms=3.5, alpha=0.7,
+                          label=f"{long} epochs, one seed"),
+                   Line2D([], [], ls="", marker="o", ms=7, mfc="white", mec=color, mew=1.6,
+                          label=f"final accuracy, {short} epochs (the profile)"),
+                   Line2D([], [], ls="", marker="o", ms=7, color=color, label=f"final accuracy, {long} epochs")]
+        if not frame._valid.all():
+            handles.append(Line2D([], [], color=color, ls="--", marker="x", label="a run that fails a check"))
+        fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
+        fig.suptitle(f"Is the profile converged? Full-data EMQ at {short} and {long} epochs, per trained bit-width "
+                     f"({_seeds(frame)}; gain: mean over seeds, 95% t-interval)")
+    return _finish(fig, png_path, "regime")
 
 
-# ---------------------------------------------------------------- 05: pruning rates
-
-def plot_pruning(csv_path: PathLike, png_path: PathLike | None = None) -> Figure:
-    """Average accuracy over the trained bit-widths vs pruning rate for each coreset method
-    (error bars where several seeds), full data as a horizontal line.
-    CSV: ``method, pruning_rate, seed, avg_accuracy`` (``method == "full data"`` at rate 0)."""
+def plot_pruning(csv_path: PathLike, chosen: str, png_path: PathLike | None = None) -> Figure:
+    """Every arm of the pruning table minus EMQ's ``chosen`` sampler (average accuracy over the trained
+    bit-widths, paired by seed): on the test set and, beside it, on the validation split the sampler was chosen
+    on; a dot per seed (a cross where a run of the pair fails a check), the mean and its 95% t-interval, the zero
+    line and the non-inferiority margin of claims E14 and targets T2, T3.
+    CSV: ``method, pruning_rate, seed, avg_accuracy`` (optional ``val_avg_accuracy``, ``valid``)."""
     frame = _read(csv_path, ["method", "pruning_rate", "seed", "avg_accuracy"])
-    full = frame[frame.method == labels.FULL_DATA]
-    pruned = frame[frame.method != labels.FULL_DATA]
-    stats = _agg(pruned, ["method", "pruning_rate"], "avg_accuracy")
+    if chosen not in set(frame.method):
+        raise ValueError(f"{csv_path} has no rows of the chosen sampler {chosen!r}; its methods: "
+                         f"{list(dict.fromkeys(frame.method))}")
+    ref = frame[frame.method == chosen]
+    rate = float(ref.pruning_rate.iloc[0])
+    arms = [m for m in dict.fromkeys(frame.method) if m != chosen]
+    rates = frame.groupby("method").pruning_rate.first()
+    names = [m if np.isclose(rates[m], rate) else f"{m} ({rates[m]:.0%} pruned)" for m in arms]
+    panels = [("avg_accuracy", "test set")]
+    if "val_avg_accuracy" in frame.columns and frame.val_avg_accuracy.notna().any():
+        panels.append(("val_avg_accuracy", "validation split"))
     with _style():
-        fig, ax = plt.subplots(figsize=(9, 5.4), layout="constrained")
-        _full_data_line(ax, full, label="EMQ, full data")
-        methods = list(dict.fromkeys(stats.method))
-        for i, method in enumerate(methods):
-            part = stats[stats.method == method].sort_values("pruning_rate")
-            emphasis = method == labels.EMQ_CORESET
-            shift = 0.5 * (i - (len(methods) - 1) / 2)  # points apart so that error bars do not hide each other
-            ax.errorbar(100 * part.pruning_rate + shift, part["mean"], yerr=part["std"].where(part.n > 1, np.nan),
-                        marker="o", capsize=3, lw=2.6 if emphasis else 1.5, zorder=3 if emphasis else 2,
-                        color=CORESET_COLORS.get(method), label=CORESET_NAMES.get(method, method))
-        at = pruned[np.isclose(pruned.pruning_rate, 0.8)].groupby("method").avg_accuracy.mean()
-        emq = labels.EMQ_CORESET
-        gap = ("at 80% pruning:\n" + "\n".join(f"EMQ − {CORESET_NAMES.get(m, m).split(' (')[0]} = {at[emq] - at[m]:+.2f} points"
-                                                for m in ("tdds", "random", labels.EQUAL_BUDGET,
-                                                          labels.EQUAL_BUDGET_BITWISE) if m in at.index)
-               if emq in at.index else None)
-        ax.set_xlabel("pruning rate (% of training samples left out per bit-width)")
-        ax.set_ylabel("average accuracy over trained bit-widths (%)")
-        ax.set_title(f"Multi-bit training on coresets: accuracy vs pruning rate\n"
-                     f"({_seeds_note(pruned, ['method', 'pruning_rate'])})")
-        fig.legend(loc="outside right center", title=gap, alignment="left")
+        fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels) + 3, 0.4 * len(arms) + 2.8),
+                                 sharey=True, squeeze=False, layout="constrained")
+        for ax, (value, split) in zip(axes[0], panels):
+            for i, arm in enumerate(arms):
+                d = _pair(frame, "method", arm, chosen, value)
+                _interval(ax, i, d.difference, method_color(arm, chosen), invalid=~d.valid)
+            _zero(ax, label="EMQ's sampler (0)")
+            _threshold(ax, NON_INFERIORITY, f"+{NON_INFERIORITY:g}: EMQ is at least as good while an arm stays left "
+                                            f"of it (E14, T2, T3)")
+            ax.set_xlabel(f"arm − EMQ's sampler, {split} (points{_frame_points(ax)})")
+            ax.set_title(f"{split}: EMQ's sampler {ref[value].mean():.2f}% ({_seeds(ref)})", fontsize=11)
+        _rows(axes[0, 0], names)
+        handles, _ = axes[0, 0].get_legend_handles_labels()
+        fig.legend(handles=[*_mark_handles(_any_invalid(frame)), *handles], loc="outside lower center", ncols=3)
+        fig.suptitle(f"Every arm minus EMQ's sampler at {rate:.0%} pruning, paired by seed (right of 0: better than "
+                     f"EMQ)\nEMQ's sampler, chosen on the validation split: {chosen}")
     return _finish(fig, png_path, "pruning")
 
 
-# ---------------------------------------------------------------- 06: ACS
+# ---------------------------------------------------------------- 05: training cost
 
-def _accuracy_vs_fraction(ax: Axes, frame: pd.DataFrame, value: str = "avg_accuracy") -> None:
-    full = frame[frame.method == labels.FULL_DATA]
-    stats = _agg(frame[frame.method != labels.FULL_DATA], ["method", "fraction"], value)
-    _full_data_line(ax, full, value)
-    for method in dict.fromkeys(stats.method):
-        part = stats[stats.method == method].sort_values("fraction")
-        ax.errorbar(100 * part.fraction, part["mean"], yerr=part["std"].where(part.n > 1, np.nan), marker="o",
-                    capsize=3, lw=2.4 if method == "acs" else 1.5, color=CORESET_COLORS.get(method),
-                    label=CORESET_NAMES.get(method, method))
-    ax.set_xlabel("data fraction S (% of training samples per epoch)")
+def plot_training_cost(csv_path: PathLike, png_path: PathLike | None = None) -> Figure:
+    """Each method against Dedicated trained on the same seed: (a) average accuracy minus Dedicated's; (b) the
+    speed-up over Dedicated on the trained bit-widths, in wall-clock and in sample passes; (c) the speed-up over
+    Dedicated on every bit-width the multi-bit model serves, with the design's pass ratio and claim E3's and
+    target T5's thresholds. A dot per seed (a cross where a run of the pair fails a check), the mean and its 95%
+    t-interval (on the speed-ups themselves, as claim E3 grades them); Dedicated, drawn in its colour, is the
+    zero line of (a) and the 1× line of (b) and (c).
+    CSV: ``method, seed, avg_accuracy, speedup_wall, speedup_passes`` (optional ``speedup_wall_served``,
+    ``speedup_passes_served``, ``design_pass_ratio``, ``served_bits``, ``valid`` or ``invalid_reason``)."""
+    frame = _read(csv_path, ["method", "seed", "avg_accuracy", "speedup_wall", "speedup_passes"])
+    if labels.DEDICATED not in set(frame.method):
+        raise ValueError(f"{csv_path} has no {labels.DEDICATED} rows, the baseline of every comparison")
+    methods = [m for m in dict.fromkeys(frame.method) if m != labels.DEDICATED]
+    dedicated = frame[frame.method == labels.DEDICATED]
+    valid = _valid(frame)
+    dedicated_ok = valid[dedicated.index].groupby(dedicated.seed.to_numpy()).all()
+    served = "speedup_wall_served" in frame.columns and frame.speedup_wall_served.notna().any()
+    series = [("speedup_wall", -0.2, "D"), ("speedup_passes", 0.2, "s")]  # (column, row offset, mean marker)
+    baseline = method_color(labels.DEDICATED)
+    with _style():
+        fig, axes = plt.subplots(1, 3 if served else 2, figsize=(19 if served else 13, 0.7 * len(methods) + 2.8),
+                                 sharey=True, layout="constrained")
+        ax_a, ax_b = axes[0], axes[1]
+        for i, m in enumerate(methods):
+            d = _pair(frame, "method", m, labels.DEDICATED)
+            _interval(ax_a, i, d.difference, method_color(m), invalid=~d.valid)
+            rows = frame[frame.method == m]
+            bad = ~(valid[rows.index].to_numpy() & dedicated_ok.reindex(rows.seed).fillna(False).to_numpy())
+            for ax, suffix in [(ax_b, ""), *([(axes[2], "_served")] if served else [])]:
+                for column, offset, marker in series:
+                    _interval(ax, i + offset, rows[column + suffix], method_color(m), invalid=bad, spread=0.14,
+                              marker=marker)
+            if served and rows.speedup_wall_served.notna().any():
+                if "design_pass_ratio" in rows and rows.design_pass_ratio.notna().any():
+                    axes[2].scatter([rows.design_pass_ratio.mean()], [i + series[1][1]], marker="|", s=300,
+                                    color=THRESHOLD, linewidths=2.2, zorder=6)
+                if "served_bits" in rows:
+                    axes[2].annotate(f"serves {rows.served_bits.dropna().astype(str).iloc[0]} bits", (0, i - 0.36),
+                                     xycoords=("axes fraction", "data"), xytext=(4, 0), textcoords="offset points",
+                                     ha="left", va="center", fontsize=9, color="0.3")
+        ax_a.axvline(0, color=baseline, lw=1.6, zorder=1)
+        ax_a.set_xlabel(f"average accuracy − Dedicated's (points{_frame_points(ax_a)})")
+        ax_a.set_title(f"(a) accuracy; Dedicated {dedicated.avg_accuracy.mean():.1f}% ({_seeds(dedicated)})",
+                       fontsize=11)
+        for ax in axes[1:]:
+            ax.axvline(1.0, color=baseline, lw=1.6, zorder=1)
+            ax.set_xlim(left=0)
+            ax.xaxis.set_major_formatter(mpl.ticker.FuncFormatter(lambda v, _: f"{v:g}×"))
+        ax_b.set_xlabel("speed-up over Dedicated on the trained bit-widths")
+        ax_b.set_title("(b) speed-up, trained bit-widths", fontsize=11)
+        if served:
+            _threshold(axes[2], CLAIM["E3"].threshold, f"E3: above {CLAIM['E3'].threshold:g}× (90% of the "
+                                                       f"paper's {CLAIM['E3'].paper_value})")
+            axes[2].axvline(TARGETS["T5"].threshold, color=THRESHOLD, ls=":", lw=1.2,
+                            label=f"T5 target: above {TARGETS['T5'].threshold:g}×")
+            axes[2].set_xlabel("speed-up over Dedicated on every served bit-width")
+            axes[2].set_title("(c) speed-up, every bit-width the model serves", fontsize=11)
+        _rows(ax_a, methods)
+        handles = [*_mark_handles(not valid.all()),
+                   Line2D([], [], ls="", marker="D", ms=6, color="0.15", label="wall-clock (upper mark)"),
+                   Line2D([], [], ls="", marker="s", ms=6, color="0.15", label="sample passes (lower mark)"),
+                   Line2D([], [], color=baseline, lw=1.6, label="Dedicated: 0 points, 1×")]
+        if served:
+            handles.append(Line2D([], [], ls="", marker="|", ms=14, mew=2.2, color=THRESHOLD,
+                                  label="the design's pass ratio"))
+            handles += axes[2].get_legend_handles_labels()[0]
+        fig.legend(handles=handles, loc="outside lower center", ncols=4)
+        fig.suptitle("Training cost against one Dedicated model per bit-width, trained and timed on the same seed")
+    return _finish(fig, png_path, "training_cost")
+
+
+# ---------------------------------------------------------------- 06, 07: ACS
+
+def _acs_minus(frame: pd.DataFrame, rivals: Sequence[str], value: str = "avg_accuracy") -> pd.DataFrame:
+    """ACS minus each of ``rivals`` at each data fraction, paired by seed (full data, one run per seed, is paired
+    with ACS at every fraction): columns ``fraction, seed, difference, valid, group`` (the rival)."""
+    parts = [_pair(frame, "method", "acs", rival, value, on=["seed"] if rival == labels.FULL_DATA
+                   else ["fraction", "seed"], keep=["fraction"]).assign(group=rival) for rival in rivals]
+    return pd.concat(parts, ignore_index=True)
+
+
+def _grouped(ax: Axes, long: pd.DataFrame, groups: Sequence[str], value: str = "difference",
+             at: str = "fraction") -> None:
+    """``value`` per category ``at`` (x, data fractions) and group (side by side within a category, coloured by
+    method): a dot per seed, the mean and its 95% t-interval. ``long``: columns ``at``, ``group``, ``value``,
+    ``valid``."""
+    categories = sorted(long[at].unique())
+    width = 0.8 / max(1, len(groups))
+    for j, group in enumerate(groups):
+        for i, category in enumerate(categories):
+            part = long[(long.group == group) & (long[at] == category)]
+            _interval(ax, i + (j - (len(groups) - 1) / 2) * width, part[value], method_color(group),
+                      invalid=~part.valid.astype(bool), vertical=True, spread=0.6 * width)
+    ax.set_xticks(range(len(categories)), [f"{c:.0%}" if at == "fraction" else str(c) for c in categories])
+    if at == "fraction":
+        ax.set_xlabel("data fraction S (% of training samples per epoch)")
+    ax.grid(axis="x", visible=False)
+
+
+def _rivals(frame: pd.DataFrame, subject: str = "acs") -> list[str]:
+    return [m for m in dict.fromkeys(frame.method) if m != subject]
+
+
+def _acs_against(ax: Axes, frame: pd.DataFrame, title: str, rivals: Sequence[str] | None = None) -> list[Line2D]:
+    """ACS minus every other method of ``frame`` per fraction on ``ax``; returns the legend entries."""
+    rivals = list(rivals) if rivals is not None else _rivals(frame)
+    _grouped(ax, _acs_minus(frame, rivals), rivals)
+    _zero(ax, vertical=True)
+    acs = frame[frame.method == "acs"]
+    ax.set_ylabel("ACS − rival, test accuracy (points)")
+    ax.set_title(f"{title} ({_seeds(acs)})", fontsize=11)
+    return [_method_handle(r, f"ACS − {method_name(r)}") for r in rivals]
+
+
+def _against_reference(ax: Axes, frame: pd.DataFrame, key: str, reference: str, names: dict | None = None) -> None:
+    """Rows: every other value of ``key`` minus ``reference`` (average accuracy, paired by seed)."""
+    others = [v for v in dict.fromkeys(frame[key].astype(str)) if v != reference]
+    frame = frame.assign(**{key: frame[key].astype(str)})
+    for i, other in enumerate(others):
+        d = _pair(frame, key, other, reference)
+        _interval(ax, i, d.difference, method_color("acs"), invalid=~d.valid)
+    _zero(ax)
+    _rows(ax, [(names or {}).get(o, o) for o in others])
 
 
 def plot_acs(fractions_csv: PathLike, schedule_csv: PathLike, interval_csv: PathLike,
              png_path: PathLike | None = None) -> Figure:
-    """ACS on single-bit (W2/A32) QAT: (a) accuracy vs data fraction for ACS and random with the
-    full-data line; (b) accuracy per beta(t) schedule; (c) accuracy per reselection interval R.
-    CSVs: ``method, fraction, seed, avg_accuracy``; ``schedule, ...``; ``interval, ...``."""
+    """ACS on single-bit (W2/A32) QAT (docs/method.md §7): (a) ACS minus random (drawn once, re-drawn every epoch)
+    and minus full data at each data fraction, paired by seed (claims A1, A3); (b) each β(t) schedule minus
+    cosine (A5); (c) each reselection interval R minus a single selection (A4). A dot per seed, the mean and its
+    95% t-interval. CSVs: ``method, fraction, seed, avg_accuracy``; ``schedule, ...``; ``interval, ...``."""
     fractions = _read(fractions_csv, ["method", "fraction", "seed", "avg_accuracy"])
     schedule = _read(schedule_csv, ["schedule", "fraction", "seed", "avg_accuracy"])
     interval = _read(interval_csv, ["interval", "fraction", "seed", "avg_accuracy"]).astype({"interval": str})
+    cosine = "cosine" if "cosine" in set(schedule.schedule) else str(schedule.schedule.iloc[0])
+    once = "once" if "once" in set(interval.interval) else interval.interval.iloc[-1]
     with _style():
-        fig, (ax_f, ax_s, ax_r) = plt.subplots(1, 3, figsize=(17, 5.4), layout="constrained",
-                                               gridspec_kw={"width_ratios": [1.25, 1, 1]})
-        _accuracy_vs_fraction(ax_f, fractions)
-        ax_f.set_ylabel("test accuracy, W2/A32 (%)")
-        ax_f.set_title(f"(a) ACS vs random selection ({_seeds_note(fractions)})")
-        ax_f.legend(loc="best")
-
-        stats = _agg(schedule, "schedule", "avg_accuracy")
-        _barh(ax_s, stats, list(stats.schedule), highlight=list(stats.schedule == "cosine"))
-        ax_s.set_xlabel("test accuracy, W2/A32 (%)")
-        ax_s.set_title(f"(b) β(t) schedule at S = {schedule.fraction.iloc[0]:.0%} (red: cosine)")
-
-        stats = _agg(interval, "interval", "avg_accuracy")
-        labels = ["once (static)" if i == "once" else f"R = {i} epoch{'s' if i != '1' else ''}" for i in stats.interval]
-        _barh(ax_r, stats, labels)
-        ax_r.set_xlabel("test accuracy, W2/A32 (%)")
-        ax_r.set_title(f"(c) reselection interval R at S = {interval.fraction.iloc[0]:.0%}")
-        fig.suptitle("Adaptive Coreset Selection for quantization-aware training (one bit-width)")
+        fig, (ax_f, ax_s, ax_r) = plt.subplots(1, 3, figsize=(18, 5.2), layout="constrained",
+                                               gridspec_kw={"width_ratios": [1.5, 1, 1]})
+        handles = _acs_against(ax_f, fractions, "(a) ACS against random and full data")
+        ax_f.legend(handles=handles, loc="best", fontsize=9)
+        _against_reference(ax_s, schedule, "schedule", cosine)
+        ax_s.set_xlabel(f"schedule − {cosine}, test accuracy (points)")
+        ref = schedule[schedule.schedule == cosine].avg_accuracy.mean()
+        ax_s.set_title(f"(b) β(t) at S = {schedule.fraction.iloc[0]:.0%}: {cosine} {ref:.1f}% ({_seeds(schedule)})",
+                       fontsize=11)
+        names = {i: f"R = {i} epoch{'s' if i != '1' else ''}" for i in interval.interval.unique()}
+        _against_reference(ax_r, interval, "interval", once, names)
+        ax_r.set_xlabel("R − a single selection, test accuracy (points)")
+        ref = interval[interval.interval == once].avg_accuracy.mean()
+        ax_r.set_title(f"(c) reselection at S = {interval.fraction.iloc[0]:.0%}: once {ref:.1f}% "
+                       f"({_seeds(interval)})", fontsize=11)
+        fig.legend(handles=_mark_handles(any(_any_invalid(f) for f in (fractions, schedule, interval))),
+                   loc="outside lower center", ncols=3)
+        fig.suptitle("Adaptive Coreset Selection for quantization-aware training (one bit-width, W2/A32): "
+                     "differences paired by seed")
     return _finish(fig, png_path, "acs")
 
 
-# ---------------------------------------------------------------- 07: label noise
-
-def plot_label_noise(csv_path: PathLike, png_path: PathLike | None = None) -> Figure:
-    """(a) Accuracy vs data fraction for ACS, EL2N and random under symmetric label noise, with the
-    full-data line; (b) the share of wrong labels among the kept samples (last epoch's subset).
-    CSV: ``method, fraction, seed, label_noise, avg_accuracy, subset_flipped`` and ``subset_size``
-    (when absent, estimated as fraction x N with N = wrong labels in the full set / noise rate)."""
-    frame = _read(csv_path, ["method", "fraction", "seed", "label_noise", "avg_accuracy", "subset_flipped"])
-    noise = float(frame.label_noise.max())
-    if "subset_size" in frame.columns:
-        size, estimated = frame.subset_size.astype(float), False
-    else:
-        full = frame[frame.method == labels.FULL_DATA]
-        n_train = full.subset_flipped.mean() / noise if noise > 0 and not full.empty else np.nan
-        size, estimated = (frame.fraction * n_train).round(), True
-    frame = frame.assign(wrong_share=100 * frame.subset_flipped / size)
-    with _style():
-        fig, (ax_a, ax_w) = plt.subplots(1, 2, figsize=(14, 5.4), layout="constrained")
-        _accuracy_vs_fraction(ax_a, frame)
-        ax_a.set_ylabel("test accuracy (%)")
-        ax_a.set_title(f"(a) accuracy with {noise:.0%} wrong labels ({_seeds_note(frame)})")
-        ax_a.legend(loc="best")
-
-        stats = _agg(frame[frame.method != labels.FULL_DATA], ["method", "fraction"], "wrong_share")
-        for method in dict.fromkeys(stats.method):
-            part = stats[stats.method == method].sort_values("fraction")
-            ax_w.errorbar(100 * part.fraction, part["mean"], yerr=part["std"].where(part.n > 1, np.nan), marker="o",
-                          capsize=3, color=CORESET_COLORS.get(method), label=CORESET_NAMES.get(method, method))
-        ax_w.axhline(100 * noise, color=BASELINE, ls="--", label=f"noise rate {noise:.0%} (full data, random on average)")
-        ax_w.set_xlabel("data fraction S (% of training samples per epoch)")
-        ax_w.set_ylabel("wrong labels among kept samples (%)" + (", estimated" if estimated else ""))
-        ax_w.set_ylim(bottom=0)
-        ax_w.set_title("(b) share of wrong labels in the selected subsets (last epoch)")
-        ax_w.legend(loc="upper right")
-        fig.suptitle("Coreset selection under symmetric label noise (W2/A32)")
-    return _finish(fig, png_path, "label_noise")
-
-
-# ---------------------------------------------------------------- 08: score extraction
-
-def _variants_figure(frame: pd.DataFrame, highlight: Sequence[bool], note: str, title: str,
-                     png_path: PathLike | None, name: str) -> Figure:
-    """Accuracy (mean ± std over seeds) and wall-clock split into training and selection of each
-    variant, one horizontal bar per variant, ``highlight``-ed ones in red."""
-    variants = list(dict.fromkeys(frame.variant))
-    accuracy = _agg(frame, "variant", "avg_accuracy")
-    mean = frame.groupby("variant", sort=False).mean(numeric_only=True).reindex(variants)
-    reference = mean["reference_seconds"] if "reference_seconds" in mean else pd.Series(0.0, index=variants)
-    y = np.arange(len(variants))[::-1]
-    with _style():
-        fig, (ax_a, ax_t) = plt.subplots(1, 2, figsize=(14, 0.5 * len(variants) + 2.4), sharey=True,
-                                         layout="constrained")
-        _barh(ax_a, accuracy, variants, highlight=highlight)
-        ax_a.set_xlabel("average accuracy over trained bit-widths (%)")
-        ax_a.set_title(f"(a) accuracy ({_seeds_note(frame)}; {note})")
-        ax_t.barh(y, mean.train_seconds, color="#1f77b4", alpha=0.85, label="training")
-        ax_t.barh(y, mean.selection_seconds, left=mean.train_seconds, color="#ff7f0e", alpha=0.85,
-                  label="scoring and selection")
-        if (reference > 0).any():
-            ax_t.barh(y, reference, left=mean.train_seconds + mean.selection_seconds, color="white",
-                      edgecolor="0.4", hatch="//", label="full-precision reference run")
-        total = mean.train_seconds + mean.selection_seconds + reference
-        _annotate_bars(ax_t, y, total.to_numpy(), [f"{t:.0f} s" if t >= 10 else f"{t:.1f} s" for t in total], room=1.25)
-        ax_t.set_xlabel("wall-clock time (s)")
-        ax_t.set_title("(b) wall-clock time")
-        ax_t.grid(axis="y", visible=False)
-        ax_t.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncols=3, frameon=False)
-        fig.suptitle(title)
-    return _finish(fig, png_path, name)
-
-
-def plot_score_extraction(csv_path: PathLike, png_path: PathLike | None = None) -> Figure:
-    """Average accuracy over the trained bit-widths and wall-clock time of each score-extraction
-    variant (horizontal bars, mean ± std over seeds). CSV: ``variant, seed, avg_accuracy,
-    train_seconds, selection_seconds`` (optional ``reference_seconds``)."""
-    frame = _read(csv_path, ["variant", "seed", "avg_accuracy", "train_seconds", "selection_seconds"])
-    first = [i == 0 for i in range(frame.variant.nunique())]
-    title = (f"EMQ score extraction variants (kept fraction S = {frame.fraction.iloc[0]:.0%})"
-             if "fraction" in frame.columns else "EMQ score extraction variants")
-    return _variants_figure(frame, first, "red: EMQ's default", title, png_path, "score_extraction")
-
-
-def plot_coreset_design(csv_path: PathLike, chosen: str, png_path: PathLike | None = None) -> Figure:
-    """Validation accuracy and wall-clock of each sampling design of EMQ's bit-wise coreset and its
-    baselines, the ``chosen`` one in red. CSV: ``variant, seed, pruning_rate, avg_accuracy,
-    train_seconds, selection_seconds``."""
-    frame = _read(csv_path, ["variant", "seed", "pruning_rate", "avg_accuracy", "train_seconds", "selection_seconds"])
-    highlight = [v == chosen for v in dict.fromkeys(frame.variant)]
-    return _variants_figure(frame, highlight, "red: the chosen default",
-                            "EMQ's bit-wise coreset: sampling designs at 80% pruning, on held-out training samples",
-                            png_path, "coreset_design")
-
-
-# ---------------------------------------------------------------- 06: ACS against baselines, its cost, ablations
-
 def plot_acs_baselines(baselines_csv: PathLike, cost_csv: PathLike, png_path: PathLike | None = None) -> Figure:
-    """(a) Accuracy vs data fraction for ACS and every baseline, with the full-data line (claim A2);
-    (b) seconds per run at each fraction split into selection, the student's training passes and the
-    teacher's forward passes (measured where a run without distillation exists, else all in
-    training), the reference run's seconds as a line (claims A7, A8).
-    CSVs: ``method, fraction, seed, avg_accuracy``; ``method, fraction, selection_seconds,
-    student_seconds, teacher_seconds, train_seconds, reference_seconds``."""
+    """(top) ACS minus each baseline at each data fraction, one panel per fraction, a row per baseline and full
+    data, paired by seed (claim A2); (bottom left) each method's selection seconds per run against the fraction,
+    with the reference run's seconds (A7: ACS's are the same at every fraction); (bottom right) the teacher's
+    share of the training seconds, measured where a run without distillation exists, against what pass counting
+    predicts and claim A8's bound.
+    CSVs: ``method, fraction, seed, avg_accuracy``; ``method, fraction, seed, selection_seconds,
+    reference_seconds, teacher_share_measured, teacher_share_passes``."""
     baselines = _read(baselines_csv, ["method", "fraction", "seed", "avg_accuracy"])
-    cost = _read(cost_csv, ["method", "fraction", "selection_seconds", "student_seconds", "teacher_seconds",
-                            "train_seconds", "reference_seconds"])
+    cost = _read(cost_csv, ["method", "fraction", "seed", "selection_seconds", "reference_seconds",
+                            "teacher_share_measured", "teacher_share_passes"])
+    rivals = _rivals(baselines)
+    differences = _acs_minus(baselines, rivals)
+    fractions = sorted(baselines.fraction[baselines.method == "acs"].unique())
+    names = [method_name(r) for r in rivals]
     with _style():
-        fig, (ax_a, ax_c) = plt.subplots(1, 2, figsize=(16, 5.6), layout="constrained")
-        _accuracy_vs_fraction(ax_a, baselines)
-        ax_a.set_ylabel("test accuracy, W2/A32 (%)")
-        ax_a.set_title(f"(a) ACS vs every baseline ({_seeds_note(baselines)})")
-        ax_a.legend(loc="best", ncol=2)
-
-        mean = cost.groupby(["fraction", "method"], sort=True)[
-            ["selection_seconds", "student_seconds", "teacher_seconds", "train_seconds", "reference_seconds"]].mean()
-        mean["student_seconds"] = mean.student_seconds.fillna(mean.train_seconds)  # no run without teacher: all training
-        mean["teacher_seconds"] = mean.teacher_seconds.fillna(0.0)
-        x = np.arange(len(mean))
-        bottom = np.zeros(len(mean))
-        for column, name, color in [("selection_seconds", "selection", HIGHLIGHT),
-                                    ("student_seconds", "training passes", "#1f77b4"),
-                                    ("teacher_seconds", "teacher forwards (measured)", "#ff7f0e")]:
-            ax_c.bar(x, mean[column], bottom=bottom, color=color, label=name, width=0.8)
-            bottom += mean[column].to_numpy()
-        ax_c.axhline(mean.reference_seconds.mean(), color=BASELINE, ls="--", label="reference run (paid once)")
-        ax_c.set_xticks(x)
-        ax_c.set_xticklabels([f"{CORESET_NAMES.get(m, m)} {f:.0%}" for f, m in mean.index], rotation=90, fontsize=8)
-        ax_c.set_ylabel("seconds per run (mean over seeds)")
-        ax_c.set_title("(b) where the time goes")
-        ax_c.legend(loc="upper left")
-        fig.suptitle("ACS against every baseline, and its cost (one bit-width, W2/A32)")
+        fig = plt.figure(figsize=(19, 0.36 * len(rivals) + 7.8), layout="constrained")
+        top, bottom = fig.subfigures(2, 1, height_ratios=[0.36 * len(rivals) + 1.8, 4.6])
+        axes = top.subplots(1, len(fractions), sharey=True, sharex=True, squeeze=False)[0]
+        for ax, fraction in zip(axes, fractions):
+            at = differences[np.isclose(differences.fraction, fraction)]
+            for i, rival in enumerate(rivals):
+                part = at[at.group == rival]
+                _interval(ax, i, part.difference, method_color(rival), invalid=~part.valid)
+            _zero(ax)
+            ax.set_title(f"S = {fraction:.0%}", fontsize=11)
+            ax.set_xlabel("ACS − row (points)")
+        _rows(axes[0], names)
+        top.suptitle(f"(a) ACS minus every baseline and full data at each data fraction, paired by seed "
+                     f"({_seeds(baselines)}; right of 0: ACS ahead)", fontsize=12)
+        ax_s, ax_t = bottom.subplots(1, 2)
+        methods = list(dict.fromkeys(cost.method))
+        for method in methods:
+            part = cost[cost.method == method]
+            mean = part.groupby("fraction").selection_seconds.mean()
+            ax_s.plot(100 * mean.index, mean, color=method_color(method), lw=2.4 if method == "acs" else 1.2,
+                      marker="D" if method == "acs" else "o", ms=5, label=method_name(method), zorder=3)
+            ax_s.scatter(100 * part.fraction, part.selection_seconds, s=12, color=method_color(method), alpha=0.5,
+                         linewidths=0)
+        ax_s.axhline(cost.reference_seconds.mean(), color=method_color(labels.FULL_DATA), ls="-.", lw=1.2,
+                     label="the reference run (paid once)")
+        ax_s.set_yscale("log")
+        ax_s.set_xlabel("data fraction S (%)")
+        ax_s.set_ylabel("selection seconds per run (log scale)")
+        ax_s.set_title("(b) selection seconds: a dot per seed, the line through the means (A7)", fontsize=11)
+        ax_s.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8.5)
+        measured = cost[cost.teacher_share_measured.notna()].assign(
+            share=lambda f: 100 * f.teacher_share_measured, group=lambda f: f.method, valid=True)
+        groups = list(dict.fromkeys(measured.method))
+        if groups:
+            _grouped(ax_t, measured, groups, value="share")
+        ax_t.axhline(100 * cost.teacher_share_passes.mean(), color="black", ls=":", lw=1.4,
+                     label=f"pass counting predicts {100 * cost.teacher_share_passes.mean():.0f}%")
+        _threshold(ax_t, CLAIM["A8"].threshold, f"A8: below {CLAIM['A8'].threshold:g}%", vertical=True)
+        ax_t.set_ylabel("teacher's share of training seconds (%)")
+        ax_t.set_title("(c) the teacher's forward passes, measured (with − without distillation)", fontsize=11)
+        ax_t.legend(handles=[*[_method_handle(g) for g in groups], *ax_t.get_legend_handles_labels()[0]],
+                    loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8.5)
+        bottom.legend(handles=_mark_handles(_any_invalid(baselines)), loc="outside lower center", ncols=3)
+        fig.suptitle("ACS against every baseline, and what its time is spent on (one bit-width, W2/A32)")
     return _finish(fig, png_path, "acs_baselines")
 
 
 def plot_acs_ablations(split_csv: PathLike, no_distillation_csv: PathLike, transfer_csv: PathLike,
                        overlap_csv: PathLike, vit_csv: PathLike, png_path: PathLike | None = None) -> Figure:
-    """(a) ACS vs the full-coverage split and random (A9); (b) all trained on labels only: ACS (EVS)
-    vs EL2N and random (A10); (c) each model on its own ACS coreset, the other model's and random
-    (A11), with the coresets' overlap in the title (A12); (d) ACS vs random on a small ViT (A13)."""
+    """ACS's ablations, each a difference paired by seed: (a) ACS minus the full-coverage split, RS2 and random
+    per fraction (A9); (b) all trained on labels only, ACS (EVS) minus EL2N and random (A10); (c) per model, the
+    other model's ACS coreset and its own minus random drawn once, and the other's minus random re-drawn (A11);
+    (d) the overlap of the two models' coresets at each selection epoch against two uniform draws' (A12); (e)
+    ACS minus random on a small ViT (A13)."""
     split = _read(split_csv, ["method", "fraction", "seed", "avg_accuracy"])
     plain = _read(no_distillation_csv, ["method", "fraction", "seed", "avg_accuracy"])
     transfer = _read(transfer_csv, ["model", "coreset", "seed", "avg_accuracy"])
-    overlap = _read(overlap_csv, ["overlap", "seed"])
+    overlap = _read(overlap_csv, ["epoch", "overlap", "seed"])
     vit = _read(vit_csv, ["method", "seed", "avg_accuracy"])
     with _style():
-        fig, axes = plt.subplots(1, 4, figsize=(22, 5.4), layout="constrained",
-                                 gridspec_kw={"width_ratios": [1.2, 1.2, 1, 0.8]})
-        for ax, frame, title in [(axes[0], split, "(a) ACS vs full-coverage split"),
-                                 (axes[1], plain, "(b) no distillation (labels only)")]:
-            _accuracy_vs_fraction(ax, frame)
-            ax.set_ylabel("test accuracy, W2/A32 (%)")
-            ax.set_title(f"{title} ({_seeds_note(frame)})")
-            ax.legend(loc="best")
-        stats = _agg(transfer, ["model", "coreset"], "avg_accuracy")
-        _barh(axes[2], stats, [f"{m}: {c}" for m, c in zip(stats.model, stats.coreset)],
-              highlight=list(stats.coreset.str.startswith("ACS of")))
-        axes[2].set_xlabel("test accuracy, W2/A32 (%)")
-        axes[2].set_title(f"(c) transfer (red: the other's coreset); overlap {overlap.overlap.mean():.0f}%")
-        stats = _agg(vit, "method", "avg_accuracy")
-        _barh(axes[3], stats, [CORESET_NAMES.get(m, m) for m in stats.method], highlight=list(stats.method == "acs"))
-        axes[3].set_xlabel("test accuracy, W2/A32 (%)")
-        axes[3].set_title("(d) small ViT at 10%")
-        fig.suptitle("ACS ablations: coverage, distillation, architectures")
+        fig = plt.figure(figsize=(19, 10.5), layout="constrained")
+        top, bottom = fig.subfigures(2, 1, height_ratios=[1, 1])
+        ax_a, ax_b = top.subplots(1, 2)
+        for ax, frame, title in [(ax_a, split, "(a) ACS against a full-coverage split, A9"),
+                                 (ax_b, plain, "(b) no distillation, labels only, A10")]:
+            ax.legend(handles=_acs_against(ax, frame, title), loc="best", fontsize=9)
+        ax_c, ax_d, ax_e = bottom.subplots(1, 3, gridspec_kw={"width_ratios": [1.5, 1, 1]})
+        rows, transfer = [], transfer.assign(coreset=transfer.coreset.astype(str))
+        for model in dict.fromkeys(transfer.model):
+            mine = transfer[transfer.model == model]
+            others = [c for c in dict.fromkeys(mine.coreset) if c.startswith(TRANSFERRED_PREFIX)]
+            for minuend, reference in [*[(o, "random-once") for o in others], *[(o, "random") for o in others],
+                                       ("own ACS", "random-once")]:
+                if {minuend, reference} <= set(mine.coreset):
+                    rows.append((f"{model}: {minuend} − {method_name(reference)}",
+                                 _pair(mine, "coreset", minuend, reference), method_color(minuend)))
+        for i, (_, d, color) in enumerate(rows):
+            _interval(ax_c, i, d.difference, color, invalid=~d.valid)
+        _zero(ax_c)
+        _rows(ax_c, [name for name, _, _ in rows])
+        ax_c.set_xlabel("difference in test accuracy (points)")
+        ax_c.set_title(f"(c) coresets across architectures (A11; {_seeds(transfer)})", fontsize=11)
+        fraction = float(overlap.fraction.iloc[0]) if "fraction" in overlap.columns else float("nan")
+        for k, (epoch, part) in enumerate(overlap.groupby("epoch")):
+            _interval(ax_d, k, part.overlap, method_color("acs"), vertical=True)
+        ax_d.set_xticks(range(overlap.epoch.nunique()), [str(e) for e in sorted(overlap.epoch.unique())])
+        _threshold(ax_d, CLAIM["A12"].threshold, f"A12: above {CLAIM['A12'].threshold:g}%"
+                   + (f" (two uniform draws of {fraction:.0%})" if np.isfinite(fraction) else ""), vertical=True)
+        ax_d.set_xlabel("selection epoch")
+        ax_d.set_ylabel("overlap of the two models' coresets (%)")
+        ax_d.set_ylim(0, max(2 * CLAIM["A12"].threshold, 1.15 * overlap.overlap.max()))
+        ax_d.set_title(f"(d) coreset overlap ({overlap.models.iloc[0] if 'models' in overlap else 'two models'})",
+                       fontsize=11)
+        ax_d.legend(loc="upper right", fontsize=9)
+        vit_rivals = _rivals(vit)
+        for i, rival in enumerate(vit_rivals):
+            d = _pair(vit, "method", "acs", rival)
+            _interval(ax_e, i, d.difference, method_color(rival), invalid=~d.valid)
+        _zero(ax_e)
+        _rows(ax_e, [f"ACS − {method_name(r)}" for r in vit_rivals])
+        ax_e.set_xlabel("difference in test accuracy (points)")
+        ax_e.set_title(f"(e) a small ViT at 10% (A13; {_seeds(vit)})", fontsize=11)
+        invalid = any(_any_invalid(f) for f in (split, plain, transfer, vit))
+        fig.legend(handles=_mark_handles(invalid), loc="outside lower center", ncols=3)
+        fig.suptitle("ACS ablations: coverage, distillation, architectures (one bit-width, W2/A32), "
+                     "differences paired by seed")
     return _finish(fig, png_path, "acs_ablations")
 
 
-__all__ = ["plot_bit_accuracy", "plot_activation_alignment", "plot_shared_bn", "plot_quant_core_check",
-           "plot_gradient_angles", "plot_training_cost", "plot_pruning", "plot_acs", "plot_label_noise",
-           "plot_score_extraction", "plot_coreset_design", "plot_acs_baselines", "plot_acs_ablations"]
+def plot_label_noise(csv_path: PathLike, png_path: PathLike | None = None) -> Figure:
+    """Under symmetric label noise: (a) ACS minus EL2N, random and full data at each data fraction, paired by
+    seed, with claim A6's margin against full data; (b) the share of wrong labels among the kept samples (last
+    epoch's subset) per method, against the noise rate (what random keeps on average).
+    CSV: ``method, fraction, seed, label_noise, avg_accuracy, subset_flipped, subset_size``."""
+    frame = _read(csv_path, ["method", "fraction", "seed", "label_noise", "avg_accuracy", "subset_flipped",
+                             "subset_size"])
+    noise = float(frame.label_noise.max())
+    with _style():
+        fig, (ax_a, ax_w) = plt.subplots(1, 2, figsize=(15, 5.4), layout="constrained")
+        handles = _acs_against(ax_a, frame, f"(a) ACS against each rival with {noise:.0%} wrong labels")
+        if labels.FULL_DATA in set(frame.method):
+            _threshold(ax_a, CLAIM["A6"].threshold, f"A6: ACS − full data above {CLAIM['A6'].threshold:g}",
+                       vertical=True)
+            handles += ax_a.get_legend_handles_labels()[0][-1:]
+        ax_a.legend(handles=handles, loc="best", fontsize=9)
+        kept = frame[frame.method != labels.FULL_DATA]
+        shares = kept.assign(share=100 * kept.subset_flipped / kept.subset_size, group=kept.method,
+                             valid=_valid(kept))
+        methods = list(dict.fromkeys(shares.method))
+        _grouped(ax_w, shares, methods, value="share")
+        ax_w.axhline(100 * noise, color="black", ls=":", lw=1.4, label=f"noise rate {noise:.0%} (random, on average)")
+        ax_w.set_ylabel("wrong labels among the kept samples (%)")
+        ax_w.set_title("(b) wrong labels in the selected subsets (last epoch)", fontsize=11)
+        ax_w.legend(handles=[*[_method_handle(m) for m in methods], *ax_w.get_legend_handles_labels()[0]],
+                    loc="best", fontsize=9)
+        fig.legend(handles=_mark_handles(_any_invalid(frame)), loc="outside lower center", ncols=3)
+        fig.suptitle(f"Coreset selection under {noise:.0%} symmetric label noise (W2/A32)")
+    return _finish(fig, png_path, "label_noise")
+
+
+# ---------------------------------------------------------------- 08: score extraction
+
+def plot_score_extraction(csv_path: PathLike, png_path: PathLike | None = None) -> Figure:
+    """Each variant of EMQ's score extraction against the first (EMQ's sampler as notebook 04 chose it): (a)
+    average accuracy over the trained bit-widths minus the first's, paired by seed; (b) the wall-clock of each
+    run, the part spent scoring and selecting, and, where a variant needs the full-precision reference run, the
+    total with it. CSV: ``variant, seed, avg_accuracy, wall_seconds, selection_seconds`` (optional
+    ``reference_seconds``)."""
+    frame = _read(csv_path, ["variant", "seed", "avg_accuracy", "wall_seconds", "selection_seconds"])
+    variants = list(dict.fromkeys(frame.variant))
+    reference = variants[0]
+    with _style():
+        fig, (ax_a, ax_t) = plt.subplots(1, 2, figsize=(15, 0.5 * len(variants) + 2.8), sharey=True,
+                                         layout="constrained")
+        for i, variant in enumerate(variants[1:], start=1):
+            d = _pair(frame, "variant", variant, reference)
+            _interval(ax_a, i, d.difference, method_color(variant), invalid=~d.valid)
+        ref = frame[frame.variant == reference]
+        ax_a.annotate(f"the reference: {ref.avg_accuracy.mean():.2f}% ({_seeds(ref)})", (0, 0),
+                      xycoords=("data", "data"), xytext=(6, 0), textcoords="offset points", va="center", fontsize=9)
+        _zero(ax_a)
+        ax_a.set_xlabel(f"variant − {reference}, average accuracy (points{_frame_points(ax_a)})")
+        ax_a.set_title("(a) accuracy, paired by seed", fontsize=11)
+        with_reference = "reference_seconds" in frame.columns and (frame.reference_seconds > 0).any()
+        for i, variant in enumerate(variants):
+            rows = frame[frame.variant == variant]
+            color, bad = method_color(variant), ~_valid(rows)
+            _interval(ax_t, i - 0.15, rows.wall_seconds, color, invalid=bad, spread=0.12)
+            _interval(ax_t, i + 0.15, rows.selection_seconds.clip(lower=1e-4), color, invalid=bad, spread=0.12,
+                      marker="s")
+            if with_reference and (rows.reference_seconds > 0).any():
+                _interval(ax_t, i, rows.wall_seconds + rows.reference_seconds, color, invalid=bad, spread=0.12,
+                          marker="^")
+        ax_t.set_xscale("log")
+        ax_t.set_xlabel("seconds per run (log scale)")
+        ax_t.set_title("(b) wall-clock", fontsize=11)
+        _rows(ax_a, variants)
+        handles = [*_mark_handles(_any_invalid(frame)),
+                   Line2D([], [], ls="", marker="D", ms=6, color="0.15", label="the run's wall-clock"),
+                   Line2D([], [], ls="", marker="s", ms=6, color="0.15", label="of it, scoring and selection")]
+        if with_reference:
+            handles.append(Line2D([], [], ls="", marker="^", ms=7, color="0.15",
+                                  label="with the full-precision reference run"))
+        fig.legend(handles=handles, loc="outside lower center", ncols=3)
+        title = (f"EMQ's score extraction, each variant against {reference}" +
+                 (f" (kept fraction S = {frame.fraction.iloc[0]:.0%})" if "fraction" in frame.columns else ""))
+        fig.suptitle(title)
+    return _finish(fig, png_path, "score_extraction")
+
+
+# ---------------------------------------------------------------- 09: the claims
+
+UNIT_AXES = {" points": "per-seed value (points of accuracy)", "%": "per-seed value (%)",
+             "x": "per-seed value (× speed-up)", " deg": "per-seed value (degrees)", "": "per-seed value (no unit)"}
+
+
+def _claim_values(row: pd.Series) -> pd.Series:
+    """The per-seed values claims.csv's ``row`` was graded on, recomputed by its claim's metric from the results
+    folder; an error when the claim is unknown or the values are not those the row was graded on."""
+    claim = CLAIM.get(row.claim_id)
+    if claim is None or claim.metric is None:
+        raise ValueError(f"claims.csv grades {row.claim_id!r}, which emqlib.harness.claims does not measure; "
+                         f"rebuild claims.csv (notebooks/09_claims.ipynb)")
+    values = claim.metric().values.dropna()
+    mean, low, high = t_interval(values)
+    same = len(values) == int(row.n_seeds) and (
+        not np.isfinite(row.ci_low) or (np.isclose(low, row.ci_low, atol=1e-3) and np.isclose(high, row.ci_high,
+                                                                                              atol=1e-3)))
+    if not same:
+        raise ValueError(f"claims.csv graded {row.claim_id} on other results than {paths.results_dir()} holds "
+                         f"({int(row.n_seeds)} seeds, interval [{row.ci_low}, {row.ci_high}]; now {len(values)} "
+                         f"seeds, [{low:.4f}, {high:.4f}]); rebuild claims.csv (notebooks/09_claims.ipynb)")
+    return values
+
+
+def plot_claims_forest(claims_csv: PathLike, png_path: PathLike | None = None) -> Figure:
+    """Every claim of claims.csv with per-seed values, a row each: a dot per seed, the mean and its 95%
+    t-interval, coloured by status (invalid rows hollow: not graded), the claim's threshold (a black tick) and
+    the paper's effect where it states one (a hollow diamond); one panel per unit. Claims without values (not
+    run, not comparable, or their study not run) are listed under the panels with their status. The per-seed
+    values are recomputed by each claim's metric from the results folder (:func:`emqlib.harness.paths.results_dir`,
+    where notebook 09 writes claims.csv), and must be those the row was graded on.
+    CSV: claims.csv (``claim_id, claim, status, n_seeds, ci_low, ci_high``, optional ``fragile``)."""
+    table = _read(claims_csv, ["claim_id", "claim", "status", "n_seeds", "ci_low", "ci_high"])
+    drawn = table[table.status.isin([*GRADED, claims.INVALID]) & (table.n_seeds > 0)]
+    apart = table.drop(drawn.index)
+    values = {row.claim_id: _claim_values(row) for row in drawn.itertuples()}
+    units = {cid: CLAIM[cid].unit for cid in values}
+    groups = sorted(dict.fromkeys(units.values()), key=lambda u: -list(units.values()).count(u))
+    heights = [sum(u == unit for u in units.values()) + 1.6 for unit in groups]
+    with _style():
+        fig, axes = plt.subplots(len(groups), 1, figsize=(13, 0.3 * sum(heights) + 2.4), squeeze=False,
+                                 gridspec_kw={"height_ratios": heights}, layout="constrained")
+        for ax, unit in zip(axes[:, 0], groups):
+            rows = drawn[[units[c] == unit for c in drawn.claim_id]]
+            names = []
+            for i, row in enumerate(rows.itertuples()):
+                claim, color = CLAIM[row.claim_id], STATUS_COLORS[row.status]
+                graded = row.status in GRADED
+                _interval(ax, i, values[row.claim_id], color)
+                if not graded:  # drawn hollow over the filled marks: not graded
+                    ax.scatter([values[row.claim_id].mean()], [i], s=50, marker="D", color="white", zorder=7)
+                    ax.scatter([values[row.claim_id].mean()], [i], s=50, marker="D", facecolors="none",
+                               edgecolors=color, linewidths=1.4, zorder=8)
+                ax.scatter([claim.threshold], [i], marker="|", s=260, color=THRESHOLD, linewidths=2.2, zorder=2)
+                if claim.paper_effect is not None and claim.direction != "matches":
+                    sign = -1 if claim.direction == "below" else 1
+                    ax.scatter([claim.threshold + sign * claim.paper_effect], [i], marker="D", s=42,
+                               facecolors="none", edgecolors=THRESHOLD, linewidths=1.2, zorder=2)
+                if claim.direction == "matches":
+                    ax.scatter([-claim.threshold], [i], marker="|", s=260, color=THRESHOLD, linewidths=2.2, zorder=2)
+                fragile = "*" if str(getattr(row, "fragile", "")).lower() == "true" else ""
+                names.append(f"{row.claim_id}{fragile}  {textwrap.shorten(claim.claim, 62, placeholder='…')}")
+            _rows(ax, names)
+            for label, row in zip(ax.get_yticklabels(), rows.itertuples()):
+                label.set_color(STATUS_COLORS[row.status] if row.status in GRADED else "0.45")
+            ax.set_xlabel(UNIT_AXES.get(unit, f"per-seed value ({unit.strip()})"))
+            if unit == " points":
+                ax.set_xlabel(ax.get_xlabel()[:-1] + _frame_points(ax) + ")")
+        status_handles = [Line2D([], [], lw=2.6, marker="D", ms=6, color=STATUS_COLORS[s], markeredgecolor="white",
+                                 label=s) for s in GRADED if s in set(drawn.status)]
+        if claims.INVALID in set(drawn.status):
+            status_handles.append(Line2D([], [], lw=2.6, marker="D", ms=6, color=STATUS_COLORS[claims.INVALID],
+                                         mfc="white", label="invalid (not graded: a run fails a check)"))
+        marks = [Line2D([], [], ls="", marker="o", ms=4.5, color="0.15", alpha=0.65, label="one seed"),
+                 Line2D([], [], ls="", marker="|", ms=14, mew=2.2, color=THRESHOLD, label="the claim's threshold"),
+                 Line2D([], [], ls="", marker="D", ms=6, mfc="none", mec=THRESHOLD, label="the paper's effect")]
+        listed = "; ".join(f"{status}: {', '.join(part.claim_id)}"
+                           for status, part in apart.groupby("status", sort=False))
+        fig.legend(handles=[*status_handles, *marks], loc="outside lower center", ncols=4, fontsize=9.5,
+                   title=textwrap.fill(f"not drawn, no per-seed values: {listed}", 120) if listed else None,
+                   title_fontsize=9.5)
+        fig.suptitle("The papers' claims in our setting: each claim's per-seed values, mean and 95% t-interval\n"
+                     "(a diamond = mean, coloured by status; * fragile: the status changes when one seed is left out)")
+    return _finish(fig, png_path, "claims_forest")
+
+
+__all__ = ["METHOD_COLORS", "STATUS_COLORS", "method_color", "method_name", "plot_bit_accuracy",
+           "plot_activation_alignment", "plot_shared_bn", "plot_quant_core_check", "plot_gradient_angles",
+           "plot_regime", "plot_pruning", "plot_training_cost", "plot_acs", "plot_acs_baselines",
+           "plot_acs_ablations", "plot_label_noise", "plot_score_extraction", "plot_claims_forest", "plot_bench"]
 
 
 # ---------------------------------------------------------------- make bench
+
+BENCH_METHODS = {"dedicated": labels.DEDICATED, "joint": labels.JOINT, "emq": labels.EMQ,
+                 "emq+coreset": labels.EMQ_CORESET}  # bench.csv's method names, for their colours
+
 
 def plot_bench(csv_path: PathLike, png_path: PathLike | None = None) -> Figure:
     """Four panels of ``make bench``'s table (emqlib.harness.bench): a training step's time at each bit-width
@@ -648,12 +1131,12 @@ def plot_bench(csv_path: PathLike, png_path: PathLike | None = None) -> Figure:
         a.bar(pos - 0.2, on, 0.4, label="bias correction on")
         a.bar(pos + 0.2, off.reindex(on.index), 0.4, label="bias correction off")
         a.axhline(1.0, color="gray", lw=1)
-        a.axhline(target, color="red", ls="--", lw=1, label=f"target {target}x")
+        a.axhline(target, color=THRESHOLD, ls="--", lw=1, label=f"target {target}x")
         a.set_xticks(pos, [f"{n}-bit" for n in on.index])
         a.set(xlabel="bit-width of the step", ylabel="step time / plain FP step (x)",
               title="(a) quantization overhead of a training step")
         a.legend(fontsize=8)
-        bars = b.bar(methods.index, methods, color=["gray", "tab:blue", "tab:orange", "tab:green"][:len(methods)])
+        bars = b.bar(methods.index, methods, color=[method_color(BENCH_METHODS.get(m, m)) for m in methods.index])
         for bar, m in zip(bars, methods.index):
             b.annotate(f"{speedups[m]:.2f}x\nacc {accuracy[m]:.1f}%", (bar.get_x() + bar.get_width() / 2,
                        bar.get_height()), ha="center", va="bottom", fontsize=9)
