@@ -31,7 +31,7 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 
-from . import grading, paths
+from . import grading, paths, plots
 
 GRADED = ("reproduced", "partial", "not reproduced")  # every other status (not run, invalid) is listed apart
 CLAIM_COLUMNS = ("claim_id", "claim", "paper_value", "our_value", "status", "n_seeds", "ci_low", "ci_high", "fragile",
@@ -57,9 +57,14 @@ PAGE_TEMPLATE = """{%- extends 'index.html.j2' -%}
 {%- block body_footer -%}{{ resources.site_nav }}{{ super() }}{%- endblock body_footer -%}
 """
 
-STATUS_COLOURS = {"reproduced": ("#1a7f37", "#dafbe1"), "partial": ("#9a6700", "#fff8c5"),
-                  "not reproduced": ("#cf222e", "#ffebe9"), "not run": ("#57606a", "#eaeef2"),
-                  "invalid": ("#8250df", "#fbefff")}
+def tint(colour: str, share: float = 0.14) -> str:
+    """``colour`` (#rrggbb) mixed with white, ``share`` of it kept: a badge's background."""
+    channels = (int(colour[i:i + 2], 16) for i in (1, 3, 5))
+    return "#" + "".join(f"{round(255 - share * (255 - c)):02x}" for c in channels)
+
+
+# the figures' status colours (one palette), each as text on a light tint of itself
+STATUS_COLOURS = {status: (colour, tint(colour)) for status, colour in plots.STATUS_COLORS.items()}
 OTHER_STATUS = ("#57606a", "#eaeef2")
 
 NAV_CSS = """
