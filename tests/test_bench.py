@@ -13,6 +13,7 @@ from emqlib.harness import bench, plots, timing
 from emqlib.harness.config import config_hash
 from emqlib.harness.cost import ideal_pass_ratio, pass_equivalents
 from emqlib.harness.runs import load_run
+from emqlib.harness.studies.pruning import EMQ_DESIGNS
 
 # metric names of each of the issue's six measurement families
 FAMILIES = {
@@ -29,13 +30,17 @@ FAMILIES = {
 
 @pytest.fixture(scope="module")
 def smoke(one_thread, tmp_path_factory) -> tuple[pd.DataFrame, object]:
-    """`python -m emqlib.harness.bench --profile smoke` into a temporary folder with its own run cache."""
+    """`python -m emqlib.harness.bench --profile smoke` into a temporary folder with its own run cache, and its own
+    results folder, where notebook 04 chose EMQ's sampler."""
     root = tmp_path_factory.mktemp("bench")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("EMQ_RUNS_DIR", str(root / "runs"))
+        mp.setenv("EMQ_RESULTS_DIR", str(root / "results"))
+        (root / "results").mkdir()
+        pd.DataFrame({"chosen": [list(EMQ_DESIGNS)[-1]]}).to_csv(root / "results" / "sampler_choice.csv", index=False)
         assert bench.main(["--profile", "smoke", "--out-csv", str(root / "bench.csv"),
                            "--out-png", str(root / "bench.png")]) == 0
-    return pd.read_csv(root / "bench.csv"), root
+        yield pd.read_csv(root / "bench.csv"), root
 
 
 @pytest.mark.slow
