@@ -83,6 +83,7 @@ def install(config: RunConfig) -> bool:
         return False
     _copy_run(source, target)
     commit = load_json(source / "provenance.json").get("commit", {}).get("commit", "?")
-    print(f"note: using the run shipped in {source.relative_to(paths.ROOT)} (trained by make reproduce at commit "
+    shown = source.relative_to(paths.ROOT) if source.is_relative_to(paths.ROOT) else source
+    print(f"note: using the run shipped in {shown} (trained by make reproduce at commit "
           f"{str(commit)[:10]}); delete {target} to train your own", file=sys.stderr)
     return True
