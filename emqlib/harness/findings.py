@@ -35,7 +35,7 @@ def claim_sentence(row: pd.Series) -> str:
         caveats.append(str(row.reason))
     if "short schedule" in str(row.our_setting):
         caveats.append("on the short schedule")
-    return (f"{head}. {value}{interval}; paper: {row.paper_value}."
+    return (f"{head}. {value}{interval}); paper: {row.paper_value}."  # value: "<measure> (mean of n"
             + (f" Caveats: {'; '.join(caveats)}." if caveats else ""))
 
 

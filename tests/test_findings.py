@@ -1,0 +1,143 @@
+"""What each notebook found (emqlib/harness/findings.py), generated from hand-made results (the worlds of
+tests/test_claims.py): a sentence per claim of the notebook with its status and interval, an invalid claim said
+to be ungraded and why, and the observations of a notebook's own tables only where the tables show them."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from test_claims import CHOSEN, break_runs, write_results
+from test_pruning_study import regime
+
+from emqlib.harness import claims, findings, labels
+from emqlib.harness.results import load_result, save_result
+from emqlib.harness.studies import pruning
+
+GRADING = ("02_shared_bn", "03_gradient_angles", "04_pruning", "05_training_cost", "06_acs", "07_label_noise")
+TOPK = "EMQ: top-k EL2N, rescored every R"
+
+
+@pytest.fixture(autouse=True)
+def results_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("EMQ_RESULTS_DIR", str(tmp_path))
+    return tmp_path
+
+
+def found(notebook: str) -> tuple[list[str], list[str]]:
+    """The verdict bullets and the observation bullets of ``notebook``'s "What we found" cell."""
+    text = findings.what_we_found(notebook, "smoke")
+    assert text.startswith("## What we found\n\n")
+    verdicts, _, notes = text.partition("What the tables above also show:")
+    return ([line for line in verdicts.splitlines() if line.startswith("- ")],
+            [line for line in notes.splitlines() if line.startswith("- ")])
+
+
+def verdict(notebook: str, claim_id: str) -> str:
+    return next(line for line in found(notebook)[0] if line.startswith(f"- **{claim_id}**"))
+
+
+@pytest.mark.parametrize("notebook", GRADING)
+def test_the_verdicts_name_each_claim_of_the_notebook_with_its_status_and_interval(notebook):
+    write_results()
+    mine = claims.build_claims("smoke").query("notebook == @notebook")
+    lines, _ = found(notebook)
+    assert len(lines) == len(mine) > 0
+    for line, (_, row) in zip(lines, mine.iterrows()):
+        protocol = f" ({row.protocol})" if row.protocol else ""
+        assert line.startswith(f"- **{row.claim_id}**{protocol} {row.claim}: **reproduced**. "), line
+        assert f"(mean of 3, 95% interval [{row.ci_low:+.2f}, {row.ci_high:+.2f}]); paper: {row.paper_value}." in line
+        assert line.count("(") == line.count(")") and "Caveats" not in line
+
+
+def test_one_seed_is_partly_reproduced_fragile_and_without_an_interval():
+    write_results(seeds=(0,))
+    line = verdict("05_training_cost", "P1")
+    assert line.startswith("- **P1** joint training (recursive distillation) above Dedicated (average accuracy): "
+                           "**partly reproduced**. joint - Dedicated average accuracy +5.00 points (mean of 1); ")
+    assert "interval" not in line and line.endswith("Caveats: fragile: leaving out one seed changes the status.")
+
+
+def test_a_notebook_without_claims_says_so():
+    write_results()
+    assert findings.what_we_found("08_score_extraction", "smoke") == (
+        "## What we found\n\nThis notebook grades no claim of the papers.")
+
+
+def test_an_invalid_claim_is_not_graded_and_says_why():
+    write_results()
+    cost = break_runs("training_cost.csv", ["method"], broken={0: [11.0, 10.0, 10.5, 9.8]})
+    assert (cost.loc[0, "method"], cost.loc[0, "seed"]) == (labels.DEDICATED, 0)
+    why = f"run {cost.run[0]} (method Dedicated, fraction 1.0, seed 0): at chance level (below 32.5%): 32-bit 11.00%"
+    p1 = verdict("05_training_cost", "P1")
+    assert "**not graded: it rests on a run that fails a check**" in p1 and "reproduced" not in p1
+    assert f"Caveats: rests on runs that fail a check: {why}" in p1
+    assert "**reproduced**" in verdict("05_training_cost", "E1")  # it reads no Dedicated run
+    _, notes = found("05_training_cost")
+    assert "- run failing a check: method Dedicated, fraction 1.0, seed 0: at chance level (below 32.5%): 32-bit " \
+           "11.00%, 8-bit 10.00%, 4-bit 10.50%, 2-bit 9.80%." in notes
+
+
+def test_a_collapsed_child_is_told_among_the_pruning_tables_observations():
+    write_results()
+    pruning_table = load_result("pruning.csv")
+    chosen = pruning_table.index[(pruning_table.method == CHOSEN) & (pruning_table.seed == 2)][0]
+    assert not any("failing a check" in n for n in found("04_pruning")[1])
+    break_runs("pruning.csv", ["method"], collapse=(chosen, 2))
+    assert (f"- run failing a check: method {CHOSEN}, pruning_rate 0.8, seed 2: collapsed child: 2-bit 65.20%."
+            in found("04_pruning")[1])
+
+
+def save_choice(table: pd.DataFrame) -> dict:
+    """EMQ's sampler chosen on ``table`` and saved as notebook 04 saves it."""
+    choice = pruning.chosen_sampler(table)
+    save_result(pd.DataFrame([{**choice, "tied": str(choice["tied"])}]), "sampler_choice.csv")
+    return choice
+
+
+def test_a_tie_in_the_sampler_choice_is_told_and_a_clear_choice_is_not():
+    write_results()
+    table = load_result("pruning.csv")
+    assert save_choice(table)["tied"] == [CHOSEN]
+    assert not any("a tie" in n for n in found("04_pruning")[1])
+    # top-k now leads free scores on validation by 0.2 on average, behind it in one seed: a tie
+    free = table[table.method == CHOSEN].set_index("seed").val_avg_accuracy
+    topk = table.method == TOPK
+    table.loc[topk, "val_avg_accuracy"] = (free.loc[table.seed[topk]] + [0.5, -0.3, 0.4]).to_numpy()
+    save_result(table, "pruning.csv")
+    choice = save_choice(table)
+    assert (choice["best"], choice["runner_up"], choice["chosen"]) == (TOPK, CHOSEN, CHOSEN)
+    assert (f"- on the validation split the best EMQ design ({TOPK}) beats the runner-up ({CHOSEN}) by +0.20 points "
+            f"[{choice['ci_low']:+.2f}, {choice['ci_high']:+.2f}]: a tie, so EMQ's sampler is the simplest of the "
+            f"tied designs, {CHOSEN}.") in found("04_pruning")[1]
+
+
+def test_a_bit_width_that_did_not_converge_or_fell_when_trained_longer_is_named():
+    write_results()  # every bit-width converged
+    assert not any("converged" in n or "twice as long" in n for n in found("04_pruning")[1])
+    save_result(pruning.convergence_summary(regime({32: (80.0, 80.2), 8: (80.0, 80.1), 4: (79.0, 79.1),
+                                                    2: (75.0, 77.0)})), "convergence.csv")
+    notes = found("04_pruning")[1]
+    assert "- not converged at the profile's epochs (doubling them gains 0.5 points or more): 2-bit +2.10." in notes
+    save_result(pruning.convergence_summary(regime({32: (80.0, 80.2), 2: (78.0, 72.0)})), "convergence.csv")
+    notes = found("04_pruning")[1]
+    assert "- worse when trained twice as long: 2-bit -5.90." in notes and not any("not converged" in n for n in notes)
+
+
+def test_the_wrong_label_share_of_acs_subsets_is_told_when_it_is_high():
+    write_results()  # ACS keeps 60 wrong labels per subset: under the training set's share
+    assert not any("wrong labels" in n for n in found("07_label_noise")[1])
+    noise = load_result("label_noise.csv")
+    acs = noise.method == "acs"
+    noise.loc[acs, "subset_flipped"] = (0.3 * noise.subset_size[acs]).round().astype(int)
+    save_result(noise, "label_noise.csv")
+    note = next(n for n in found("07_label_noise")[1] if "wrong labels" in n)
+    assert note.startswith("- ACS's subsets hold 3.0x the training set's share of wrong labels (30.0% against 10.0%)")
+
+
+def test_an_acs_effect_that_changes_sign_between_the_schedules_is_told():
+    write_results()
+    assert not any("changes sign" in n for n in found("06_acs")[1])
+    baselines = load_result("acs_baselines.csv")  # the short schedule; acs_fractions.csv the converged one
+    baselines.loc[(baselines.method == "acs") & (baselines.fraction == 0.3), "avg_accuracy"] = 69.0
+    save_result(baselines, "acs_baselines.csv")
+    assert ("- ACS - random (drawn once) changes sign between the short and the converged schedule at 30% "
+            "(-1.00 short, +5.10 converged).") in found("06_acs")[1]
