@@ -21,6 +21,7 @@ TOPK = "EMQ: top-k EL2N, rescored every R"
 RANDOM_ONCE, RANDOM, RS2 = "random, drawn once", "random, re-drawn every epoch", "RS2 (without replacement)"
 EMQ_BITS = (32, 8, 4, 2)  # the bit-widths EMQ's runs train; the ACS setting trains 2 bits
 ACS_PRIOR = ("el2n", "forgetting", "tdds", "kcenter", "moderate", "emq-ccs")
+ACS_BASELINE_FRACTIONS = (0.1, 0.3, 0.5, 0.8)
 UNGRADED = {"E2", "E5", "E6", "E7", "E8", "A14"}  # not run here (GPU, CIFAR-100, ImageNet, detection)
 NOT_COMPARABLE = {"E13"}
 
@@ -70,7 +71,7 @@ def write_results(seeds=(0, 1, 2), lead: float = 5.0, jitter: float = 0.1) -> No
             t["cost"].append(row)
         # 04: the 80% table, full data at 0% and the equal-budget arms at 80%
         arms = {CHOSEN: 70.0 + d, TOPK: 70.0 - d, "EMQ: sampled (tau 1, eps 0.1), scored once": 70.0,
-                "EMQ: coverage strata (beta 0.1, k 50), scored once": 70.0, RANDOM_ONCE: 70.0, RANDOM: 70.0,
+                RANDOM_ONCE: 70.0, RANDOM: 70.0,
                 RS2: 70.0, TDDS: 70.0 - d, TDDS_RESCORED: 70.0 - d, EL2N: 70.0 - d,
                 labels.EQUAL_BUDGET: 70.0, labels.EQUAL_BUDGET_BITWISE: 70.0, labels.FULL_DATA: 80.0,
                 labels.FULL_DATA_BITWISE: 80.0}
@@ -108,10 +109,10 @@ def write_results(seeds=(0, 1, 2), lead: float = 5.0, jitter: float = 0.1) -> No
                                    avg_accuracy=75.0))
         baseline = {"acs": 70.0 + d, "random-once": 70.0, "random": 70.0, "rs2": 70.0,
                     **{m: 70.0 - d for m in ACS_PRIOR}}
-        for f in (0.1, 0.3, 0.5, 0.7, 0.8):
+        for f in ACS_BASELINE_FRACTIONS:
             t["baselines"] += [dict(method=m, fraction=f, seed=seed, avg_accuracy=a) for m, a in baseline.items()]
             t["cost_acs"] += [dict(method=m, fraction=f, seed=seed,
-                                   selection_seconds=(2.0 + 0.05 * (f > 0.5) if holds else 10 * f) if m == "acs" else 0.1,
+                                   selection_seconds=(2.0 + 0.05 * (f > 0.3) if holds else 10 * f) if m == "acs" else 0.1,
                                    wall_seconds=20.0, reference_seconds=5.0, selection_forwards=5000,
                                    teacher_share_measured=0.2 if holds else 0.7, teacher_share_passes=0.25)
                               for m in ("acs", "random-once", "el2n")]
@@ -200,6 +201,15 @@ def row(table: pd.DataFrame, claim_id: str) -> pd.Series:
 
 def graded_ids() -> list[str]:
     return [c.claim_id for c in claims.CLAIMS if c.metric is not None]
+
+
+def test_the_hand_made_results_carry_the_labels_the_studies_write():
+    from emqlib.harness.studies import acs, pruning
+
+    assert {CHOSEN, TOPK, RANDOM_ONCE, RANDOM, RS2, TDDS, TDDS_RESCORED, EL2N} <= set(pruning.ARMS)
+    assert CHOSEN in pruning.EMQ_DESIGNS and TOPK in pruning.EMQ_DESIGNS
+    assert set(acs.BASELINES) == {"random-once", "random", "rs2", *ACS_PRIOR}
+    assert acs.BASELINE_FRACTIONS == ACS_BASELINE_FRACTIONS
 
 
 def test_every_claim_has_one_row_a_status_and_a_criterion_or_a_reason():
@@ -375,9 +385,9 @@ def test_a_seed_missing_an_arm_is_left_out():
 def test_the_share_below_random_counts_every_prior_method_case():
     write_results(seeds=(0, 1, 2))
     a15 = row(claims.build_claims("smoke"), "A15")
-    # ACS's table: 6 prior methods x 5 fractions x 3 seeds; the 80% table: TDDS (twice), EL2N, EMQ's top-k x 3
+    # ACS's table: 6 prior methods x 4 fractions x 3 seeds; the 80% table: TDDS (twice), EL2N, EMQ's top-k x 3
     assert "seed 0: 1.00, seed 1: 1.00, seed 2: 1.00" in a15.our_value
-    assert "102 of 102" in a15.our_value and a15.status == "reproduced"
+    assert "84 of 84" in a15.our_value and a15.status == "reproduced"
 
 
 def test_label_noise_reports_the_wrong_label_rates():
@@ -506,6 +516,16 @@ def test_targets_block_grades_each_target_and_the_time_budget(lead, minutes, ver
     assert all(cells[-1].rstrip(" |") == verdict for cells in table), table
     share = next(cells for cells in table if "selection" in cells[0])[2]  # selection seconds over 30 s of wall-clock
     assert share == ("2.00% (1.67, 2.00, 2.33)" if lead > 0 else "67.00% (66.67, 67.00, 67.33)")
+
+
+def test_a_target_that_reads_a_failing_run_is_invalid_never_met():
+    write_results()
+    cost = break_runs("training_cost.csv", ["method"], broken={0: [11.0, 10.0, 10.5, 9.8]})  # Dedicated, seed 0
+    table = [line.split(" | ") for line in report.targets_section("cpu").splitlines() if line.startswith("| ")][1:]
+    verdicts = {cells[0].lstrip("| "): cells[-1].rstrip(" |") for cells in table}
+    served = next(v for t, v in verdicts.items() if "every served bit-width" in t)  # T5 reads Dedicated's cost
+    assert served.startswith(f"invalid: run {cost.run[0]} (method Dedicated, fraction 1.0, seed 0): at chance level")
+    assert sum(v == "met" for v in verdicts.values()) == 4  # the others read no Dedicated run
 
 
 def test_targets_block_without_results_says_not_run():

@@ -49,12 +49,12 @@ def test_readme_block_tabulates_each_notebook_and_its_ratios(tmp_path, monkeypat
     monkeypatch.setenv("EMQ_RESULTS_DIR", str(tmp_path))
     assert report.compile_check_section() == "(run `python -m emqlib.harness.compile_check --only NN`)"
     seconds = {("02_shared_bn", False): [300.0], ("02_shared_bn", True): [600.0, 360.0],
-               ("05_pruning_tdds", False): [500.0], ("05_pruning_tdds", True): [550.0, 450.0]}
-    compile_check.compile_check("cpu", ["02_shared_bn", "05_pruning_tdds"], tmp_path / "scratch",
+               ("04_pruning", False): [500.0], ("04_pruning", True): [550.0, 450.0]}
+    compile_check.compile_check("cpu", ["02_shared_bn", "04_pruning"], tmp_path / "scratch",
                                 tmp_path / "compile_check.csv", lambda profile, notebook, compile, *_: {
                                     "seconds": seconds[notebook, compile].pop(0), "notebook": notebook, "workers": 2})
     block = report.compile_check_section()
     assert "profile cpu" in block
     assert "| notebook | eager (s) | compiled, empty inductor cache (s) | compiled, warm inductor cache (s) |" in block
     assert "| 02_shared_bn | 300 | 600 | 360 | 2.00x | 1.20x |" in block
-    assert "| 05_pruning_tdds | 500 | 550 | 450 | 1.10x | 0.90x |" in block
+    assert "| 04_pruning | 500 | 550 | 450 | 1.10x | 0.90x |" in block

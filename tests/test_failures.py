@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from emqlib.harness import storage
+from emqlib.harness import paths, storage
 from emqlib.harness.build import Runtime
 from emqlib.harness.cli import error_line, main
 from emqlib.harness.config import profile_config
@@ -331,7 +331,15 @@ def test_checked_before_anything_is_written(base, capsys, setting, message) -> N
 
 # ---------------------------------------------------------------- 8. papermill parameters
 
-DECLARED = 'profile = "cpu"  # smoke | cpu | paper\nn_seeds = 2  # seeds\nfraction = 0.2\n'
+def parameters_cell(notebook: str) -> str:
+    """The source of the cell tagged 'parameters' of ``notebooks/<notebook>``."""
+    import nbformat
+
+    cells = nbformat.read(paths.NOTEBOOKS / notebook, as_version=4).cells
+    return next(c.source for c in cells if "parameters" in c.metadata.get("tags", []))
+
+
+DECLARED = parameters_cell("05_training_cost.ipynb")  # profile, n_seeds, fraction
 
 
 @pytest.mark.parametrize("injected, message", [
@@ -347,6 +355,19 @@ def test_papermill_parameters_are_checked_in_the_kernel(injected, message) -> No
     namespace = {"profile": "cpu", "n_seeds": 2, "fraction": 0.2, **injected}
     with pytest.raises(ValueError) as error:
         check_injected_parameters(["", DECLARED, source, "check()"], namespace)
+    assert message in str(error.value)
+
+
+@pytest.mark.parametrize("injected, message", [
+    ({"rate": "0.8"}, "04_pruning.ipynb: parameter 'rate' must be of type float"),
+    ({"rates_seeds": 0}, "parameter 'rates_seeds' is a count: give a whole number >= 1, got 0"),
+    ({"fraction": 0.2}, "unknown parameter 'fraction' (its parameters: n_seeds, profile, rate, rates_seeds)"),
+])
+def test_the_pruning_notebook_checks_its_own_parameters(injected, message) -> None:
+    source = "# Parameters\n" + "".join(f"{k} = {v!r}\n" for k, v in injected.items())
+    namespace = {"profile": "cpu", "n_seeds": 3, "rate": 0.8, "rates_seeds": 1, **injected}
+    with pytest.raises(ValueError) as error:
+        check_injected_parameters(["", parameters_cell("04_pruning.ipynb"), source], namespace, "04_pruning.ipynb")
     assert message in str(error.value)
 
 

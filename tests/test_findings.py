@@ -141,3 +141,13 @@ def test_an_acs_effect_that_changes_sign_between_the_schedules_is_told():
     save_result(baselines, "acs_baselines.csv")
     assert ("- ACS - random (drawn once) changes sign between the short and the converged schedule at 30% "
             "(-1.00 short, +5.10 converged).") in found("06_acs")[1]
+
+
+def test_a_notebook_grades_its_own_claims_whatever_another_notebooks_results_hold():
+    write_results()
+    # notebook 03's table as an older version of its study wrote it (no model column): 05 does not read it
+    save_result(load_result("gradient_angles.csv").drop(columns="model"), "gradient_angles.csv")
+    lines, _ = found("05_training_cost")
+    assert len(lines) == 5 and all("**reproduced**" in line for line in lines)
+    assert findings.what_we_found("01_activation_alignment", "smoke").startswith(
+        "## What we found\n\nThis notebook grades no claim of the papers.")

@@ -21,19 +21,23 @@ EXPECTED = {
     "01_activation_alignment.ipynb": (["activation_alignment.csv"], ["activation_alignment.png"]),
     "02_shared_bn.ipynb": (["shared_bn.csv", "shared_bn_gaps.csv", "quant_core_check.csv"],
                            ["shared_bn.png", "quant_core_check.png"]),
-    "03_gradient_angles.ipynb": (["gradient_angles.csv"], ["gradient_angles.png"]),
-    "04_training_cost.ipynb": (["training_cost.csv"], ["training_cost.png"]),
-    "05_pruning_tdds.ipynb": (["pruning.csv", "coreset_check.csv"], ["pruning.png"]),
-    "06_acs.ipynb": (["acs_fractions.csv", "acs_schedule.csv", "acs_interval.csv", "acs_baselines.csv", "acs_cost.csv",
-                      "acs_split.csv", "acs_no_distillation.csv", "acs_transfer.csv", "acs_overlap.csv", "acs_vit.csv"],
+    "03_gradient_angles.ipynb": (["gradient_angles.csv", "depth_trends.csv"], ["gradient_angles.png"]),
+    "04_pruning.ipynb": (["regime_check.csv", "convergence.csv", "pruning.csv", "sampler_choice.csv", "ranking.csv",
+                          "pruning_rates.csv"], ["regime.png", "pruning.png"]),
+    "05_training_cost.ipynb": (["training_cost.csv"], ["training_cost.png"]),
+    "06_acs.ipynb": (["acs_fractions.csv", "acs_schedule.csv", "acs_interval.csv", "acs_baselines.csv",
+                      "acs_baselines_long.csv", "acs_cost.csv", "acs_split.csv", "acs_no_distillation.csv",
+                      "acs_transfer.csv", "acs_overlap.csv", "acs_vit.csv"],
                      ["acs.png", "acs_baselines.png", "acs_ablations.png"]),
-    "07_label_noise.ipynb": (["label_noise.csv"], ["label_noise.png"]),
+    "07_label_noise.ipynb": (["label_noise.csv", "label_noise_long.csv"], ["label_noise.png"]),
     "08_score_extraction.ipynb": (["score_extraction.csv"], ["score_extraction.png"]),
-    "09_claims.ipynb": (["claims.csv", "study_costs.csv"], []),
+    "09_claims.ipynb": (["claims.csv", "study_costs.csv"], ["claims_forest.png"]),
     # the teaching notebook (STYLE.md 13) writes one EMQ step inline beside docs/method.md's equations and compares
     # it with the library; it saves no result, and like the others it defines no function or class
     "10_emq_by_hand.ipynb": ([], []),
 }
+# the study notebooks: each ends with a "What we found" cell (emqlib.harness.findings)
+FINDINGS = [name for name in EXPECTED if "01" <= name[:2] <= "08"]
 SOURCES = rep.notebooks()
 DEFINITION = re.compile(r"^\s*(async\s+def|def|class)\s", re.MULTILINE)  # a function or class defined in a cell
 
@@ -89,6 +93,10 @@ def test_notebook_writes_its_results_and_figures(reproduced, name):
     if pngs:
         assert any(o.get("output_type") == "display_data" or "image/png" in o.get("data", {})
                    for c in nb.cells if c.cell_type == "code" for o in c.outputs), f"{name} shows no figure"
+    if name in FINDINGS:  # the last cell says what the notebook found, generated from its results
+        last = [c for c in nb.cells if c.cell_type == "code"][-1]
+        shown = "".join(o.get("data", {}).get("text/markdown", "") for o in last.outputs)
+        assert shown.startswith("## What we found\n"), f"{name} does not end with what it found"
 
 
 @pytest.mark.slow
@@ -153,7 +161,7 @@ def test_source_notebook_is_thin_and_has_no_outputs(path):
 def test_notebooks_are_found_in_numeric_order_and_selected_by_number_or_name():
     names = [p.name for p in rep.notebooks()]
     assert names == sorted(names) and names[0].startswith("00_")
-    assert [p.name for p in rep.notebooks(["4", "02"])] == ["02_shared_bn.ipynb", "04_training_cost.ipynb"]
+    assert [p.name for p in rep.notebooks(["4", "02"])] == ["02_shared_bn.ipynb", "04_pruning.ipynb"]
     assert [p.name for p in rep.notebooks(["06_acs"])] == ["06_acs.ipynb"]
     with pytest.raises(ValueError, match="no notebook '99'"):
         rep.notebooks(["99"])
@@ -162,25 +170,28 @@ def test_notebooks_are_found_in_numeric_order_and_selected_by_number_or_name():
 # ---------------------------------------------------------------- parameter and kernel checks
 
 def test_check_notebook_accepts_the_declared_types():
-    path = paths.NOTEBOOKS / "04_training_cost.ipynb"
+    path = paths.NOTEBOOKS / "05_training_cost.ipynb"
     assert check_notebook(path, {"profile": "smoke", "n_seeds": 3, "fraction": 1}) == {
         "profile": "smoke", "n_seeds": 3, "fraction": 1.0}
+    assert check_notebook(paths.NOTEBOOKS / "04_pruning.ipynb", {"n_seeds": 2, "rate": 1, "rates_seeds": 1}) == {
+        "n_seeds": 2, "rate": 1.0, "rates_seeds": 1}
 
 
 @pytest.mark.parametrize("parameters, message", [
-    ({"profile": 3}, r"04_training_cost.ipynb: parameter 'profile' must be of type str"),
-    ({"n_seeds": "two"}, r"04_training_cost.ipynb: parameter 'n_seeds' must be of type int"),
+    ({"profile": 3}, r"05_training_cost.ipynb: parameter 'profile' must be of type str"),
+    ({"n_seeds": "two"}, r"05_training_cost.ipynb: parameter 'n_seeds' must be of type int"),
     ({"n_seeds": 2.5}, r"parameter 'n_seeds' must be of type int"),
     ({"n_seeds": True}, r"parameter 'n_seeds' must be of type int"),
     ({"fraction": "0.2"}, r"parameter 'fraction' must be of type float"),
-    ({"seeds": 2}, r"04_training_cost.ipynb: unknown parameter 'seeds'"),
+    ({"seeds": 2}, r"05_training_cost.ipynb: unknown parameter 'seeds'"),
+    ({"rate": 0.8}, r"05_training_cost.ipynb: unknown parameter 'rate'"),  # notebook 04's, not 05's
     ({"profile": "gpu"}, r"parameter 'profile' must be one of \['smoke', 'cpu', 'paper'\]"),
-    ({"n_seeds": 0}, r"04_training_cost.ipynb: parameter 'n_seeds' is a count: give a whole number >= 1, got 0"),
-    ({"design_seeds": -1}, r"parameter 'design_seeds' is a count: give a whole number >= 1, got -1"),
+    ({"n_seeds": 0}, r"05_training_cost.ipynb: parameter 'n_seeds' is a count: give a whole number >= 1, got 0"),
+    ({"n_seeds": -1}, r"parameter 'n_seeds' is a count: give a whole number >= 1, got -1"),
 ])
 def test_check_notebook_rejects_wrong_types_unknown_names_and_counts_below_one(parameters, message):
     with pytest.raises(ValueError, match=message) as error:
-        check_notebook(paths.NOTEBOOKS / "04_training_cost.ipynb", parameters)
+        check_notebook(paths.NOTEBOOKS / "05_training_cost.ipynb", parameters)
     assert "\n" not in str(error.value)
 
 
@@ -204,9 +215,16 @@ def test_reproduce_refuses_bad_input_before_running_anything(tmp_path, monkeypat
 
 def test_a_missing_result_names_the_notebook_that_writes_it(tmp_path, monkeypatch):
     monkeypatch.setenv("EMQ_RESULTS_DIR", str(tmp_path))
-    with pytest.raises(FileNotFoundError, match="notebooks/05_pruning_tdds.ipynb"):
+    with pytest.raises(FileNotFoundError, match="notebooks/04_pruning.ipynb"):
         load_result("pruning.csv")
+    with pytest.raises(FileNotFoundError, match="notebooks/05_training_cost.ipynb"):
+        load_result("training_cost.csv")
     assert set(PRODUCERS.values()) <= {p.name for p in SOURCES}
+
+
+def test_each_notebook_is_expected_to_write_the_results_it_is_named_the_producer_of():
+    for name, (csvs, _) in EXPECTED.items():
+        assert set(csvs) == {csv for csv, producer in PRODUCERS.items() if producer == name}, name
 
 
 def test_a_failing_notebook_is_reported_with_its_error_and_recorded(tmp_path, monkeypatch):

@@ -141,27 +141,27 @@ def test_command_line_bad_input_is_one_line_and_writes_nothing(tmp_path, monkeyp
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("*"))
 
 
-def test_the_quickstart_runs_after_the_cost_study_that_trains_its_run(monkeypatch) -> None:
-    from emqlib.harness.studies import cost
+def test_the_quickstart_runs_after_the_pruning_study_that_trains_its_run(monkeypatch) -> None:
+    from emqlib.harness.studies import pruning
     from emqlib.harness.reproduce import execution_order, notebooks
     from emqlib.harness.runs import run_path
 
     names = [p.name for p in execution_order(notebooks())]
-    assert names.index("00_quickstart.ipynb") == names.index("04_training_cost.ipynb") + 1
+    assert names.index("00_quickstart.ipynb") == names.index("04_pruning.ipynb") + 1
     assert [p.name for p in execution_order(notebooks(["00", "02"]))] == ["00_quickstart.ipynb", "02_shared_bn.ipynb"]
     assert [p.name for p in execution_order(notebooks(["04", "00", "09"]))] == [
-        "04_training_cost.ipynb", "00_quickstart.ipynb", "09_claims.ipynb"]
+        "04_pruning.ipynb", "00_quickstart.ipynb", "09_claims.ipynb"]
 
-    # the premise: the quickstart's run (seed 0 EMQ) is among the first runs notebook 04 trains
+    # the premise: the quickstart's run (seed 0 EMQ) is among the first runs notebook 04 trains (its convergence check)
     planned = []
 
-    def record(plan):
+    def record(plan, arm=None):
         planned.extend(config for _, config in plan)
         raise StopIteration
 
-    monkeypatch.setattr(cost, "summarize_plan", record)
+    monkeypatch.setattr(pruning, "summarize_plan", record)
     with pytest.raises(StopIteration):
-        cost.regime_check("cpu", seeds=(0,))
+        pruning.regime_check("cpu", seeds=(0,))
     assert run_path(profile_config("cpu", "emq", seed=0)) in {run_path(c) for c in planned}
 
 

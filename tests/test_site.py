@@ -12,7 +12,7 @@ import pytest
 from bs4 import BeautifulSoup
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from emqlib.harness import site
+from emqlib.harness import claims, site
 
 # an 8x8 PNG, white
 PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAFUlEQVR4nGP8//8/AzbAhFV00EoAAFbUAw037MyjAAAAAElFTkSuQmCC")
@@ -23,10 +23,12 @@ CLAIMS = pd.DataFrame([
     ("X2", "partial", "2", "-0.25", "2.0", "True", "", "01_alpha"),
     ("X3", "not reproduced", "1", "", "", "True", "", "02_beta"),
     ("X4", "not run", "0", "", "", "", "needs a GPU", ""),
-    ("X5", "invalid", "3", "", "", "", "run 3 collapsed at 2 bits", "02_beta"),
+    ("X5", "invalid", "3", "0.1", "0.9", "", "run 3 collapsed at 2 bits", "02_beta"),
+    ("X6", "not comparable", "0", "", "", "", "the paper's counting is not given", ""),
 ], columns=["claim_id", "status", "n_seeds", "ci_low", "ci_high", "fragile", "reason", "notebook"]).assign(
     claim=lambda f: "claim text of " + f.claim_id, source="paper", paper_value=lambda f: "paper " + f.claim_id,
-    our_value=lambda f: "ours " + f.claim_id, our_setting="", criterion="")
+    protocol=["paper", "strongest control", "", "", "", ""], our_value=lambda f: "ours " + f.claim_id, our_setting="",
+    criterion="")[claims.COLUMNS]  # the columns of results/claims.csv
 
 
 def widget_state() -> dict:
@@ -87,7 +89,7 @@ def remote_references(soup: BeautifulSoup) -> list[str]:
 
 def test_the_index_lists_every_notebook_in_order_with_its_title_and_findings(built):
     folder, written = built
-    assert written == {"notebooks": 2, "claims": 5, "figures": 2}
+    assert written == {"notebooks": 2, "claims": 6, "figures": 2}
     items = page(folder / "index.html").select("ol.notebooks > li")
     assert [li.select_one("a.title")["href"] for li in items] == ["notebooks/01_alpha.html", "notebooks/02_beta.html"]
     assert [li.select_one("a.title").get_text() for li in items] == ["01 · Alpha study", "02 · Beta study"]
@@ -106,14 +108,15 @@ def test_the_index_lists_every_claim_with_the_ungraded_apart(built):
         return [[td.get_text(" ", strip=True) for td in tr.find_all("td")] for tr in soup.select(f"#{table_id} tbody tr")]
 
     graded, ungraded = rows("findings"), rows("ungraded")
-    assert [r[0] for r in graded] == ["X1", "X2", "X3"] and [r[0] for r in ungraded] == ["X4", "X5"]
+    assert [r[0] for r in graded] == ["X1", "X2", "X3"] and [r[0] for r in ungraded] == ["X4", "X5", "X6"]
     assert graded[0] == ["X1", "claim text of X1", "paper X1", "ours X1", "reproduced", "3", "[0.50, 1.50]", "no"]
     assert graded[1][4:] == ["partial", "2", "[-0.25, 2.00]", "yes"]
     assert graded[2][4:] == ["not reproduced", "1", "", "yes"]
     assert ungraded[1] == ["X5", "claim text of X5", "paper X5", "invalid", "run 3 collapsed at 2 bits"]
+    assert ungraded[2] == ["X6", "claim text of X6", "paper X6", "not comparable", "the paper's counting is not given"]
     # statuses are told apart by class (colour), each claim id links to its notebook's page
     classes = [tr.select_one(".status")["class"] for tr in soup.select("table.claims tbody tr")]
-    assert len({c[-1] for c in classes}) == 5
+    assert len({c[-1] for c in classes}) == 6
     assert soup.select_one("#findings a[href='notebooks/02_beta.html']").get_text() == "X3"
     assert soup.select_one("#ungraded tbody tr").find("a") is None  # X4 names no notebook
 

@@ -655,8 +655,7 @@ def grade_claim(claim: Claim, setting: str) -> dict:
 
 def build_claims(profile: str, claims: list[Claim] | None = None) -> pd.DataFrame:
     """The claims table, graded from the results CSVs written by notebooks 02-08 at ``profile``."""
-    frame = pd.DataFrame([grade_claim(c, describe_profile(profile, short=c.notebook in SHORT_SCHEDULE_NOTEBOOKS
-                                                          or c.claim_id in SHORT_SCHEDULE_CLAIMS))
-                          for c in (CLAIMS if claims is None else claims)])
-    return frame[COLUMNS]
+    return pd.DataFrame([grade_claim(c, describe_profile(profile, short=c.notebook in SHORT_SCHEDULE_NOTEBOOKS
+                                                         or c.claim_id in SHORT_SCHEDULE_CLAIMS))
+                         for c in (CLAIMS if claims is None else claims)], columns=COLUMNS)
 

@@ -191,8 +191,8 @@ def observations(notebook: str) -> list[str]:
 
 def what_we_found(notebook: str, profile: str) -> str:
     """The markdown of a notebook's last cell: its claims' verdicts, then what its tables show."""
-    table = claims.build_claims(profile)
-    mine = table[table.notebook == notebook]
+    # its own claims only: the CSVs of a notebook not yet run again may be in an older study's columns
+    mine = claims.build_claims(profile, [c for c in claims.CLAIMS if c.notebook == notebook])
     lines = ["## What we found", ""]
     lines += claim_sentences(mine) or ["This notebook grades no claim of the papers."]
     notes = observations(notebook)

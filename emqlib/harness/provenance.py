@@ -50,7 +50,7 @@ def _math_library() -> dict:
 
 def seed_parameters(selected: Sequence[Path]) -> dict:
     """Each notebook's seed parameters as declared in its ``parameters`` cell (``n_seeds``: seeds
-    0 .. n_seeds - 1; ``seed``: the one seed of a single-run study), e.g. {"04_training_cost.ipynb": {"n_seeds": 2}}."""
+    0 .. n_seeds - 1; ``seed``: the one seed of a single-run study), e.g. {"05_training_cost.ipynb": {"n_seeds": 2}}."""
     import papermill
 
     found = {p.name: {name: ast.literal_eval(spec["default"]) for name, spec in

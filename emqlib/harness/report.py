@@ -204,15 +204,18 @@ def targets_section(profile: str = "cpu") -> str:
     rows = []
     for target in TARGET_CLAIMS:
         try:
-            values = target.metric().values.dropna()
+            measured = target.metric()
         except (FileNotFoundError, KeyError):  # a study not run, or run without an arm the target compares
             rows.append({"target": target.claim, "threshold": target.paper_value, "measured (per seed)": "not run"})
             continue
+        values = measured.values.dropna()
         verdict = grading.grade(values, target.direction, target.threshold)
         seeds = ", ".join(f"{v:.2f}" for v in values)
         rows.append({"target": target.claim, "threshold": target.paper_value,
                      "measured (per seed)": f"{verdict.mean:.2f}{target.unit} ({seeds})",
-                     "95% interval": _interval(verdict.ci_low, verdict.ci_high), "verdict": VERDICTS[verdict.status]})
+                     "95% interval": _interval(verdict.ci_low, verdict.ci_high),
+                     "verdict": (f"invalid: {'; '.join(measured.invalid)}" if measured.invalid  # never met on them
+                                 else VERDICTS[verdict.status])})
     cold, budget = paths.reproduce_record(profile, cold=True), ""
     if cold.exists():
         minutes, goal, limit = load_json(cold)["wall_seconds"] / 60, TARGETS["reproduce"], TARGETS["reproduce_limit"]
