@@ -19,7 +19,8 @@ def test_provenance_is_written_atomically_with_what_made_the_results(tmp_path, m
     assert path == tmp_path / "provenance.json" and not list(tmp_path.glob("*.tmp*"))
     saved = load_json(path)
     assert {k: saved[k] for k in record} == record
-    assert saved["seeds"] == {"02_shared_bn.ipynb": {"n_seeds": 3, "seed": 0}, "03_gradient_angles.ipynb": {"n_seeds": 3},
+    assert saved["seeds"] == {"02_shared_bn.ipynb": {"n_seeds": 3, "seed": 0},
+                              "03_gradient_angles.ipynb": {"n_seeds": 3},
                               "04_pruning.ipynb": {"n_seeds": 3, "rates_seeds": 1}}
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=paths.ROOT, capture_output=True, text=True).stdout.strip()
     assert re.fullmatch(r"[0-9a-f]{40}", saved["commit"]) and saved["commit"] == head
