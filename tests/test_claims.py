@@ -4,6 +4,7 @@ blocks are generated from it."""
 from __future__ import annotations
 
 import hashlib
+import re
 import subprocess
 import sys
 
@@ -430,7 +431,7 @@ def test_a_claim_is_a_metric_or_a_reason():
         claims.Claim("X1", "x", "src", "1", reason="r", direction="exceeds")
 
 
-def test_readme_claims_block_shows_seeds_interval_fragility_and_the_ungraded_with_their_reasons():
+def test_the_claims_block_shows_seeds_interval_fragility_and_the_ungraded_with_their_reasons():
     write_results(seeds=(0, 1))
     break_runs("training_cost.csv", ["method"], broken={0: [11.0, 10.0, 10.5, 9.8]})  # Dedicated, seed 0
     save_result(claims.build_claims("smoke"), "claims.csv")
@@ -448,25 +449,45 @@ def test_readme_claims_block_shows_seeds_interval_fragility_and_the_ungraded_wit
     assert "invalid" in block.split("\n")[0] and "not comparable" in block.split("\n")[0]  # counted in the summary
 
 
-def test_readme_blocks_are_replaced_and_a_missing_block_is_an_error():
-    text = "intro\n<!-- begin:claims -->\nold\n<!-- end:claims -->\nrest\n"
-    new = report.replace_block(text, "claims", "| a |\n|---|\n| 1 |")
-    assert new == "intro\n<!-- begin:claims -->\n| a |\n|---|\n| 1 |\n<!-- end:claims -->\nrest\n"
-    with pytest.raises(ValueError, match="begin:bench"):
-        report.replace_block(text, "bench", "x")
-
-
-def test_readme_is_rewritten_from_the_repository_results_only(tmp_path, monkeypatch):
-    stale = (paths.ROOT / "README.md").read_text().replace("<!-- begin:claims -->\n", "<!-- begin:claims -->\nstale\n")
-    readme = tmp_path / "README.md"
-    readme.write_text(stale)
-    monkeypatch.setattr(report, "README", readme)
+def test_readme_findings_group_the_claims_by_verdict_with_the_ungraded_last():
     write_results()
-    report.update("cpu")  # results in $EMQ_RESULTS_DIR (a scratch folder): README is not theirs to rewrite
-    assert readme.read_text() == stale
+    break_runs("training_cost.csv", ["method"], broken={0: [11.0, 10.0, 10.5, 9.8]})  # Dedicated, seed 0
+    fractions = load_result("acs_fractions.csv")
+    fractions.loc[fractions.method == "acs", "avg_accuracy"] = 60.0  # ACS behind random at every fraction
+    save_result(fractions, "acs_fractions.csv")
+    table = claims.build_claims("smoke")
+    save_result(table, "claims.csv")
+    groups: dict[str, list[str]] = {}  # each group's title and the claims listed under it
+    for line in report.findings_section().splitlines():
+        if heading := re.fullmatch(r"\*\*(.+?)\*\* \(\d+\)(?:: (.*))?", line):  # the ungraded: listed in the line
+            groups[heading[1]] = heading[2] or []
+        elif line.startswith("- **"):
+            groups[list(groups)[-1]].append(line.split("**")[1])
+    assert list(groups) == ["Holds", "Does not hold here", "Not graded: a run it reads fails a check", "Not comparable",
+                            "Not run"]
+    assert len(groups["Holds"]) == (table.status == "reproduced").sum()
+    assert {"A1", "A1b", "A3", "A3b"} <= set(groups["Does not hold here"]) and "A1" not in groups["Holds"]
+    assert groups["Not graded: a run it reads fails a check"] == ["E3", "E4", "P1"]  # they read Dedicated's seed 0
+    assert groups["Not comparable"].startswith("E13 (the source gives no bit-widths, baseline or counting")
+    a1 = row(table, "A1")
+    assert f"- **A1** {a1.claim}: {a1.our_value.split(' (mean of')[0]} [{a1.ci_low:+.2f}, {a1.ci_high:+.2f}], 3 seeds; " \
+           "paper: +0.95 to +1.84 points" in report.findings_section().splitlines()
+
+
+def test_the_documents_are_rewritten_from_the_repository_results_only(tmp_path, monkeypatch):
+    stale = {}
+    for name, block in [("README", "findings"), ("ENGINEERING", "claims")]:  # copies: the repository's stay as they are
+        text = getattr(report, name).read_text().replace(f"<!-- begin:{block} -->\n", f"<!-- begin:{block} -->\nstale\n")
+        copy = tmp_path / f"{name}.md"
+        copy.write_text(text)
+        monkeypatch.setattr(report, name, copy)
+        stale[copy] = text
+    write_results()
+    report.update("cpu")  # results in $EMQ_RESULTS_DIR (a scratch folder): the documents are not theirs to rewrite
+    assert all(copy.read_text() == text for copy, text in stale.items())
     monkeypatch.delenv("EMQ_RESULTS_DIR")
     report.update("cpu")
-    assert "stale" not in readme.read_text()
+    assert all("stale" not in copy.read_text() for copy in stale)
 
 
 def test_markdown_table_escapes_pipes():

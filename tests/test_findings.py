@@ -44,7 +44,7 @@ def test_the_verdicts_name_each_claim_of_the_notebook_with_its_status_and_interv
     for line, (_, row) in zip(lines, mine.iterrows()):
         protocol = f" ({row.protocol})" if row.protocol else ""
         assert line.startswith(f"- **{row.claim_id}**{protocol} {row.claim}: **reproduced**. "), line
-        assert f"(mean of 3, 95% interval [{row.ci_low:+.2f}, {row.ci_high:+.2f}]); paper: {row.paper_value}." in line
+        assert f", 95% interval [{row.ci_low:+.2f}, {row.ci_high:+.2f}], 3 seeds; paper: {row.paper_value}." in line
         assert line.count("(") == line.count(")") and "Caveats" not in line
 
 
@@ -52,7 +52,7 @@ def test_one_seed_is_partly_reproduced_fragile_and_without_an_interval():
     write_results(seeds=(0,))
     line = verdict("05_training_cost", "P1")
     assert line.startswith("- **P1** joint training (recursive distillation) above Dedicated (average accuracy): "
-                           "**partly reproduced**. joint - Dedicated average accuracy +5.00 points (mean of 1); ")
+                           "**partly reproduced**. joint - Dedicated average accuracy +5.00 points, 1 seed; ")
     assert "interval" not in line and line.endswith("Caveats: fragile: leaving out one seed changes the status.")
 
 

@@ -35,7 +35,8 @@ def claim_sentence(row: pd.Series) -> str:
         caveats.append(str(row.reason))
     if "short schedule" in str(row.our_setting):
         caveats.append("on the short schedule")
-    return (f"{head}. {value}{interval}); paper: {row.paper_value}."  # value: "<measure> (mean of n"
+    seeds = f"{int(row.n_seeds)} seed{'s' if row.n_seeds != 1 else ''}"
+    return (f"{head}. {value}{interval}, {seeds}; paper: {row.paper_value}."
             + (f" Caveats: {'; '.join(caveats)}." if caveats else ""))
 
 
