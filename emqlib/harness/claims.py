@@ -295,7 +295,7 @@ def _acs_every_fraction(rival: str) -> Callable[[], Measurement]:
     def metric() -> Measurement:
         frame = load_result("acs_fractions.csv")
         table, invalid = _minus(frame, "acs", rival, lambda c: c[(c >= 0.1) & (c <= 0.5)])
-        return Measurement(_every_fraction(table), f"ACS - {rival} (seed mean) at {_fraction_text(table)}; "
+        return Measurement(_every_fraction(table), f"ACS - {rival} (seed mean) at {_fraction_text(table)}"
                                                    f"{_signs('acs_baselines.csv', rival)}", invalid)
     return metric
 
@@ -315,10 +315,10 @@ def _signs(other: str, rivals: str | Sequence[str]) -> str:
         table, _ = _minus(frame, "acs", rivals)
     except (FileNotFoundError, KeyError):
         return ""
-    return f"on the other schedule ({other}): {_fraction_text(table)}"
+    return f"; on the other schedule ({other}): {_fraction_text(table)}"
 
 
-STATIC = ("random-once", "el2n", "forgetting", "tdds", "kcenter", "moderate", "emq-ccs")  # ACS Tab. 2's protocol
+STATIC = labels.ACS_STATIC_BASELINES
 EVERY_BASELINE = (*STATIC, "random", "rs2")
 
 
@@ -332,7 +332,7 @@ def _acs_vs_baselines(rivals: Sequence[str]) -> Callable[[], Measurement]:
         return Measurement(_every_fraction(table),
                            f"ACS - the best of {'/'.join(present)} (seed mean) at {_fraction_text(table)}; best rival: "
                            + ", ".join(f"{f:.0%} {m}" for f, m in best.items() if f < 1.0)
-                           + f"; {_signs('acs_baselines_long.csv', present)}", invalid)
+                           + _signs('acs_baselines_long.csv', present), invalid)
     return metric
 
 
@@ -371,7 +371,7 @@ def _noise(rival: str) -> Callable[[], Measurement]:
     def metric() -> Measurement:
         noise = load_result("label_noise.csv")
         table, invalid = _minus(noise, "acs", rival, lambda c: c[(c >= 0.3) & (c < 1.0)])
-        return Measurement(_every_fraction(table), f"ACS - {rival} at {_fraction_text(table)}; {_wrong_labels(noise)}; "
+        return Measurement(_every_fraction(table), f"ACS - {rival} at {_fraction_text(table)}; {_wrong_labels(noise)}"
                                                    f"{_signs('label_noise_long.csv', rival)}", invalid)
     return metric
 
@@ -455,12 +455,13 @@ RANDOM_ONCE, RANDOM = "random, drawn once", "random, re-drawn every epoch"
 
 
 def _pair(claim_id: str, claim: str, source: str, paper_value: str, notebook: str, paper: tuple, control: tuple,
-          **grading_) -> list[Claim]:
-    """A coreset claim against the paper's baseline protocol (``paper``: metric, measure) and, as ``<id>b``,
-    against the strongest control (``control``: metric, measure, its own words for the claim)."""
+          control_id: str | None = None, **grading_) -> list[Claim]:
+    """A coreset claim against the paper's baseline protocol (``paper``: metric, measure) and, as ``control_id``
+    (``<id>b`` unless given), against the strongest control (``control``: metric, measure, its own words for the
+    claim)."""
     return [Claim(claim_id, claim, source, paper_value, notebook, *paper, protocol=PAPER, **grading_),
-            Claim(f"{claim_id}b", control[2], source, paper_value, notebook, *control[:2], protocol=CONTROL,
-                  **grading_)]
+            Claim(control_id or f"{claim_id}b", control[2], source, paper_value, notebook, *control[:2],
+                  protocol=CONTROL, **grading_)]
 
 
 CLAIMS: list[Claim] = [
@@ -551,7 +552,8 @@ CLAIMS: list[Claim] = [
            "ACS Tab. 5, ResNet-18 CIFAR-10", "89.95-90.23 vs 84.82-85.33 (+4.90 to +5.13)", "07_label_noise",
            (_noise("random-once"), "smallest ACS - random (drawn once) difference over the fractions 30-50%"),
            (_noise("random"), "smallest ACS - random (re-drawn every epoch) difference over the fractions 30-50%",
-            "under 10% label noise ACS beats random re-drawn every epoch for fractions >= 30%"), paper_effect=4.90),
+            "under 10% label noise ACS beats random re-drawn every epoch for fractions >= 30%"), control_id="A6c",
+           paper_effect=4.90),
     Claim("A7", "ACS's selection cost is the same at every data fraction (training time of ACS and baselines)",
           "ACS Tabs. 6-7, ImageNet on 2x RTX 3090", "11.3-53.8 h training; 3.2 h selection", "06_acs",
           _selection_spread, "spread (max - min) / mean of ACS's selection seconds over the fractions", "below",

@@ -12,6 +12,8 @@ FULL_DATA_BITWISE = "full data, bit-wise loop"  # every sample, in the pruned ar
 EQUAL_BUDGET = "equal-budget full data"  # full data for fewer epochs: the coreset's sample passes (joint loop)
 # the same, trained bit-width by bit-width like the coreset runs (as many optimizer steps as they take)
 EQUAL_BUDGET_BITWISE = "equal-budget full data, bit-wise loop"
+# ACS's baselines in the protocol of its Tab. 2 (one subset, selected once), by their rule names
+ACS_STATIC_BASELINES = ("random-once", "el2n", "forgetting", "tdds", "kcenter", "moderate", "emq-ccs")
 
 
 def emq_coreset(fraction: float) -> str:

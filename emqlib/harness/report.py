@@ -52,7 +52,8 @@ def claims_section() -> str:
                         if s in counts)
     fragile = int((claims.fragile.astype(str) == "True").sum())
     shown = pd.DataFrame({
-        "claim_id": claims.claim_id, "claim": claims.claim, "paper_value": claims.paper_value,
+        "claim_id": claims.claim_id, "claim": claims.claim, "compared as": claims.get("protocol", pd.Series("", index=claims.index)).fillna(""),
+        "paper_value": claims.paper_value,
         "our_value (per seed)": claims.our_value, "seeds": claims.n_seeds,
         "95% interval": [_interval(lo, hi) for lo, hi in zip(claims.ci_low, claims.ci_high)],
         "status": [s if s in grading.STATUSES[:3] else f"{s}: {r}" for s, r in zip(claims.status, claims.reason)],

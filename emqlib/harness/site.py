@@ -34,7 +34,7 @@ import pandas as pd
 from . import grading, paths, plots
 
 GRADED = ("reproduced", "partial", "not reproduced")  # every other status (not run, invalid) is listed apart
-CLAIM_COLUMNS = ("claim_id", "claim", "paper_value", "our_value", "status", "n_seeds", "ci_low", "ci_high", "fragile",
+CLAIM_COLUMNS = ("claim_id", "claim", "protocol", "paper_value", "our_value", "status", "n_seeds", "ci_low", "ci_high", "fragile",
                  "reason", "notebook")
 OVERVIEW_FIGURE = "claims_forest.png"
 SCREENSHOTS = ("site_index.png", "site_notebook.png")  # scripts/site_check.py's pictures of the site, not shown in it
@@ -298,12 +298,12 @@ def findings_section(claims: pd.DataFrame | None, figures: Path, pages: dict[str
         overview,
         f"<h3>Graded claims ({len(graded)})</h3>",
         claims_table(graded, "findings", [("claim", "claim_id"), ("claim (paper)", "claim"),
-                                          ("paper value", "paper_value"), ("our value", "our_value"),
+                                          ("compared as", "protocol"), ("paper value", "paper_value"), ("our value", "our_value"),
                                           ("status", "status"), ("seeds", "n_seeds"), ("95% interval", "interval"),
                                           ("fragile", "fragile")], pages),
     ]
     if len(apart):
-        parts += [f"<h3>Claims without a grade ({len(apart)}): not run or invalid</h3>",
+        parts += [f"<h3>Claims without a grade ({len(apart)}): invalid, not comparable or not run</h3>",
                   claims_table(apart, "ungraded", [("claim", "claim_id"), ("claim (paper)", "claim"),
                                                    ("paper value", "paper_value"), ("status", "status"),
                                                    ("why", "reason")], pages)]

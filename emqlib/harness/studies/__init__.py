@@ -7,8 +7,8 @@ module                 notebook
 :mod:`.alignment`      01 activation alignment (BatchNorm input statistics)
 :mod:`.shared_bn`      02 shared BatchNorm and intermediate bit-widths
 :mod:`.angles`         03 gradient angles between bit-widths
-:mod:`.cost`           04 convergence, EMQ's sampler, training cost
-:mod:`.pruning`        05 bit-wise coresets at 50-90% pruning
+:mod:`.pruning`        04 convergence per bit-width, the 80% pruning table, EMQ's sampler chosen on validation
+:mod:`.cost`           05 training cost against Dedicated
 :mod:`.acs`            06 ACS against its baselines
 :mod:`.label_noise`    07 ACS under label noise
 :mod:`.extraction`     08 bit-wise and batch score extraction

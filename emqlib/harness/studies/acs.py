@@ -21,7 +21,7 @@ from .common import acs_config, run, run_all, summarize_plan
 # known), and the prior methods, each in the protocol its paper used (scored once from the reference run)
 RANDOM = ("random-once", "random")
 BASELINES = (*RANDOM, "rs2", "el2n", "forgetting", "tdds", "kcenter", "moderate", "emq-ccs")
-STATIC_BASELINES = ("random-once", "el2n", "forgetting", "tdds", "kcenter", "moderate", "emq-ccs")
+STATIC_BASELINES = labels.ACS_STATIC_BASELINES
 BASELINE_FRACTIONS = (0.1, 0.3, 0.5, 0.8)  # ACS Tab. 2's 10% and 30-80%: its ends and middle
 NO_DISTILLATION = {"teacher": "none", "label_weight": 1.0}  # labels only: no teacher in training
 # the two architectures of the transfer study and each one's changes to the profile, by part (MobileNetV2 is about
@@ -135,8 +135,15 @@ def cost_split(baselines: pd.DataFrame, no_distillation: pd.DataFrame) -> pd.Dat
     :data:`emqlib.harness.cost.FORWARD_PASS_WEIGHT` of a training pass)."""
     keys = ["method", "fraction", "seed"]
     runs = baselines[baselines.method != labels.FULL_DATA]
-    plain = no_distillation.set_index(keys).train_seconds.rename("train_seconds_without_teacher")
-    frame = runs.join(plain, on=keys)
+    plain = no_distillation.set_index(keys)
+    frame = runs.join(plain.train_seconds.rename("train_seconds_without_teacher"), on=keys)
+    # a measured teacher share reads two runs: both must pass their checks
+    without = plain.reindex(pd.MultiIndex.from_frame(frame[keys]))
+    partner_ok = without.valid.fillna(True).astype(bool).to_numpy()
+    frame["invalid_reason"] = [reason if ok else "; ".join(filter(None, [reason, f"its run without a teacher: {other}"]))
+                               for reason, ok, other in zip(frame.invalid_reason, partner_ok,
+                                                            without.invalid_reason.fillna(""))]
+    frame["valid"] = frame.valid.astype(bool).to_numpy() & partner_ok
     teacher = FORWARD_PASS_WEIGHT * frame.teacher_forwards
     frame["teacher_share_passes"] = teacher / (frame.sample_passes + teacher)
     frame["teacher_seconds"] = frame.train_seconds - frame.train_seconds_without_teacher
@@ -144,7 +151,7 @@ def cost_split(baselines: pd.DataFrame, no_distillation: pd.DataFrame) -> pd.Dat
     frame["student_seconds"] = frame.train_seconds - frame.teacher_seconds
     columns = [*keys, "selection_seconds", "student_seconds", "teacher_seconds", "train_seconds", "wall_seconds",
                "reference_seconds", "teacher_share_measured", "teacher_share_passes", "selection_forwards",
-               "teacher_forwards", "sample_passes", "run"]
+               "teacher_forwards", "sample_passes", "run", "valid", "invalid_reason"]
     return frame[columns].reset_index(drop=True)
 
 

@@ -10,7 +10,7 @@ import torch
 from .. import analysis
 from ..build import load_run_data
 from ..stats import permutation_p, spearman
-from .common import run_all
+from .common import run_all, with_checks
 from .pruning import RANDOM, arm_config
 
 # the runs measured: ResNet-8 (the profile's model) and a ResNet-20, whose 18 quantized layers can show a trend
@@ -40,7 +40,8 @@ def gradient_angle_study(profile: str = "cpu", seeds: Sequence[int] = (0, 1, 2),
         for epoch in range(config.optim.epochs):
             angles = analysis.gradient_angles(r.model(epoch=epoch), probe, list(config.model.bits))
             frames.append(angles.assign(model=model, seed=seed, epoch=epoch, run=r.path.name))
-    return pd.concat(frames, ignore_index=True)
+    return with_checks(pd.concat(frames, ignore_index=True),
+                       [(dict(model=model, seed=seed), config) for (model, seed), config in plan.items()], ["model"])
 
 
 def depth_trends(angles: pd.DataFrame, permutations: int = 10_000) -> pd.DataFrame:

@@ -41,6 +41,13 @@ def summarize_plan(plan: Sequence[tuple[dict, RunConfig]], arm: Sequence[str] | 
     return validity.mark(frame, arm)
 
 
+def with_checks(frame: pd.DataFrame, plan: Sequence[tuple[dict, RunConfig]], arm: Sequence[str]) -> pd.DataFrame:
+    """``frame`` (a study's table with a ``run`` column, any number of rows per run) with each run's ``valid`` and
+    ``invalid_reason`` from :func:`summarize_plan` of ``plan``: the checks every table that feeds a claim carries."""
+    checks = summarize_plan(plan, arm).drop_duplicates("run").set_index("run")[["valid", "invalid_reason"]]
+    return frame.join(checks, on="run")
+
+
 def summarize(run_: Run, **labels) -> dict:
     """One row per run: final accuracy per trained bit-width, their average, the run's cost, and why it may
     not feed a claim (``invalid_reason``, empty when it passes the run's own checks)."""

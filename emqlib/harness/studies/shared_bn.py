@@ -8,7 +8,7 @@ import pandas as pd
 
 from ...bits import SUPPORTED_BITS
 from ..config import profile_config
-from .common import run_all
+from .common import run_all, with_checks
 
 NO_CORRECTION = {"model": {"quant": {"bias_correction": False}}}
 # label: (method, config changes, recalibrate BN before evaluating)
@@ -38,7 +38,8 @@ def accuracy_at_all_bits(profile: str, variants: dict, seeds: Sequence[int] = (0
     runs = run_all([config for *_, config in plan], [(bits, recalibrate) for _, _, recalibrate, _ in plan])
     frames = [r.evaluate(bits, recalibrate=recalibrate).assign(variant=label, seed=seed, run=r.path.name)
               for (label, seed, recalibrate, _), r in zip(plan, runs)]
-    return pd.concat(frames, ignore_index=True)
+    return with_checks(pd.concat(frames, ignore_index=True),
+                       [(dict(variant=label, seed=seed), config) for label, seed, _, config in plan], ["variant"])
 
 
 def shared_bn_study(profile: str = "cpu", seeds: Sequence[int] = (0, 1)) -> pd.DataFrame:
