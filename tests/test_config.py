@@ -27,9 +27,9 @@ from emqlib.harness.paths import ROOT
 from emqlib.quant import CORRECTION_MODES, FULL_PRECISION_ACTIVATIONS, FULL_PRECISION_WEIGHTS, WEIGHT_QUANTIZERS, QuantSpec
 
 # the base for "change one field": EMQ on bit-wise coresets, trained on the labels alone (no teacher) and with
-# plain full-precision weights, so that every field (the loop, the teacher, the quantizer, each selection
+# plain full-precision weights and a validation split (which record.validate measures), so that every field (the loop, the teacher, the quantizer, each selection
 # setting) can change alone
-BASE = method_config("emq", model={"quant": {"full_precision_weight": "plain"}},
+BASE = method_config("emq", model={"quant": {"full_precision_weight": "plain"}}, data={"validation_per_class": 20},
                      training={"loop": "sequential", "teacher": "none", "label_weight": 1.0},
                      selection={"rule": "emq-ccs", "fraction": 0.5})
 # for every field outside the selection rule's settings, a different value that is valid when only it changes

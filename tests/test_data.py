@@ -286,8 +286,9 @@ def test_a_cifar100_run_trains_and_evaluates_on_generated_files(data_dir, tmp_pa
 
     write_cifar100(data_dir, n_train=24, n_test=6)
     monkeypatch.setenv("EMQ_RUNS_DIR", str(tmp_path / "runs"))
-    # a few images per class: no validation split to hold out
+    # a few images per class: no validation split to hold out, none measured
     config = profile_config("smoke", method="emq", data={"dataset": "cifar100", "validation_per_class": None},
+                            record={"validate": False},
                             model={"bits": (2, 32)},
                             optim={"epochs": 1}, training=BITWISE_TRAINING,
                             selection={"rule": "emq-topk", "fraction": 0.5, "warmup_epochs": 0})

@@ -39,7 +39,9 @@ def test_a_run_is_one_model_evaluated_on_the_test_set_and_on_held_out_training_s
     # the same held-out samples for every run seed
     assert torch.equal(load_run_data(config.replace(seed=1), "validation")[1].images, evaluated.images)
     with pytest.raises(ValueError, match="holds out no validation samples"):
-        load_run_data(config.replace(data={"validation_per_class": None}), "validation")
+        load_run_data(config.replace(data={"validation_per_class": None}, record={"validate": False}), "validation")
+    with pytest.raises(ValueError, match="set data.validation_per_class, or record.validate=false"):
+        config.replace(data={"validation_per_class": None})  # a run that would measure a split it does not have
     with pytest.raises(ValueError, match="split must be one of"):
         load_run_data(config, "train")
 

@@ -246,6 +246,9 @@ class RunConfig:
         if (rule == "infobatch" or getattr(self.selection, "free_scores", False)) and loop != "sequential":
             raise ValueError(f"{rule} reads each sample's training loss in the bit-wise loop; set training loop "
                              "'sequential'")
+        if self.record.validate and self.data.validation_per_class is None:
+            raise ValueError("record.validate measures the validation split, and data.validation_per_class holds none "
+                             "out: set data.validation_per_class, or record.validate=false")
 
     @property
     def needs_reference(self) -> bool:
