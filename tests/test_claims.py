@@ -475,6 +475,21 @@ def test_readme_findings_group_the_claims_by_verdict_with_the_ungraded_last():
            "paper: +0.95 to +1.84 points" in report.findings_section().splitlines()
 
 
+def test_readme_findings_name_a_child_that_has_not_converged_and_the_claims_it_touches():
+    write_results()
+    save_result(claims.build_claims("smoke"), "claims.csv")
+    converged = pd.DataFrame({"bits": [32, 8, 4, 2], "seeds": 3, "gain": [0.1, 0.2, -0.1, 0.9],
+                              "ci_low": [-0.2, -0.1, -0.5, 0.4], "ci_high": [0.4, 0.5, 0.3, 1.4],
+                              "converged": [True, True, True, False]})
+    save_result(converged, "convergence.csv")
+    line = next(l for l in report.findings_section().splitlines() if l.startswith("**The regime.**"))
+    assert "the 2-bit child gains 0.5 points or more" in line and "2-bit +0.90 [+0.40, +1.40]" in line
+    assert "(E1, E1b, E3, E4, E9," in line and "off convergence" in line  # the pruning and cost claims, graded
+    save_result(converged.assign(gain=0.1, converged=True), "convergence.csv")
+    line = next(l for l in report.findings_section().splitlines() if l.startswith("**The regime.**"))
+    assert "gains under 0.5 points at every trained bit-width" in line
+
+
 def test_the_documents_are_rewritten_from_the_repository_results_only(tmp_path, monkeypatch):
     stale = {}
     for name, block in [("README", "findings"), ("ENGINEERING", "claims")]:  # copies: the repository's stay as they are

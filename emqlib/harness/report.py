@@ -69,6 +69,31 @@ FINDING_GROUPS = [("reproduced", "Holds"), ("partial", "Holds for the mean only 
                   ("invalid", "Not graded: a run it reads fails a check")]
 
 
+# the notebooks whose claims need the profile's schedule to be converged (pruning and cost)
+CONVERGED_NOTEBOOKS = ("04_pruning", "05_training_cost")
+
+
+def regime_lines(claims: pd.DataFrame) -> list[str]:
+    """Whether the schedule of the pruning and cost claims has converged, per trained bit-width
+    (``convergence.csv``), and, where a child has not, the claims it touches."""
+    convergence = _read("convergence.csv")
+    if convergence is None:
+        return []
+    slow = convergence[~convergence.converged.astype(bool)]
+    touched = ", ".join(claims[claims.notebook.isin(CONVERGED_NOTEBOOKS)
+                               & ~claims.status.isin(["not run", "not comparable"])].claim_id)
+    gains = ", ".join(f"{int(r.bits)}-bit {r.gain:+.2f} [{r.ci_low:+.2f}, {r.ci_high:+.2f}]"
+                      for _, r in convergence.iterrows())
+    if slow.empty:
+        return ["", f"**The regime.** Doubling the schedule gains under 0.5 points at every trained bit-width "
+                    f"({gains}; mean over {int(convergence.seeds.min())} seeds), so the pruning and cost claims "
+                    f"({touched}) are judged where more epochs no longer help."]
+    return ["", f"**The regime.** Not converged at the profile's schedule: "
+                + ", ".join(f"the {int(r.bits)}-bit child" for _, r in slow.iterrows())
+                + f" gains 0.5 points or more from twice the epochs ({gains}; mean over {int(convergence.seeds.min())}"
+                  f" seeds); the pruning and cost claims it touches ({touched}) are judged off convergence for it."]
+
+
 def findings_section() -> str:
     """README's findings: every graded claim in one line, grouped by verdict, then the claims not graded here."""
     claims = _read("claims.csv")
@@ -84,6 +109,7 @@ def findings_section() -> str:
         rows = claims[claims.status == status]
         if len(rows):
             lines += ["", f"**{title}** ({len(rows)})", ""] + [findings.claim_line(r) for _, r in rows.iterrows()]
+    lines += regime_lines(claims)
     for status in ("not comparable", "not run"):
         rows = claims[claims.status == status]
         if len(rows):
