@@ -136,10 +136,10 @@ def test_the_wrong_label_share_of_acs_subsets_is_told_when_it_is_high():
 def test_an_acs_effect_that_changes_sign_between_the_schedules_is_told():
     write_results()
     assert not any("changes sign" in n for n in found("06_acs")[1])
-    baselines = load_result("acs_baselines.csv")  # the short schedule; acs_fractions.csv the converged one
+    baselines = load_result("acs_baselines.csv")  # the short schedule; acs_fractions.csv the full one
     baselines.loc[(baselines.method == "acs") & (baselines.fraction == 0.3), "avg_accuracy"] = 69.0
     save_result(baselines, "acs_baselines.csv")
-    assert ("- ACS - random (drawn once) changes sign between the short and the converged schedule at 30% "
+    assert ("- ACS - random (drawn once) changes sign between the short and the full schedule at 30% "
             "(-1.00 short, +5.10 converged).") in found("06_acs")[1]
 
 

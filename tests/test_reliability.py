@@ -98,6 +98,19 @@ def test_interrupted_reproduce_continues_from_the_run_cache(tmp_path) -> None:
     record = json.loads((tmp_path / "results" / "reproduce_smoke.json").read_text())
     assert record["finished_runs_at_start"] == len(before)
 
+    # issue 30, 9: the killed-then-resumed reproduce writes the tables an uninterrupted one does, value for value
+    # (seconds are measured, so they differ between any two runs)
+    clean = tmp_path / "uninterrupted"
+    done = subprocess.run(command, env=_env(clean), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    tables = sorted(p.name for p in (clean / "results").glob("*.csv"))
+    assert tables and tables == sorted(p.name for p in (tmp_path / "results").glob("*.csv"))
+    for name in tables:
+        resumed, uninterrupted = pd.read_csv(tmp_path / "results" / name), pd.read_csv(clean / "results" / name)
+        timing = [c for c in resumed.columns if "seconds" in c]
+        pd.testing.assert_frame_equal(resumed.drop(columns=timing), uninterrupted.drop(columns=timing),
+                                      check_exact=True, obj=name)
+
 
 @pytest.mark.slow
 def test_ctrl_c_on_reproduce_with_workers_is_one_line_and_leaves_no_process(tmp_path) -> None:

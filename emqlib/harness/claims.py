@@ -238,7 +238,7 @@ def _largest_angle() -> Measurement:
     by_epoch = whole.groupby("epoch").angle.max()
     peak = int(by_epoch.idxmax())
     return Measurement(_by_seed(whole, "layer", "angle", aggfunc="max")["all"],
-                       f"largest whole-model angle over the bit pairs and every epoch of the converged schedule "
+                       f"largest whole-model angle over the bit pairs and every epoch of the full schedule "
                        f"(largest at epoch {peak}: {by_epoch.max():.1f} deg; at the last epoch {last.angle.min():.1f}-"
                        f"{last.angle.max():.1f} deg over the pairs); {(per_layer.angle < 28).mean():.0%} of per-layer "
                        f"angles < 28 deg at the last epoch; EMQ's sequential bit-wise loop, ResNet-8",
@@ -309,7 +309,7 @@ def _acs_at_10(rival: str) -> Callable[[], Measurement]:
 
 def _signs(other: str, rivals: str | Sequence[str]) -> str:
     """ACS minus ``rivals`` (seed mean) on the other schedule, from ``other`` (a CSV of the same methods), where
-    it has the fractions: the check that an effect keeps its sign between the short and the converged schedule."""
+    it has the fractions: the check that an effect keeps its sign between the short and the full schedule."""
     try:
         frame = load_result(other)
         table, _ = _minus(frame, "acs", rivals)

@@ -158,7 +158,7 @@ def _acs() -> list[str]:
         signs = sign_check(short, long, "random-once")
         flips = signs[~signs.same_sign]
         if len(flips):
-            notes.append("ACS - random (drawn once) changes sign between the short and the converged schedule at "
+            notes.append("ACS - random (drawn once) changes sign between the short and the full schedule at "
                          + ", ".join(f"{f:.0%} ({s:+.2f} short, {l:+.2f} converged)"
                                      for f, s, l in zip(flips.fraction, flips.short, flips.long)))
     return notes + [f"run failing a check: {r}" for name in ("acs_fractions.csv", "acs_baselines.csv",

@@ -88,10 +88,11 @@ def regime_lines(claims: pd.DataFrame) -> list[str]:
         return ["", f"**The regime.** Doubling the schedule gains under 0.5 points at every trained bit-width "
                     f"({gains}; mean over {int(convergence.seeds.min())} seeds), so the pruning and cost claims "
                     f"({touched}) are judged where more epochs no longer help."]
-    return ["", f"**The regime.** Not converged at the profile's schedule: "
-                + ", ".join(f"the {int(r.bits)}-bit child" for _, r in slow.iterrows())
-                + f" gains 0.5 points or more from twice the epochs ({gains}; mean over {int(convergence.seeds.min())}"
-                  f" seeds); the pruning and cost claims it touches ({touched}) are judged off convergence for it."]
+    bits = [f"{int(b)}-bit" for b in slow.bits]
+    named = bits[0] + " child gains" if len(bits) == 1 else ", ".join(bits[:-1]) + f" and {bits[-1]} children gain"
+    return ["", f"**The regime.** Not converged at the profile's schedule: the {named} 0.5 points or more from "
+                f"twice the epochs ({gains}; mean over {int(convergence.seeds.min())} seeds), so the pruning and cost "
+                f"claims ({touched}) are judged before training has converged for {'it' if len(bits) == 1 else 'them'}."]
 
 
 def findings_section() -> str:

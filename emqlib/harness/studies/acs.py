@@ -95,7 +95,7 @@ def baseline_study(profile: str = "cpu", fractions: Sequence[float] = BASELINE_F
 
 
 def sign_check(short: pd.DataFrame, long: pd.DataFrame, reference: str | Sequence[str]) -> pd.DataFrame:
-    """Does an effect graded on the short schedule keep its sign on the converged one? Per fraction, ACS minus
+    """Does an effect graded on the short schedule keep its sign on the full one? Per fraction, ACS minus
     ``reference`` (a method, or the best of several, per seed) in mean over seeds on each schedule, and whether
     the signs agree."""
     def effect(frame: pd.DataFrame) -> pd.Series:

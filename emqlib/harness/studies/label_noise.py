@@ -13,5 +13,5 @@ def label_noise_study(profile: str = "cpu", fractions: Sequence[float] = (0.3, 0
                       seeds: Sequence[int] = (0,), short: bool = True,
                       methods: Sequence[str] = ("acs", "el2n", *RANDOM)) -> pd.DataFrame:
     """ACS vs EL2N vs random under symmetric label noise, with full data; records the wrong labels kept.
-    ``short``: the profile's short schedule (``False``: the converged one, to check the effects' signs)."""
+    ``short``: the profile's short schedule (``False``: the full one, to check the effects' signs)."""
     return fraction_study(profile, fractions, methods, seeds, label_noise=noise, short=short)
