@@ -173,3 +173,12 @@ def test_the_browser_check_opens_a_copy_of_the_quickstart_at_the_chosen_profile(
     before, after = changed[0]
     assert re.match(r'profile = "smoke"', after) and after.splitlines()[1:] == before.splitlines()[1:]
     assert "browser-check" in (ROOT / "Makefile").read_text()
+
+
+def test_the_browser_check_never_overwrites_the_readme_image_with_another_profile(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("browser_check", ROOT / "scripts" / "browser_check.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    with pytest.raises(SystemExit) as exit_:
+        script.main(["--profile", "smoke"])
+    assert exit_.value.code == 2 and "explorer.png is the cpu profile's screenshot" in capsys.readouterr().err
