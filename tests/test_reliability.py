@@ -50,10 +50,10 @@ def _env(base: Path, **extra) -> dict:
 def _descendants(pid: int) -> list[int]:
     """Every process below ``pid`` (from /proc)."""
     children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for entry in Path("/proc").glob("[0-9]*/stat"):
         with contextlib.suppress(OSError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+            fields = entry.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(entry.parent.name))
     found, todo = [], [pid]
     while todo:
         for child in children.get(todo.pop(), []):
@@ -483,14 +483,6 @@ if __name__ == "__main__":
         workers.apply_async(train, (120,))
     time.sleep(120)
 """
-
-
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie that nobody reaped does not)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 @pytest.mark.slow
