@@ -233,11 +233,16 @@ def main(argv=None) -> int:
         # the README shows the cpu profile's explorer; another profile's would be a picture of other data
         parser.error(f"{COMMITTED_SCREENSHOT.relative_to(ROOT)} is the cpu profile's screenshot; give --out "
                      f"another file for the {args.profile} profile")
+    return run_check("browser check", check, args.profile, args.out, args.timeout)
+
+
+def run_check(name: str, check_function, *args) -> int:
+    """Exit status of ``check_function(*args)`` offline: 0, or 1 after one line that says what failed."""
     os.environ.setdefault("SE_OFFLINE", "true")  # selenium must never fetch a driver or a browser
     try:
-        check(args.profile, args.out, args.timeout)
+        check_function(*args)
     except CheckFailed as error:
-        print(f"browser check failed: {error}", file=sys.stderr)
+        print(f"{name} failed: {error}", file=sys.stderr)
         return 1
     return 0
 

@@ -13,7 +13,6 @@ step; on failure one error line and a screenshot of the page beside the screensh
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from urllib.parse import unquote, urlparse
 import nbformat
 import pandas as pd
 
-from browser_check import ROOT, CheckFailed, browser, wait_for  # this folder's browser check (sys.path[0])
+from browser_check import ROOT, CheckFailed, browser, run_check, wait_for  # this folder's browser check (sys.path[0])
 
 from emqlib.harness import paths  # noqa: E402  (browser_check put this checkout first on sys.path)
 from emqlib.harness.site import SCREENSHOTS  # noqa: E402
@@ -120,13 +119,7 @@ def main(argv=None) -> int:
     parser.add_argument("--index-png", type=Path, default=ROOT / "figures" / SCREENSHOTS[0])
     parser.add_argument("--notebook-png", type=Path, default=ROOT / "figures" / SCREENSHOTS[1])
     args = parser.parse_args(argv)
-    os.environ.setdefault("SE_OFFLINE", "true")  # selenium must never fetch a driver or a browser
-    try:
-        check(args.site, args.notebook, args.index_png, args.notebook_png)
-    except CheckFailed as error:
-        print(f"site check failed: {error}", file=sys.stderr)
-        return 1
-    return 0
+    return run_check("site check", check, args.site, args.notebook, args.index_png, args.notebook_png)
 
 
 if __name__ == "__main__":

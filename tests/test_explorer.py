@@ -162,12 +162,18 @@ def test_bad_input_is_one_clear_error_line(run, method, kwargs, message):
     assert "\n" not in str(error.value)
 
 
-def test_the_browser_check_opens_a_copy_of_the_quickstart_at_the_chosen_profile(tmp_path):
+@pytest.fixture
+def browser_check():
+    """scripts/browser_check.py, loaded as a module (scripts/ is not a package)."""
     spec = importlib.util.spec_from_file_location("browser_check", ROOT / "scripts" / "browser_check.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
+    return script
+
+
+def test_the_browser_check_opens_a_copy_of_the_quickstart_at_the_chosen_profile(tmp_path, browser_check):
     source = nbformat.read(ROOT / "notebooks" / "00_quickstart.ipynb", as_version=4)
-    copy = nbformat.read(script.parameterized_copy(tmp_path, "smoke"), as_version=4)
+    copy = nbformat.read(browser_check.parameterized_copy(tmp_path, "smoke"), as_version=4)
     changed = [(a.source, b.source) for a, b in zip(source.cells, copy.cells) if a.source != b.source]
     assert len(copy.cells) == len(source.cells) and len(changed) == 1
     before, after = changed[0]
@@ -175,10 +181,7 @@ def test_the_browser_check_opens_a_copy_of_the_quickstart_at_the_chosen_profile(
     assert "browser-check" in (ROOT / "Makefile").read_text()
 
 
-def test_the_browser_check_never_overwrites_the_readme_image_with_another_profile(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("browser_check", ROOT / "scripts" / "browser_check.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+def test_the_browser_check_never_overwrites_the_readme_image_with_another_profile(browser_check, capsys):
     with pytest.raises(SystemExit) as exit_:
-        script.main(["--profile", "smoke"])
+        browser_check.main(["--profile", "smoke"])
     assert exit_.value.code == 2 and "explorer.png is the cpu profile's screenshot" in capsys.readouterr().err

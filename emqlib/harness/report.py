@@ -43,14 +43,19 @@ def _read(name: str) -> pd.DataFrame | None:
     return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=names) if path.exists() else None
 
 
+def _status_counts(claims: pd.DataFrame) -> tuple[str, int]:
+    """How many claims have each status ("9 reproduced, 12 partial, ..."), and how many graded ones are fragile."""
+    counts = claims.status.value_counts()
+    summary = ", ".join(f"{counts[s]} {s}" for s in (*grading.STATUSES[:3], *grading.UNGRADED, "not run")
+                        if s in counts)
+    return summary, int((claims.fragile.astype(str) == "True").sum())
+
+
 def claims_section() -> str:
     claims = _read("claims.csv")
     if claims is None:
         return "(run `make reproduce`)"
-    counts = claims.status.value_counts()
-    summary = ", ".join(f"{counts[s]} {s}" for s in (*grading.STATUSES[:3], *grading.UNGRADED, "not run")
-                        if s in counts)
-    fragile = int((claims.fragile.astype(str) == "True").sum())
+    summary, fragile = _status_counts(claims)
     shown = pd.DataFrame({
         "claim_id": claims.claim_id, "claim": claims.claim, "compared as": claims.get("protocol", pd.Series("", index=claims.index)).fillna(""),
         "paper_value": claims.paper_value,
@@ -100,12 +105,10 @@ def findings_section() -> str:
     claims = _read("claims.csv")
     if claims is None:
         return "(run `make reproduce`)"
-    counts = claims.status.value_counts()
-    fragile = int((claims.fragile.astype(str) == "True").sum())
-    lines = [f"Of {len(claims)} claims, " + ", ".join(f"{counts[s]} {s}" for s in (*grading.STATUSES[:3],
-             *grading.UNGRADED, "not run") if s in counts)
-             + f"; {fragile} graded verdicts are fragile (leaving out one seed changes them). Each line: our effect, "
-             "its 95% interval over seeds (paired by seed), the seeds, and the paper's value."]
+    summary, fragile = _status_counts(claims)
+    lines = [f"Of {len(claims)} claims, {summary}; {fragile} graded verdicts are fragile (leaving out one seed "
+             "changes them). Each line: our effect, its 95% interval over seeds (paired by seed), the seeds, and the "
+             "paper's value."]
     for status, title in FINDING_GROUPS:
         rows = claims[claims.status == status]
         if len(rows):
