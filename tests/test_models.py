@@ -17,6 +17,7 @@ NUM_CLASSES = 10
 CASES = {
     "resnet8": (1.0, 1, 28, 6, 7),  # 3 blocks x 2 convs; 2 BNs per block + head BN
     "resnet20": (1.0, 3, 32, 18, 19),
+    "resnet20-28px": (1.0, 1, 28, 18, 19),
     "resnet18": (0.25, 3, 32, 16, 17),
     "mobilenetv2": (0.25, 3, 32, 50, 52),  # 17 blocks: 2 + 16 x 3 convs; + stem and last-conv BNs
     "vit": (0.5, 3, 32, 24, 0),  # 6 blocks x (qkv, proj, fc1, fc2)
@@ -42,6 +43,15 @@ def quantized_layers(model: nn.Module) -> list[nn.Module]:
 
 def test_every_model_is_covered() -> None:
     assert set(CASES) == set(MODELS)
+
+
+def test_resnet20_28px_is_resnet20_on_a_quarter_of_the_pixels() -> None:
+    """The same layers and parameters; the stem halves each side, so the last stage sees 4x4, not 7x7."""
+    deep, small = (make(name, image_size=28, in_channels=1) for name in ("resnet20", "resnet20-28px"))
+    assert [p.shape for p in deep.parameters()] == [p.shape for p in small.parameters()]
+    x = torch.randn(2, 1, 28, 28)
+    assert deep.layers(deep.stem(x)).shape[-2:] == (7, 7)
+    assert small.layers(small.stem(x)).shape[-2:] == (4, 4)
 
 
 @pytest.mark.parametrize("bn_mode", BN_MODES)

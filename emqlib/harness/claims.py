@@ -247,13 +247,14 @@ def _largest_angle() -> Measurement:
 
 def _depth_trend() -> Measurement:
     trends = load_result("depth_trends.csv")
-    deep = trends[trends.model == "resnet20"].set_index("seed")
+    model = trends.loc[trends.layers.idxmax(), "model"]  # the deepest model measured
+    deep = trends[trends.model == model].set_index("seed")
     angles = load_result("gradient_angles.csv")
     return Measurement(deep.spearman, f"Spearman correlation of layer depth with the angle at the last epoch over "
-                                      f"{int(deep.layers.iloc[0])} quantized layers of a ResNet-20; permutation "
+                                      f"{int(deep.layers.iloc[0])} quantized layers of {model}; permutation "
                                       f"p-values {', '.join(f'{p:.3f}' for p in deep.p_value)}; ResNet-8 (6 layers): "
                                       f"{trends[trends.model == 'resnet8'].spearman.mean():+.2f}",
-                       _invalid(angles[angles.model == "resnet20"].drop_duplicates("run"), ("model", "seed")))
+                       _invalid(angles[angles.model == model].drop_duplicates("run"), ("model", "seed")))
 
 
 def _untrained_gap() -> Measurement:

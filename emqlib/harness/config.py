@@ -36,7 +36,7 @@ LOOPS = ("joint", "sequential", "batch")
 BIT_ORDERS = ("descending", "ascending")
 OPTIMIZERS = ("adam", "sgd")
 LR_SCHEDULES = ("constant", "cosine", "multistep", "linear")
-MODEL_NAMES = ("resnet8", "resnet20", "resnet18", "mobilenetv2", "vit")
+MODEL_NAMES = ("resnet8", "resnet20", "resnet20-28px", "resnet18", "mobilenetv2", "vit")
 
 
 def _choice(name: str, value, allowed) -> None:

@@ -13,10 +13,11 @@ from torch import nn
 from ..qat import prepare
 from ..quant import QuantSpec
 from .mobilenet import mobilenetv2
-from .resnet import resnet8, resnet18, resnet20
+from .resnet import resnet8, resnet18, resnet20, resnet20_28px
 from .vit import vit
 
-MODELS = {"resnet8": resnet8, "resnet20": resnet20, "resnet18": resnet18, "mobilenetv2": mobilenetv2, "vit": vit}
+MODELS = {"resnet8": resnet8, "resnet20": resnet20, "resnet20-28px": resnet20_28px, "resnet18": resnet18,
+          "mobilenetv2": mobilenetv2, "vit": vit}
 
 
 def plain_model(name: str, *, num_classes: int, in_channels: int, image_size: int, width: float = 1.0) -> nn.Module:

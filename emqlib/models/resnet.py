@@ -75,6 +75,12 @@ def resnet20(width: float = 1.0, **kwargs) -> PreActResNet:
     return PreActResNet([3, 3, 3], _scaled([16, 32, 64], width), stem_stride=1, **kwargs)
 
 
+def resnet20_28px(width: float = 1.0, **kwargs) -> PreActResNet:
+    """ResNet-20 with ResNet-8's stride-2 stem for 28x28 inputs: the same 18 quantized layers on a quarter of the
+    pixels, about a third of the training time of :func:`resnet20` on Fashion-MNIST (the cpu profile's depth study)."""
+    return PreActResNet([3, 3, 3], _scaled([16, 32, 64], width), stem_stride=2, **kwargs)
+
+
 def resnet18(width: float = 1.0, **kwargs) -> PreActResNet:
     """ResNet-18, CIFAR variant (3x3 stride-1 stem), pre-activation blocks like the others."""
     return PreActResNet([2, 2, 2, 2], _scaled([64, 128, 256, 512], width), stem_stride=1, **kwargs)

@@ -62,10 +62,11 @@ def full_data_configs(profile: str, seed: int, epochs: int | None = None) -> dic
 
 
 def regime_check(profile: str = "cpu", seeds: Sequence[int] = (0, 1, 2), factor: int = 2,
-                 eval_every: int = 3) -> pd.DataFrame:
+                 eval_every: int = 3, alongside: Sequence[RunConfig] = ()) -> pd.DataFrame:
     """Full-data EMQ at the profile's epochs and at ``factor`` times as many, per seed, with the longer run's
     test accuracy every ``eval_every`` epochs: one row per (seed, epochs, epoch, bits). Pruning and cost claims
-    need every trained bit-width converged (:func:`convergence`)."""
+    need every trained bit-width converged (:func:`convergence`). ``alongside``: a notebook's later runs, trained
+    in the same pool (no worker waits while the last long run trains)."""
     base = profile_config(profile, "emq")
     plan = []
     for seed in seeds:
@@ -73,6 +74,7 @@ def regime_check(profile: str = "cpu", seeds: Sequence[int] = (0, 1, 2), factor:
         plan.append((dict(seed=seed, epochs=factor * base.optim.epochs),
                      base.replace(seed=seed, optim={"epochs": factor * base.optim.epochs},
                                   record={"eval_every": eval_every, "validate": False})))
+    run_all([c for _, c in plan] + list(alongside))
     summaries = summarize_plan(plan, arm=["epochs"])
     frames = []
     for (labels_, _), r, (_, row) in zip(plan, run_all([c for _, c in plan]), summaries.iterrows()):
@@ -104,24 +106,29 @@ def convergence_summary(regime: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values("bits", ascending=False).reset_index(drop=True)
 
 
+def table_plan(profile: str = "cpu", rate: float = 0.8, seeds: Sequence[int] = (0, 1, 2),
+               arms: Sequence[str] = tuple(ARMS)) -> list[tuple[dict, RunConfig]]:
+    """(labels, configuration) of every row of :func:`pruning_table`."""
+    fraction = round(1 - rate, 6)
+    budget = equal_budget_epochs(profile_config(profile).optim.epochs, fraction)
+    plan = []
+    for seed in seeds:
+        plan += [(dict(method=label, pruning_rate=rate, seed=seed), arm_config(profile, label, fraction, seed))
+                 for label in arms]
+        plan += [(dict(method=label, pruning_rate=0.0, seed=seed), config)
+                 for label, config in full_data_configs(profile, seed).items()]
+        plan += [(dict(method=label, pruning_rate=rate, seed=seed), config)
+                 for label, config in full_data_configs(profile, seed, budget).items()]
+    return plan
+
+
 def pruning_table(profile: str = "cpu", rate: float = 0.8, seeds: Sequence[int] = (0, 1, 2),
                   arms: Sequence[str] = tuple(ARMS)) -> pd.DataFrame:
     """Every arm at ``rate``, and full data in both loops, for the profile's epochs and for the coreset's
     sample passes (equal budget: :func:`emqlib.harness.cost.equal_budget_epochs`), per seed; each run
     evaluated on the test set (``acc_*``) and on the validation split (``val_acc_*``, the profile's
     ``record.validate``)."""
-    fraction = round(1 - rate, 6)
-    plan = []
-    for seed in seeds:
-        plan += [(dict(method=label, pruning_rate=rate, seed=seed), arm_config(profile, label, fraction, seed))
-                 for label in arms]
-        base = profile_config(profile)
-        budget = equal_budget_epochs(base.optim.epochs, fraction)
-        plan += [(dict(method=label, pruning_rate=0.0, seed=seed), config)
-                 for label, config in full_data_configs(profile, seed).items()]
-        plan += [(dict(method=label, pruning_rate=rate, seed=seed), config)
-                 for label, config in full_data_configs(profile, seed, budget).items()]
-    return summarize_plan(plan, arm=["method"])
+    return summarize_plan(table_plan(profile, rate, seeds, arms), arm=["method"])
 
 
 def chosen_sampler(table: pd.DataFrame) -> dict:

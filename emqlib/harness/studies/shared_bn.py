@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from ...bits import SUPPORTED_BITS
-from ..config import profile_config
+from ..config import RunConfig, profile_config
 from .common import run_all, with_checks
 
 NO_CORRECTION = {"model": {"quant": {"bias_correction": False}}}
@@ -31,10 +31,15 @@ ABLATIONS = {
 }
 
 
-def accuracy_at_all_bits(profile: str, variants: dict, seeds: Sequence[int] = (0,), bits=SUPPORTED_BITS) -> pd.DataFrame:
-    """Test accuracy at every bit-width (trained or not) for each variant and seed (short schedule)."""
-    plan = [(label, seed, recalibrate, profile_config(profile, method, short=True, seed=seed, **changes))
+def variant_plan(profile: str, variants: dict, seeds: Sequence[int]) -> list[tuple[str, int, bool, RunConfig]]:
+    """(label, seed, recalibrate, configuration) of each variant and seed, on the short schedule."""
+    return [(label, seed, recalibrate, profile_config(profile, method, short=True, seed=seed, **changes))
             for seed in seeds for label, (method, changes, recalibrate) in variants.items()]
+
+
+def accuracy_at_all_bits(plan: Sequence[tuple[str, int, bool, RunConfig]], bits=SUPPORTED_BITS) -> pd.DataFrame:
+    """Test accuracy at every bit-width (trained or not) for each (label, seed, recalibrate, configuration) of
+    ``plan`` (:func:`variant_plan`), its runs trained together."""
     runs = run_all([config for *_, config in plan], [(bits, recalibrate) for _, _, recalibrate, _ in plan])
     frames = [r.evaluate(bits, recalibrate=recalibrate).assign(variant=label, seed=seed, run=r.path.name)
               for (label, seed, recalibrate, _), r in zip(plan, runs)]
@@ -43,9 +48,9 @@ def accuracy_at_all_bits(profile: str, variants: dict, seeds: Sequence[int] = (0
 
 
 def shared_bn_study(profile: str = "cpu", seeds: Sequence[int] = (0, 1)) -> pd.DataFrame:
-    """Accuracy at every bit-width: the main variants for every seed, the ablations for the first."""
-    return pd.concat([accuracy_at_all_bits(profile, VARIANTS, seeds),
-                      accuracy_at_all_bits(profile, ABLATIONS, seeds[:1])], ignore_index=True)
+    """Accuracy at every bit-width: the main variants for every seed, the ablations for the first (one pool of
+    runs, so that no worker waits for the other's last run between the two)."""
+    return accuracy_at_all_bits(variant_plan(profile, VARIANTS, seeds) + variant_plan(profile, ABLATIONS, seeds[:1]))
 
 
 def quant_core_check(profile: str = "cpu", seed: int = 0) -> pd.DataFrame:
@@ -54,7 +59,7 @@ def quant_core_check(profile: str = "cpu", seed: int = 0) -> pd.DataFrame:
     keys = ["shared BN + correction", "shared BN, no correction", "shared BN + correction, ReLU at 32 bits",
             "shared BN, no correction, ReLU at 32 bits"]
     variants = {**VARIANTS, **ABLATIONS}
-    return accuracy_at_all_bits(profile, {k: variants[k] for k in keys}, (seed,))
+    return accuracy_at_all_bits(variant_plan(profile, {k: variants[k] for k in keys}, (seed,)))
 
 
 def trained_neighbours(b: int, trained: Sequence[int]) -> list[int]:
