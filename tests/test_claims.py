@@ -493,6 +493,26 @@ def test_readme_findings_name_a_child_that_has_not_converged_and_the_claims_it_t
     assert "gains under 0.5 points at every trained bit-width" in line
 
 
+def test_evidence_targets_are_measured_from_the_results_and_marked_met_or_missed():
+    statuses = ["reproduced"] * 7 + ["not reproduced"] * 2 + ["partial", "not run", "not comparable"]
+    seeds = [3] * 8 + [2] + [3, 0, 0]  # the second "not reproduced" rests on 2 seeds: not settled
+    save_result(pd.DataFrame({"claim_id": [f"C{i}" for i in range(12)], "status": statuses, "n_seeds": seeds}),
+                "claims.csv")
+    save_result(pd.DataFrame({"bits": [32, 2], "seeds": 3, "gain": [0.2, 0.9]}), "convergence.csv")
+    save_result(pd.DataFrame({"method": ["a", "b"], "spearman": 0.75}), "ranking.csv")
+    lines = report.evidence_lines()
+    assert lines == [
+        "- graded claims settled (reproduced or not reproduced, on at least 3 seeds) (> 80%): 80% (8 of 10 graded "
+        "rows): **missed**",  # 80% is not more than 80%
+        "- gain of each trained bit-width from twice the epochs (mean over seeds) (< 0.5 points): 32-bit +0.20, "
+        "2-bit +0.90 over 3 seeds: **missed by 2-bit**",
+        "- Spearman correlation of the pruned arms' validation and test ranks (> 0.8): 0.75 over 2 arms: **missed**"]
+    save_result(pd.DataFrame({"bits": [32, 2], "seeds": 3, "gain": [0.2, 0.4]}), "convergence.csv")
+    save_result(pd.DataFrame({"method": ["a", "b"], "spearman": 0.85}), "ranking.csv")
+    assert [line.rsplit(" ", 1)[-1] for line in report.evidence_lines()[1:]] == ["**met**", "**met**"]
+    assert "**met**" in report.targets_section("cpu").splitlines()[-1]
+
+
 def test_the_documents_are_rewritten_from_the_repository_results_only(tmp_path, monkeypatch):
     stale = {}
     for name, block in [("README", "findings"), ("ENGINEERING", "claims")]:  # copies: the repository's stay as they are

@@ -12,6 +12,7 @@ import pandas as pd
 
 from . import claims
 from .results import load_result
+from .targets import TARGETS
 
 STATUS_WORDS = {"reproduced": "reproduced", "partial": "partly reproduced", "not reproduced": "not reproduced",
                 "invalid": "not graded: it rests on a run that fails a check",
@@ -121,8 +122,9 @@ def _pruning() -> list[str]:
                      f"{choice.ci_high:+.2f}]: a tie, so EMQ's sampler is the simplest of the tied designs, "
                      f"{choice.chosen}")
     ranking = load_result("ranking.csv")
-    notes.append(f"validation ranks the pruned arms like the test set: Spearman {ranking.spearman.iloc[0]:.2f} over "
-                 f"{len(ranking)} arms")
+    rho, agreement = ranking.spearman.iloc[0], TARGETS["ranking"]
+    notes.append(f"validation ranks the pruned arms {'like' if agreement.met(rho) else 'unlike'} the test set: "
+                 f"Spearman {rho:.2f} over {len(ranking)} arms (target {agreement.shown})")
     regime = load_result("convergence.csv")
     slow = regime[~regime.converged.astype(bool)]
     if len(slow):

@@ -13,7 +13,7 @@ import pandas as pd
 from . import findings, grading, paths
 from .claims import TARGETS as TARGET_CLAIMS
 from .storage import atomic_write_text, load_json
-from .targets import BY_METRIC, TARGETS, VERDICTS
+from .targets import BY_METRIC, TARGETS, VERDICTS, Target
 
 README = paths.ROOT / "README.md"
 ENGINEERING = paths.ROOT / "docs" / "engineering.md"
@@ -255,7 +255,36 @@ def targets_section(profile: str = "cpu") -> str:
         budget = (f"A cold `make reproduce` (empty run cache) took {minutes:.1f} minutes against a target of "
                   f"{goal.threshold:g} and a limit of {limit.threshold:g}: {verdict}. ")
     return (budget + "Each target is graded by the claims' rule, with the target as threshold: **met** when every "
-            "seed (at least 3) and the 95% interval lie on its side.\n\n" + markdown_table(pd.DataFrame(rows)))
+            "seed (at least 3) and the 95% interval lie on its side.\n\n" + markdown_table(pd.DataFrame(rows))
+            + "\n\nThe evidence the claims rest on:\n\n" + "\n".join(evidence_lines()))
+
+
+def evidence_lines() -> list[str]:
+    """The evidence targets (settled verdicts, convergence per bit-width, a validation split that ranks like the
+    test set), each measured from the results and marked met or missed; one list item each."""
+    targets, lines = TARGETS, []
+    claims = _read("claims.csv")
+    if claims is not None:
+        graded = claims[claims.status.isin(grading.STATUSES[:3])]
+        settled = graded[graded.status.isin(["reproduced", "not reproduced"]) & (graded.n_seeds >= 3)]
+        share = 100.0 * len(settled) / max(1, len(graded))
+        lines.append(_evidence(targets["settled"], f"{share:.0f}% ({len(settled)} of {len(graded)} graded rows)",
+                               targets["settled"].met(share)))
+    convergence = _read("convergence.csv")
+    if convergence is not None:
+        slow = [f"{int(r.bits)}-bit" for r in convergence.itertuples() if not targets["converged"].met(r.gain)]
+        gains = ", ".join(f"{int(r.bits)}-bit {r.gain:+.2f}" for r in convergence.itertuples())
+        lines.append(_evidence(targets["converged"], f"{gains} over {int(convergence.seeds.min())} seeds",
+                               not slow, f"missed by {', '.join(slow)}"))
+    ranking = _read("ranking.csv")
+    if ranking is not None:
+        rho = float(ranking.spearman.iloc[0])
+        lines.append(_evidence(targets["ranking"], f"{rho:.2f} over {len(ranking)} arms", targets["ranking"].met(rho)))
+    return lines or ["- (run `make reproduce`)"]
+
+
+def _evidence(target: Target, measured: str, met: bool, missed: str = "missed") -> str:
+    return f"- {target.text} ({target.shown}): {measured}: **{'met' if met else missed}**"
 
 
 def study_costs_section() -> str:

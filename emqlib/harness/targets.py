@@ -41,6 +41,12 @@ TARGETS = {t.name: t for t in [
            metric="quant_step_ratio"),
     Target("dedicated_gap", "each method's average accuracy within 1.5 points of Dedicated's (Dedicated minus it)",
            "below", 1.5, " points", metric="accuracy_gap"),
+    # of the evidence the claims rest on (measured by `make reproduce`: claims.csv, convergence.csv, ranking.csv)
+    Target("settled", "graded claims settled (reproduced or not reproduced, on at least 3 seeds)", "above", 80.0,
+           "%"),
+    Target("converged", "gain of each trained bit-width from twice the epochs (mean over seeds)", "below", 0.5,
+           " points"),
+    Target("ranking", "Spearman correlation of the pruned arms' validation and test ranks", "above", 0.8),
     # of a cold `make reproduce` (empty run cache) at the cpu profile
     Target("reproduce", "a cold `make reproduce` within 60 minutes", "below", 60.0, " minutes"),
     Target("reproduce_limit", "a cold `make reproduce` within 75 minutes at most", "below", 75.0, " minutes"),

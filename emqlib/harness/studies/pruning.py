@@ -12,9 +12,11 @@ from .. import labels
 from ..config import RunConfig, profile_config
 from ..cost import equal_budget_epochs
 from ..stats import spearman, t_interval
+from ..targets import TARGETS
 from .common import coreset_config, run_all, summarize_plan
 
-CONVERGENCE_GAIN = 0.5  # points: a bit-width has converged when doubling the epochs gains less than this
+# points: a bit-width has converged when doubling the epochs gains less than this
+CONVERGENCE_GAIN = TARGETS["converged"].threshold
 
 # The arms of the 80% table: label -> (selection rule, its settings, what the arm is). Warm-up W = 2 epochs on
 # uniform subsets wherever scores come from the model being trained (the profile's reselection interval).
