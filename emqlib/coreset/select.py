@@ -72,16 +72,22 @@ def random_subset(
     return torch.cat(kept).sort().values
 
 
+def _check_epoch_rule(fraction, labels: Tensor, epoch: int) -> float:
+    """The checks of a rule that gives each epoch its own part of every class; returns the fraction."""
+    fraction = check_fraction(fraction)
+    _check_labels(labels)
+    if epoch < 0:
+        raise ValueError(f"epoch must be >= 0, got {epoch}")
+    return fraction
+
+
 def split_part(labels: Tensor, fraction, epoch: int, generator: torch.Generator) -> Tensor:
     """The full-coverage split (ACS Tab. 8): each class, in a fixed random order, is cut into parts
     of its budget round(fraction * n_c), used in turn one per epoch, wrapping around the order, so
     every sample is trained on once in every ceil(n_c / budget) consecutive epochs (ceil(1/S) when
     the budget divides n_c) and no sample twice within one epoch. ``generator`` fixes the order; it
     must be seeded the same way at every epoch (the part depends only on the seed and ``epoch``)."""
-    fraction = check_fraction(fraction)
-    _check_labels(labels)
-    if epoch < 0:
-        raise ValueError(f"epoch must be >= 0, got {epoch}")
+    fraction = _check_epoch_rule(fraction, labels, epoch)
     kept = []
     for idx in class_groups(labels.shape[0], labels, True):
         order, budget = torch.randperm(len(idx), generator=generator), _budget(len(idx), fraction)
@@ -95,10 +101,7 @@ def rs2_window(labels: Tensor, fraction, epoch: int, order_of_pass) -> Tensor:
     cut into P = ceil(n_c / k_c) windows of the budget k_c; epoch e trains on window e mod P of pass
     e // P. A last window shorter than k_c is topped up with samples drawn from earlier windows of the
     same pass, so every epoch has k_c samples, none twice, and every sample is seen in every pass."""
-    fraction = check_fraction(fraction)
-    _check_labels(labels)
-    if epoch < 0:
-        raise ValueError(f"epoch must be >= 0, got {epoch}")
+    fraction = _check_epoch_rule(fraction, labels, epoch)
     kept = []
     for idx in class_groups(labels.shape[0], labels, True):
         budget = _budget(len(idx), fraction)
