@@ -12,6 +12,7 @@ from emqlib.harness import labels
 from emqlib.harness.build import lr_schedule
 from emqlib.harness.config import config_hash, profile_config
 from emqlib.harness.cost import equal_budget_epochs
+from emqlib.harness.runs import is_done, run_path
 from emqlib.harness.studies import acs, cost, pruning
 
 FREE, ONCE, TOPK = pruning.SIMPLEST_FIRST  # EMQ's designs, simplest first
@@ -194,7 +195,10 @@ def test_smoke_studies_of_notebooks_04_and_05(tmp_path, monkeypatch):
     smoke = profile_config("smoke")
     bits = set(smoke.model.bits)
 
-    checked = pruning.regime_check("smoke", seeds=(0,))
+    plan = pruning.table_plan("smoke", seeds=(0,), arms=(FREE, RANDOM))
+    assert not any(is_done(run_path(config)) for _, config in plan)
+    checked = pruning.regime_check("smoke", seeds=(0,), alongside=[config for _, config in plan])
+    assert all(is_done(run_path(config)) for _, config in plan)  # the table's runs trained in the same call
     assert sorted(checked.epochs.unique()) == [2, 4] and set(checked.bits) == bits
     assert {"seed", "epoch", "test_accuracy", "train_loss", "run", "valid", "invalid_reason"} <= set(checked.columns)
     summary = pruning.convergence_summary(checked)
