@@ -304,7 +304,8 @@ def _block(g: _Graph, x: str, block: PreActBlock, name: str) -> str:
 
 def _check_bits(model: nn.Module, bits: int, activation_bits: int) -> None:
     if not isinstance(model, PreActResNet):
-        raise ValueError(f"export supports the ResNet models (resnet8, resnet20, resnet20-28px, resnet18), not {type(model).__name__}")
+        raise ValueError(f"export supports the ResNet models (resnet8, resnet20, resnet20-28px, resnet18), "
+                         f"not {type(model).__name__}")
     if (bits == FULL_PRECISION) != (activation_bits == FULL_PRECISION):
         raise ValueError(f"export needs weights and activations both quantized or both 32-bit, got weights at "
                          f"{bits} and activations at {activation_bits} bits")

@@ -262,24 +262,24 @@ def targets_section(profile: str = "cpu") -> str:
 def evidence_lines() -> list[str]:
     """The evidence targets (settled verdicts, convergence per bit-width, a validation split that ranks like the
     test set), each measured from the results and marked met or missed; one list item each."""
-    targets, lines = TARGETS, []
+    lines = []
     claims = _read("claims.csv")
     if claims is not None:
         graded = claims[claims.status.isin(grading.STATUSES[:3])]
         settled = graded[graded.status.isin(["reproduced", "not reproduced"]) & (graded.n_seeds >= 3)]
         share = 100.0 * len(settled) / max(1, len(graded))
-        lines.append(_evidence(targets["settled"], f"{share:.0f}% ({len(settled)} of {len(graded)} graded rows)",
-                               targets["settled"].met(share)))
+        lines.append(_evidence(TARGETS["settled"], f"{share:.0f}% ({len(settled)} of {len(graded)} graded rows)",
+                               TARGETS["settled"].met(share)))
     convergence = _read("convergence.csv")
     if convergence is not None:
-        slow = [f"{int(r.bits)}-bit" for r in convergence.itertuples() if not targets["converged"].met(r.gain)]
+        slow = [f"{int(r.bits)}-bit" for r in convergence.itertuples() if not TARGETS["converged"].met(r.gain)]
         gains = ", ".join(f"{int(r.bits)}-bit {r.gain:+.2f}" for r in convergence.itertuples())
-        lines.append(_evidence(targets["converged"], f"{gains} over {int(convergence.seeds.min())} seeds",
+        lines.append(_evidence(TARGETS["converged"], f"{gains} over {int(convergence.seeds.min())} seeds",
                                not slow, f"missed by {', '.join(slow)}"))
     ranking = _read("ranking.csv")
     if ranking is not None:
         rho = float(ranking.spearman.iloc[0])
-        lines.append(_evidence(targets["ranking"], f"{rho:.2f} over {len(ranking)} arms", targets["ranking"].met(rho)))
+        lines.append(_evidence(TARGETS["ranking"], f"{rho:.2f} over {len(ranking)} arms", TARGETS["ranking"].met(rho)))
     return lines or ["- (run `make reproduce`)"]
 
 

@@ -6,6 +6,7 @@ and ``full_precision_layers``, the names of the layers prepare leaves as they ar
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from torch import nn
@@ -13,10 +14,10 @@ from torch import nn
 from ..qat import prepare
 from ..quant import QuantSpec
 from .mobilenet import mobilenetv2
-from .resnet import resnet8, resnet18, resnet20, resnet20_28px
+from .resnet import resnet8, resnet18, resnet20
 from .vit import vit
 
-MODELS = {"resnet8": resnet8, "resnet20": resnet20, "resnet20-28px": resnet20_28px, "resnet18": resnet18,
+MODELS = {"resnet8": resnet8, "resnet20": resnet20, "resnet20-28px": functools.partial(resnet20, stem_stride=2), "resnet18": resnet18,
           "mobilenetv2": mobilenetv2, "vit": vit}
 
 

@@ -76,10 +76,10 @@ def regime_check(profile: str = "cpu", seeds: Sequence[int] = (0, 1, 2), factor:
         plan.append((dict(seed=seed, epochs=factor * base.optim.epochs),
                      base.replace(seed=seed, optim={"epochs": factor * base.optim.epochs},
                                   record={"eval_every": eval_every, "validate": False})))
-    run_all([c for _, c in plan] + list(alongside))
+    runs = run_all([c for _, c in plan] + list(alongside))[:len(plan)]
     summaries = summarize_plan(plan, arm=["epochs"])
     frames = []
-    for (labels_, _), r, (_, row) in zip(plan, run_all([c for _, c in plan]), summaries.iterrows()):
+    for (labels_, _), r, (_, row) in zip(plan, runs, summaries.iterrows()):
         m = r.metrics.dropna(subset=["test_accuracy"])
         frames.append(m[["epoch", "bits", "test_accuracy", "train_loss"]].assign(
             **labels_, run=r.path.name, valid=row.valid, invalid_reason=row.invalid_reason))
