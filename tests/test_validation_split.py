@@ -54,3 +54,11 @@ def test_a_validating_run_records_both_accuracies_of_the_same_model(tmp_path):
     evaluated = run.evaluate(config.model.bits, split="validation").set_index("bits").accuracy
     for b, accuracy in zip(final.bits, final.val_accuracy):
         assert evaluated[b] == pytest.approx(accuracy, abs=1e-9)
+
+
+def test_the_cpu_profile_validates_where_choices_are_made_only():
+    # the full schedule (the pruning and cost claims, where samplers and served bit-widths are chosen) measures both
+    # splits; the short one measures the test set only, from the same held-out images
+    full, short = profile_config("cpu"), profile_config("cpu", short=True)
+    assert full.record.validate and not short.record.validate
+    assert short.data == full.data
