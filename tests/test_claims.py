@@ -513,6 +513,19 @@ def test_evidence_targets_are_measured_from_the_results_and_marked_met_or_missed
     assert "**met**" in report.targets_section("cpu").splitlines()[-1]
 
 
+def test_the_settled_target_says_what_more_seeds_could_settle():
+    statuses = ["reproduced"] * 7 + ["not reproduced", "partial", "partial", "not run"]
+    more = [""] * 8 + ["4 (if they keep these 3 seeds' mean and spread)", "none (seed 2 is against the paper's "
+                       "direction)", ""]
+    save_result(pd.DataFrame({"claim_id": [f"C{i}" for i in range(11)], "status": statuses, "n_seeds": [3] * 10 + [0],
+                              "seeds_to_reproduce": more}), "claims.csv")
+    line = report.evidence_lines()[0]
+    assert line.startswith("- graded claims settled (reproduced or not reproduced, on at least 3 seeds) (> 80%): 80% "
+                           "(8 of 10 graded rows): **missed**. Of the 2 partial rows, more seeds could reproduce 1 "
+                           "(C8 4 seeds in all, if they keep the mean and spread of the seeds run), which would settle "
+                           "90%; no number of seeds reproduces the other 1 (C9: ")
+
+
 def test_the_documents_are_rewritten_from_the_repository_results_only(tmp_path, monkeypatch):
     stale = {}
     for name, block in [("README", "findings"), ("ENGINEERING", "claims")]:  # copies: the repository's stay as they are

@@ -151,3 +151,18 @@ def test_a_notebook_grades_its_own_claims_whatever_another_notebooks_results_hol
     assert len(lines) == 5 and all("**reproduced**" in line for line in lines)
     assert findings.what_we_found("01_activation_alignment", "smoke").startswith(
         "## What we found\n\nThis notebook grades no claim of the papers.")
+
+
+def test_a_partial_claims_line_says_what_more_seeds_could_do():
+    claim = pd.Series({"claim_id": "E12", "claim": "untrained bit-widths work", "our_setting": "cpu profile",
+                       "our_value": "largest gap 0.53 points (mean of 3; seed 0: 0.85 points)", "ci_low": -0.18,
+                       "ci_high": 1.24, "n_seeds": 3, "fragile": "True", "paper_value": "qualitative",
+                       "seeds_to_reproduce": "4 (if they keep these 3 seeds' mean and spread)"})
+    assert findings.claim_line(claim) == (
+        "- **E12** untrained bit-widths work: largest gap 0.53 points [-0.18, +1.24], 3 seeds, fragile; paper: "
+        "qualitative; seeds to reproduce it: 4 (if they keep these 3 seeds' mean and spread)")
+    settled = claim.drop("seeds_to_reproduce")  # a claims table written before the column
+    assert findings.claim_line(settled).endswith("paper: qualitative")
+    read_back = claim.copy()
+    read_back["seeds_to_reproduce"] = float("nan")  # an empty cell of claims.csv read back
+    assert findings.claim_line(read_back).endswith("paper: qualitative")

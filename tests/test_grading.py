@@ -125,6 +125,34 @@ def test_four_seeds_keep_the_three_seed_minimum_when_one_is_left_out():
     assert not grading.is_fragile(values, "beats")
 
 
+def test_seeds_to_reproduce_projects_the_mean_and_spread_by_hand():
+    # 1, 2, 3: mean 2, s 1; 3 seeds: 2 - 4.3027/sqrt(3) = -0.48 (partial); 4: 2 - 3.1824/2 = +0.41 (clears 0)
+    assert grading.seeds_to_reproduce(pd.Series([1.0, 2.0, 3.0]), "beats") == \
+        "4 (if they keep these 3 seeds' mean and spread)"
+    # -0.57, -0.10, -0.44 below 0: mean -0.37, s 0.2427; 4 seeds: half 0.386 (not clear), 5: half 0.301
+    assert grading.seeds_to_reproduce(pd.Series([-0.57, -0.10, -0.44]), "below").startswith("5 (")
+    # nine seeds at 0.001 and one at 1: mean 0.10, s 0.32: about 40 seeds would be needed
+    assert grading.seeds_to_reproduce(pd.Series([0.001] * 9 + [1.0]), "beats").startswith("more than 30 (")
+    assert grading.seeds_to_reproduce(pd.Series([0.5]), "beats").startswith("at least 3 (")
+
+
+def test_no_number_of_seeds_reproduces_a_seed_against_or_a_small_effect():
+    against = pd.Series([-0.61, -0.60, -1.03], index=[0, 1, 2])
+    assert grading.seeds_to_reproduce(against, "above", -1.0) == \
+        "none (seed 2 is against the paper's direction)"
+    small = pd.Series([0.26, 0.18, 0.16])  # clears 0 on 3 seeds, but 0.20 is under half of 4.24
+    assert grading.grade(small, "beats").status == "reproduced"
+    assert grading.seeds_to_reproduce(small, "beats", paper_effect=4.24) == \
+        "none (the mean effect is under half the paper's)"
+    assert grading.seeds_to_reproduce(pd.Series([0.3, -0.2, 0.25, -0.1]), "beats") == \
+        "none (seeds 1, 3 are against the paper's direction)"
+
+
+@pytest.mark.parametrize("values", [[1.0, 1.1, 1.2], [-1.0, 0.2, -0.5]])
+def test_settled_statuses_need_no_more_seeds(values):
+    assert grading.seeds_to_reproduce(pd.Series(values), "beats") == ""
+
+
 def test_bad_directions_are_refused():
     with pytest.raises(ValueError, match="direction must be one of"):
         grading.grade([1.0], "exceeds")

@@ -28,7 +28,7 @@ CLAIMS = pd.DataFrame([
 ], columns=["claim_id", "status", "n_seeds", "ci_low", "ci_high", "fragile", "reason", "notebook"]).assign(
     claim=lambda f: "claim text of " + f.claim_id, source="paper", paper_value=lambda f: "paper " + f.claim_id,
     protocol=["paper", "strongest control", "", "", "", ""], our_value=lambda f: "ours " + f.claim_id, our_setting="",
-    criterion="")[claims.COLUMNS]  # the columns of results/claims.csv
+    criterion="", seeds_to_reproduce="")[claims.COLUMNS]  # the columns of results/claims.csv
 
 
 def widget_state() -> dict:

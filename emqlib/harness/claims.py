@@ -28,7 +28,7 @@ from .results import load_result
 from .targets import NON_INFERIORITY, TARGETS as TARGET_TABLE
 
 COLUMNS = ["claim_id", "claim", "source", "paper_value", "protocol", "our_value", "our_setting", "status", "n_seeds",
-           "ci_low", "ci_high", "fragile", "criterion", "reason", "notebook"]
+           "ci_low", "ci_high", "fragile", "seeds_to_reproduce", "criterion", "reason", "notebook"]
 NOT_RUN = "not run"
 INVALID = "invalid"
 NOT_COMPARABLE = "not comparable"
@@ -629,7 +629,7 @@ def grade_claim(claim: Claim, setting: str) -> dict:
     row = dict(claim_id=claim.claim_id, claim=claim.claim, source=claim.source, paper_value=claim.paper_value,
                protocol=claim.protocol, our_value="", our_setting="",
                status=NOT_RUN if claim.comparable else NOT_COMPARABLE, n_seeds=0, ci_low=math.nan, ci_high=math.nan,
-               fragile=pd.NA, criterion="", reason=claim.reason, notebook=claim.notebook)
+               fragile=pd.NA, seeds_to_reproduce="", criterion="", reason=claim.reason, notebook=claim.notebook)
     if claim.metric is None:
         return row
     row["criterion"] = grading.criterion(claim.direction, claim.threshold, claim.paper_effect, claim.measure,
@@ -653,7 +653,8 @@ def grade_claim(claim: Claim, setting: str) -> dict:
               "ci_low": round(verdict.ci_low, 4), "ci_high": round(verdict.ci_high, 4)}
     if measured.invalid:
         return {**graded, "status": INVALID, "reason": "rests on runs that fail a check: " + "; ".join(measured.invalid)}
-    return {**graded, "status": verdict.status, "fragile": grading.is_fragile(values, *args)}
+    return {**graded, "status": verdict.status, "fragile": grading.is_fragile(values, *args),
+            "seeds_to_reproduce": grading.seeds_to_reproduce(values, *args)}
 
 
 def build_claims(profile: str, claims: list[Claim] | None = None) -> pd.DataFrame:

@@ -52,8 +52,10 @@ def claim_line(row: pd.Series) -> str:
     interval = "" if pd.isna(row.ci_low) else f" [{row.ci_low:+.2f}, {row.ci_high:+.2f}]"
     fragile = ", fragile" if str(row.fragile) == "True" else ""
     short = " (short schedule)" if "short schedule" in str(row.our_setting) else ""
+    more = row.get("seeds_to_reproduce")
+    more = f"; seeds to reproduce it: {more}" if isinstance(more, str) and more else ""
     return (f"- **{row.claim_id}** {row.claim}{short}: {measured(row)}{interval}, {int(row.n_seeds)} seeds{fragile}; "
-            f"paper: {row.paper_value}")
+            f"paper: {row.paper_value}{more}")
 
 
 def claim_sentences(table: pd.DataFrame) -> list[str]:

@@ -24,6 +24,11 @@ Fragility (:func:`is_fragile`): the claim is graded again without each seed in t
 rule with the seed minimum lowered to n - 1 (so that 3 seeds can still be reproduced on 2); a
 claim whose status changes in any of those gradings hangs on one run and is fragile. A claim
 measured on one seed is always fragile (without it nothing is left).
+
+What more seeds could do for a ``partial`` claim (:func:`seeds_to_reproduce`): nothing, when a seed is already
+against the paper's direction or the mean effect is under half the paper's (the rule asks for every seed and
+for the mean); otherwise the fewest seeds whose 95% t-interval clears the threshold if further seeds keep
+these seeds' mean and standard deviation (a projection, not a promise: their mean may move either way).
 """
 from __future__ import annotations
 
@@ -33,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .stats import t_interval
+from .stats import t_interval, t_quantile_975
 
 RULES = ("A claim is graded on one value per seed (a paired difference, paired by seed, where it compares "
          "two arms). **reproduced**: the paper's direction holds in every seed, with at least 3 seeds, and the "
@@ -44,13 +49,17 @@ RULES = ("A claim is graded on one value per seed (a paired difference, paired b
          "because a run it reads fails a check (chance level, a collapsed bit-width, a loss that is not finite or "
          "never fell); **not comparable**: our counting cannot match the paper's. **fragile**: the "
          "status changes when any one seed is left out (graded with the seed minimum lowered to n - 1); "
-         "a claim on one seed is always fragile.")
+         "a claim on one seed is always fragile. **seeds to reproduce** (a partial row): how many seeds in all "
+         "would reproduce it if further seeds kept the mean and spread of those run, or none, when a seed is "
+         "against the paper's direction or the mean effect is under half the paper's.")
 DIRECTIONS = ("beats", "above", "below", "matches")
 STATUSES = ("reproduced", "partial", "not reproduced", "not run")
 # what a claim is when it is not graded: it read a run that fails a check (emqlib.harness.validity), or our
 # counting cannot match the paper's
 UNGRADED = ("invalid", "not comparable")
 MIN_SEEDS = 3  # fewest paired seeds for "reproduced"
+MOST_SEEDS = 30  # the projection of :func:`seeds_to_reproduce` looks no further
+NO_NUMBER = "none"  # how :func:`seeds_to_reproduce` begins when no number of seeds can reproduce a claim
 
 
 @dataclass(frozen=True)
@@ -129,6 +138,33 @@ def is_fragile(values, direction: str, threshold: float = 0.0, paper_effect: flo
     relaxed = max(1, min(min_seeds, len(series) - 1))
     return any(grade(series.drop(seed), direction, threshold, paper_effect, relaxed).status != full
                for seed in series.index)
+
+
+def seeds_to_reproduce(values, direction: str, threshold: float = 0.0, paper_effect: float | None = None) -> str:
+    """For a claim graded ``partial``, what more seeds could do (see the module docstring), in words: how many
+    seeds in all would reproduce it if they kept the mean and spread of ``values`` (a Series indexed by seed), or
+    why no number of seeds can; empty for any other status."""
+    series = pd.Series(values, dtype=float).dropna()
+    verdict = grade(series, direction, threshold, paper_effect)
+    if verdict.status != "partial":
+        return ""
+    against = [str(seed) for seed, x in series.items() if not _on_paper_side(x, direction, threshold)]
+    blocks = (["the mean effect is under half the paper's"]
+              if not _large_enough(verdict.mean, direction, threshold, paper_effect) else [])
+    if against:
+        blocks.append(f"seed{'s' * (len(against) > 1)} {', '.join(against)} {'are' if len(against) > 1 else 'is'} "
+                      "against the paper's direction")
+    if blocks:
+        return f"{NO_NUMBER} ({'; '.join(blocks)})"
+    if len(series) < 2:
+        return f"at least {MIN_SEEDS} (one seed has no spread to project)"
+    spread = float(series.std(ddof=1))
+    projection = f"if they keep these {len(series)} seeds' mean and spread"
+    for n in range(max(len(series), MIN_SEEDS), MOST_SEEDS + 1):
+        half = t_quantile_975(n - 1) * spread / math.sqrt(n)
+        if _interval_on_paper_side(verdict.mean - half, verdict.mean + half, direction, threshold):
+            return f"{n} ({projection})"
+    return f"more than {MOST_SEEDS} ({projection})"
 
 
 def criterion(direction: str, threshold: float, paper_effect: float | None, what: str, unit: str = "") -> str:

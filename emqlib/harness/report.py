@@ -269,7 +269,7 @@ def evidence_lines() -> list[str]:
         settled = graded[graded.status.isin(["reproduced", "not reproduced"]) & (graded.n_seeds >= 3)]
         share = 100.0 * len(settled) / max(1, len(graded))
         lines.append(_evidence(TARGETS["settled"], f"{share:.0f}% ({len(settled)} of {len(graded)} graded rows)",
-                               TARGETS["settled"].met(share)))
+                               TARGETS["settled"].met(share)) + _what_seeds_could_settle(graded, len(settled)))
     convergence = _read("convergence.csv")
     if convergence is not None:
         slow = [f"{int(r.bits)}-bit" for r in convergence.itertuples() if not TARGETS["converged"].met(r.gain)]
@@ -281,6 +281,23 @@ def evidence_lines() -> list[str]:
         rho = float(ranking.spearman.iloc[0])
         lines.append(_evidence(TARGETS["ranking"], f"{rho:.2f} over {len(ranking)} arms", TARGETS["ranking"].met(rho)))
     return lines or ["- (run `make reproduce`)"]
+
+
+def _what_seeds_could_settle(graded: pd.DataFrame, settled: int) -> str:
+    """Of the partial rows: those more seeds could reproduce (how many seeds each would need, from the
+    ``seeds_to_reproduce`` column), those no number of seeds can, and the settled share at most seeds can reach."""
+    partial = graded[graded.status == "partial"]
+    if "seeds_to_reproduce" not in partial.columns or partial.empty:
+        return ""
+    more = partial.set_index("claim_id").seeds_to_reproduce.fillna("").astype(str)
+    cannot = more[more.str.startswith(grading.NO_NUMBER)]
+    could = more.drop(cannot.index)
+    best = 100.0 * (settled + len(could)) / len(graded)
+    could_text = ", ".join(f"{claim} {text.split(' (')[0]}" for claim, text in could.items()) or "none"
+    return (f". Of the {len(partial)} partial rows, more seeds could reproduce {len(could)} ({could_text} seeds in "
+            f"all, if they keep the mean and spread of the seeds run), which would settle {best:.0f}%; no number of "
+            f"seeds reproduces the other {len(cannot)} ({', '.join(cannot.index)}: a seed against the paper's "
+            "direction, or a mean effect under half the paper's; `seeds_to_reproduce` in results/claims.csv)")
 
 
 def _evidence(target: Target, measured: str, met: bool, missed: str = "missed") -> str:
