@@ -17,8 +17,8 @@ from .mobilenet import mobilenetv2
 from .resnet import resnet8, resnet18, resnet20
 from .vit import vit
 
-MODELS = {"resnet8": resnet8, "resnet20": resnet20, "resnet20-28px": functools.partial(resnet20, stem_stride=2), "resnet18": resnet18,
-          "mobilenetv2": mobilenetv2, "vit": vit}
+MODELS = {"resnet8": resnet8, "resnet20": resnet20, "resnet20-28px": functools.partial(resnet20, stem_stride=2),
+          "resnet18": resnet18, "mobilenetv2": mobilenetv2, "vit": vit}
 
 
 def plain_model(name: str, *, num_classes: int, in_channels: int, image_size: int, width: float = 1.0) -> nn.Module:
