@@ -477,6 +477,25 @@ def test_garbage_or_missing_config_json(run, base, capsys) -> None:
     fails(["eval", str(run), "--bits", "2"], "its config.json is missing or damaged", capsys, base, run)
 
 
+def test_a_run_killed_while_it_wrote_its_config_trains_there_and_other_hidden_files_are_refused(finished, base,
+                                                                                                capsys) -> None:
+    # a kill between the temporary file and its rename (the first write of a run) leaves only that file
+    cut_short = base / "cut" / ".config.json.a1b2c3d4.tmp"
+    cut_short.parent.mkdir()
+    cut_short.write_text('{"sch')
+    run = get_run(CONFIG, Runtime(progress=False), path=cut_short.parent)
+    assert is_done(run.path) and not cut_short.exists()
+    # as if never killed: the same weights (the metrics differ in their measured seconds)
+    assert load_json(run.path / "done.json")["final_sha256"] == load_json(finished[0] / "done.json")["final_sha256"]
+    # any other file, hidden or not, may be the user's: never trained over
+    for name in (".notes.tmp", ".metrics.csv.a1b2c3d4.tmp"):
+        folder = base / name.strip(".")
+        folder.mkdir()
+        (folder / name).write_text("mine")
+        fails([*TRAIN, "--out", str(folder)], "holds files but no run (no config.json)", capsys, base, folder)
+        assert (folder / name).read_text() == "mine"
+
+
 def test_a_corrupt_snapshot_says_to_retrain(run) -> None:
     snapshot = next((run / "snapshots").glob("*.pt"))
     snapshot.write_bytes(b"garbage")

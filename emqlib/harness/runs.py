@@ -35,8 +35,8 @@ from ..bits import FULL_PRECISION, SUPPORTED_BITS, parse_bits
 from .config import SCHEMA_VERSION, RunConfig, config_hash, reference_config
 from ..coreset.samplers import Reference
 from ..inference import accuracy_at_bits
-from .storage import (CorruptFileError, file_lock, file_sha256, load_json, load_torch, save_csv, save_json,
-                      save_torch, sha256)
+from .storage import (CorruptFileError, file_lock, file_sha256, is_partial_write, load_json, load_torch, save_csv,
+                      save_json, save_torch, sha256)
 from .build import Runtime, learner_bits, load_run_data, model_for
 from .checkpoint import snapshot_path
 from .cost import run_cost
@@ -218,7 +218,8 @@ def check_compatible(path: Path, config: RunConfig) -> None:
     if path.exists() and not path.is_dir():
         raise IncompatibleRunError(f"{path} is a file, not a run folder; give --out a new or empty folder")
     if not (path / "config.json").exists():
-        if path.is_dir() and any(path.iterdir()):
+        # a run killed while it wrote config.json (its first file) leaves only that write's temporary file
+        if path.is_dir() and not all(is_partial_write(p, of="config.json") for p in path.iterdir()):
             raise IncompatibleRunError(f"{path} holds files but no run (no config.json), so a run written there could "
                                        "overwrite them; give --out a new or empty folder")
         return
@@ -356,6 +357,8 @@ def get_run(config: RunConfig, runtime: Runtime = Runtime(), root: Path | None =
         reason = unfinished_reason(path)
         if reason is None:
             return Run(path, config)
+        for leftover in filter(is_partial_write, path.glob(".*")):  # this run's writes that a kill cut short
+            leftover.unlink()
         if (path / "done.json").exists():  # it claims to be finished but does not check out
             resume = ("resuming it from its last checkpoint" if (path / "checkpoint.json").exists()
                       else "training it from its first epoch")

@@ -47,13 +47,24 @@ def check_replaceable(path: str | os.PathLike) -> None:
                                    "written: give a new file name or that of a regular file")
 
 
+PARTIAL_WRITE_SUFFIX = ".tmp"  # what the temporary file of a write not yet renamed into place ends with
+
+
+def is_partial_write(path: Path, of: str | None = None) -> bool:
+    """Whether ``path`` is the temporary file of an :func:`atomic_write_bytes` that never reached its rename
+    (its process was killed): a hidden file ending in :data:`PARTIAL_WRITE_SUFFIX`, of the file named ``of``
+    when given."""
+    prefix = f".{of}." if of is not None else "."
+    return path.name.startswith(prefix) and path.name.endswith(PARTIAL_WRITE_SUFFIX) and path.is_file()
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically; a failure names ``path`` (a full disk's write(2)
     error names no file by itself)."""
     path = Path(path)
     check_replaceable(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=PARTIAL_WRITE_SUFFIX)
     try:
         os.chmod(tmp, 0o644)  # mkstemp makes owner-only files; results are meant to be read by others
         with os.fdopen(fd, "wb") as f:
