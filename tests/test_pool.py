@@ -38,10 +38,30 @@ def test_workers_come_from_the_environment(monkeypatch):
 
 def test_longest_runs_are_estimated_longest():
     base = profile_config("smoke", "emq")
-    assert pool.estimated_cost(base) == base.optim.epochs * len(base.model.bits)
+    flops = pool.forward_flops(base.model.name, base.model.width, base.data.dataset)
+    assert pool.estimated_cost(base) == base.optim.epochs * len(base.model.bits) * flops
     pruned = base.replace(selection={"rule": "random", "fraction": 0.2}, training=BITWISE_TRAINING)
     assert pool.estimated_cost(pruned) == pytest.approx(0.2 * pool.estimated_cost(base))
     assert pool.estimated_cost(base.replace(optim={"epochs": 2 * base.optim.epochs})) == 2 * pool.estimated_cost(base)
+    # a deeper model's run is longer at the same epochs, bit-widths and fraction
+    deeper = base.replace(model={"name": "resnet20-28px"})
+    assert pool.estimated_cost(deeper) > 2 * pool.estimated_cost(base)
+
+
+def test_forward_flops_are_counted_by_hand_and_leave_the_global_seed_alone():
+    # ResNet-8 at width 1 on a 28-pixel grey image, multiply-adds x 2: a stride-2 3x3 stem (1 -> 16 channels,
+    # 14 pixels), one block per stage of two 3x3 convolutions (16, 32, 64 channels at 14, 7, 4 pixels), the
+    # stride-2 first convolution of stages 2 and 3 reading 16 and 32 channels, their 1x1 shortcuts, and the
+    # 64 -> 10 classifier
+    macs = (9 * 1 * 16 * 14 ** 2 + 2 * 9 * 16 * 16 * 14 ** 2
+            + 9 * 16 * 32 * 7 ** 2 + 9 * 32 * 32 * 7 ** 2 + 16 * 32 * 7 ** 2
+            + 9 * 32 * 64 * 4 ** 2 + 9 * 64 * 64 * 4 ** 2 + 32 * 64 * 4 ** 2 + 64 * 10)
+    torch.manual_seed(5)
+    expected = torch.rand(1)
+    pool.forward_flops.cache_clear()
+    torch.manual_seed(5)
+    assert pool.forward_flops("resnet8", 1.0, "fashion-mnist") == 2 * macs
+    assert torch.equal(torch.rand(1), expected)
 
 
 def test_missing_lists_each_unfinished_run_once(runs_dir):
