@@ -64,7 +64,7 @@ def forward_flops(model: str, width: float, dataset: str) -> int:
     """FLOPs (matmuls and convolutions) of one sample's forward pass through ``model`` at ``width``, shaped
     for ``dataset``: what one sample pass of the model costs beside the other models'."""
     classes, channels, size = DATASET_SHAPES[dataset]
-    with torch.random.fork_rng():  # building a model draws its initial weights; the caller's draws stay its own
+    with torch.random.fork_rng(devices=[]):  # building a model draws its initial weights: the caller keeps its own
         network = plain_model(model, num_classes=classes, in_channels=channels, image_size=size, width=width).eval()
     with torch.no_grad():
         return count_flops(lambda: network(torch.zeros(1, channels, size, size)))
