@@ -50,11 +50,16 @@ def check_replaceable(path: str | os.PathLike) -> None:
 PARTIAL_WRITE_SUFFIX = ".tmp"  # what the temporary file of a write not yet renamed into place ends with
 
 
+def _partial_write_prefix(name: str) -> str:
+    """How the temporary file of a write of the file ``name`` begins (hidden, then the name)."""
+    return f".{name}."
+
+
 def is_partial_write(path: Path, of: str | None = None) -> bool:
     """Whether ``path`` is the temporary file of an :func:`atomic_write_bytes` that never reached its rename
     (its process was killed): a hidden file ending in :data:`PARTIAL_WRITE_SUFFIX`, of the file named ``of``
     when given."""
-    prefix = f".{of}." if of is not None else "."
+    prefix = _partial_write_prefix(of) if of is not None else "."
     return path.name.startswith(prefix) and path.name.endswith(PARTIAL_WRITE_SUFFIX) and path.is_file()
 
 
@@ -64,7 +69,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     path = Path(path)
     check_replaceable(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=PARTIAL_WRITE_SUFFIX)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_partial_write_prefix(path.name), suffix=PARTIAL_WRITE_SUFFIX)
     try:
         os.chmod(tmp, 0o644)  # mkstemp makes owner-only files; results are meant to be read by others
         with os.fdopen(fd, "wb") as f:
