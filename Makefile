@@ -29,8 +29,12 @@ $(STAMP): requirements.txt pyproject.toml
 data:
 	@scripts/ensure-data.sh
 
+# two test processes, one torch thread each (tests/conftest.py), a file's tests in one process (the notebooks'
+# module fixture runs once); TEST_WORKERS=0 runs them in this process
+TEST_WORKERS ?= 2
+
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 reproduce: setup
 	$(PY) -m emqlib.harness.reproduce --profile $(PROFILE)

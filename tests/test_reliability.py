@@ -115,8 +115,8 @@ def test_interrupted_reproduce_continues_from_the_run_cache(tmp_path) -> None:
 @pytest.mark.slow
 def test_ctrl_c_on_reproduce_with_workers_is_one_line_and_leaves_no_process(tmp_path) -> None:
     command = [sys.executable, "-m", "emqlib.harness.reproduce", "--profile", "smoke", "--only", "02", "--workers", "2"]
-    # its own process group with Ctrl-C's default action, as a terminal's foreground job: a library in this test
-    # process can leave SIGINT ignored (seen once in a full run), and an ignored signal is inherited through exec
+    # its own process group with Ctrl-C's default action, as a terminal's foreground job: a suite started in the
+    # background by a shell without job control (`make test &`) starts with SIGINT ignored, which exec passes on
     process = subprocess.Popen(command, env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 180
