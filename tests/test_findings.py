@@ -86,6 +86,20 @@ def test_a_collapsed_child_is_told_among_the_pruning_tables_observations():
             in found("04_pruning")[1])
 
 
+def test_a_failing_run_with_a_row_per_bit_width_is_told_once():
+    write_results()
+    table = load_result("shared_bn.csv")
+    run = (table.variant == table.variant.iloc[0]) & (table.seed == table.seed.iloc[0])
+    assert run.sum() > 1  # a row per bit-width the run was evaluated at
+    save_result(table, "quant_core_check.csv")  # the notebook's other table, here the same runs, all valid
+    table["invalid_reason"] = table.invalid_reason.astype(object)
+    table.loc[run, "valid"], table.loc[run, "invalid_reason"] = False, "collapsed child: 32-bit 73.33%"
+    save_result(table, "shared_bn.csv")
+    told = [n for n in found("02_shared_bn")[1] if "failing a check" in n]
+    assert told == [f"- run failing a check: variant {table.variant.iloc[0]}, seed {table.seed.iloc[0]}: collapsed "
+                    "child: 32-bit 73.33%."]
+
+
 def save_choice(table: pd.DataFrame) -> dict:
     """EMQ's sampler chosen on ``table`` and saved as notebook 04 saves it."""
     choice = pruning.chosen_sampler(table)

@@ -65,13 +65,15 @@ def claim_sentences(table: pd.DataFrame) -> list[str]:
 # ---------------------------------------------------------------- what each notebook's own tables show
 
 def _collapsed(name: str) -> list[str]:
-    """Runs of a results table that fail a check (collapsed children, chance level ...), named."""
+    """Runs of a results table that fail a check (collapsed children, chance level ...), each named once (a
+    table such as shared_bn.csv has a row per bit-width of a run)."""
     frame = load_result(name)
     if "valid" not in frame.columns:
         return []
     bad = frame[~frame.valid.astype(bool)]
     label = [c for c in ("method", "variant", "fraction", "pruning_rate", "seed") if c in frame.columns]
-    return [f"{', '.join(f'{c} {r[c]}' for c in label)}: {r.invalid_reason}" for _, r in bad.iterrows()]
+    return list(dict.fromkeys(f"{', '.join(f'{c} {r[c]}' for c in label)}: {r.invalid_reason}"
+                              for _, r in bad.iterrows()))
 
 
 def _alignment() -> list[str]:
