@@ -56,10 +56,19 @@ def test_one_seed_is_partly_reproduced_fragile_and_without_an_interval():
     assert "interval" not in line and line.endswith("Caveats: fragile: leaving out one seed changes the status.")
 
 
-def test_a_notebook_without_claims_says_so():
+def test_a_notebook_without_claims_says_so_and_names_its_failing_runs():
     write_results()
+    table = pd.DataFrame({"variant": ["batch extraction, dynamic", "sample extraction, dynamic"], "seed": [0, 0],
+                          "fraction": [0.2, 0.2], "valid": [True, True], "invalid_reason": ["", ""]})
+    save_result(table, "score_extraction.csv")
     assert findings.what_we_found("08_score_extraction", "smoke") == (
         "## What we found\n\nThis notebook grades no claim of the papers.")
+    table.loc[0, ["valid", "invalid_reason"]] = [False, "collapsed child: 2-bit 68.15%"]
+    save_result(table, "score_extraction.csv")
+    assert findings.what_we_found("08_score_extraction", "smoke") == (
+        "## What we found\n\nThis notebook grades no claim of the papers.\n\nWhat the tables above also show:\n\n"
+        "- run failing a check: variant batch extraction, dynamic, fraction 0.2, seed 0: collapsed child: 2-bit "
+        "68.15%.")
 
 
 def test_an_invalid_claim_is_not_graded_and_says_why():

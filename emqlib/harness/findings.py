@@ -183,9 +183,14 @@ def _label_noise() -> list[str]:
     return notes + [f"run failing a check: {r}" for r in _collapsed("label_noise.csv")]
 
 
+def _extraction() -> list[str]:
+    return [f"run failing a check: {r}" for r in _collapsed("score_extraction.csv")]
+
+
 OBSERVATIONS: dict[str, Callable[[], list[str]]] = {
     "01_activation_alignment": _alignment, "02_shared_bn": _shared_bn, "03_gradient_angles": _angles,
-    "04_pruning": _pruning, "05_training_cost": _cost, "06_acs": _acs, "07_label_noise": _label_noise}
+    "04_pruning": _pruning, "05_training_cost": _cost, "06_acs": _acs, "07_label_noise": _label_noise,
+    "08_score_extraction": _extraction}
 
 
 def observations(notebook: str) -> list[str]:
