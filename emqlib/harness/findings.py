@@ -64,16 +64,17 @@ def claim_sentences(table: pd.DataFrame) -> list[str]:
 
 # ---------------------------------------------------------------- what each notebook's own tables show
 
-def _collapsed(name: str) -> list[str]:
-    """Runs of a results table that fail a check (collapsed children, chance level ...), each named once (a
-    table such as shared_bn.csv has a row per bit-width of a run)."""
-    frame = load_result(name)
-    if "valid" not in frame.columns:
-        return []
-    bad = frame[~frame.valid.astype(bool)]
-    label = [c for c in ("method", "variant", "fraction", "pruning_rate", "seed") if c in frame.columns]
-    return list(dict.fromkeys(f"{', '.join(f'{c} {r[c]}' for c in label)}: {r.invalid_reason}"
-                              for _, r in bad.iterrows()))
+def _failing_runs(*names: str) -> list[str]:
+    """The runs of results tables ``names`` that fail a check (collapsed children, chance level ...), a line each,
+    each run once (a table such as shared_bn.csv has a row per bit-width of a run)."""
+    lines = []
+    for frame in map(load_result, names):
+        if "valid" not in frame.columns:
+            continue
+        label = [c for c in ("method", "variant", "fraction", "pruning_rate", "seed") if c in frame.columns]
+        lines += [f"run failing a check: {', '.join(f'{c} {r[c]}' for c in label)}: {r.invalid_reason}"
+                  for _, r in frame[~frame.valid.astype(bool)].iterrows()]
+    return list(dict.fromkeys(lines))
 
 
 def _alignment() -> list[str]:
@@ -101,7 +102,7 @@ def _shared_bn() -> list[str]:
         notes.append(f"'{variant}' at 2 bits reads {main.mean():.1f}% over {main.size} seed(s) in the variants table "
                      f"and {core.mean():.1f}% in the quant-core check ({core.size} seed): the check is one seed of the "
                      "same runs, so the difference is seed-to-seed spread, not two different models")
-    return notes + [f"run failing a check: {r}" for r in _collapsed("shared_bn.csv")]
+    return notes + _failing_runs("shared_bn.csv")
 
 
 def _angles() -> list[str]:
@@ -138,7 +139,7 @@ def _pruning() -> list[str]:
     if len(falling):
         notes.append("worse when trained twice as long: " + ", ".join(f"{int(r.bits)}-bit {r.gain:+.2f}"
                                                                         for _, r in falling.iterrows()))
-    return notes + [f"run failing a check: {r}" for r in _collapsed("pruning.csv")]
+    return notes + _failing_runs("pruning.csv")
 
 
 def _cost() -> list[str]:
@@ -149,7 +150,7 @@ def _cost() -> list[str]:
         notes.append(f"the speed-up on served bit-widths is {coreset.speedup_wall_served.mean():.2f}x in wall-clock "
                      f"against {coreset.design_pass_ratio.mean():.2f}x that the design's pass counting promises: the "
                      "rest is the 32-bit teacher's forwards, scoring and per-step overhead")
-    return notes + [f"run failing a check: {r}" for r in _collapsed("training_cost.csv")]
+    return notes + _failing_runs("training_cost.csv")
 
 
 def _acs() -> list[str]:
@@ -167,8 +168,7 @@ def _acs() -> list[str]:
             notes.append("ACS - random (drawn once) changes sign between the short and the full schedule at "
                          + ", ".join(f"{f:.0%} ({s:+.2f} short, {l:+.2f} converged)"
                                      for f, s, l in zip(flips.fraction, flips.short, flips.long)))
-    return notes + [f"run failing a check: {r}" for name in ("acs_fractions.csv", "acs_baselines.csv",
-                                                            "acs_transfer.csv") for r in _collapsed(name)]
+    return notes + _failing_runs("acs_fractions.csv", "acs_baselines.csv", "acs_transfer.csv")
 
 
 def _label_noise() -> list[str]:
@@ -180,17 +180,13 @@ def _label_noise() -> list[str]:
         notes.append(f"ACS's subsets hold {rates['acs'] / base:.1f}x the training set's share of wrong labels "
                      f"({rates['acs']:.1%} against {base:.1%}): its scores favour the samples the model gets wrong, "
                      "mislabelled ones among them, where ACS's paper reports that it avoids them")
-    return notes + [f"run failing a check: {r}" for r in _collapsed("label_noise.csv")]
-
-
-def _extraction() -> list[str]:
-    return [f"run failing a check: {r}" for r in _collapsed("score_extraction.csv")]
+    return notes + _failing_runs("label_noise.csv")
 
 
 OBSERVATIONS: dict[str, Callable[[], list[str]]] = {
     "01_activation_alignment": _alignment, "02_shared_bn": _shared_bn, "03_gradient_angles": _angles,
     "04_pruning": _pruning, "05_training_cost": _cost, "06_acs": _acs, "07_label_noise": _label_noise,
-    "08_score_extraction": _extraction}
+    "08_score_extraction": lambda: _failing_runs("score_extraction.csv")}
 
 
 def observations(notebook: str) -> list[str]:
