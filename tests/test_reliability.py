@@ -124,15 +124,9 @@ def test_ctrl_c_on_reproduce_with_workers_is_one_line_and_leaves_no_process(tmp_
         time.sleep(0.2)
     time.sleep(2)  # the workers are training
     below = _descendants(process.pid)
-    masks = [line.strip() for line in Path(f"/proc/{process.pid}/status").read_text().splitlines()
-             if line.startswith(("SigBlk", "SigIgn", "SigCgt"))]
-    sent = time.time()
     os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in the terminal sends
     out, err = process.communicate(timeout=120)
-    # should it finish as if never interrupted, the message gives its signal masks and its runs' times beside the signal
-    timeline = sorted((round(p.stat().st_mtime - sent, 2), p.name) for p in (tmp_path / "runs").glob("*/*.json"))
-    assert process.returncode == 130 and "INTERRUPTED" in out, (out, err, masks, signal.getsignal(signal.SIGINT),
-                                                                   "seconds after SIGINT:", timeline[:3], timeline[-3:])
+    assert process.returncode == 130 and "INTERRUPTED" in out, (out, err)
     assert err.splitlines() == ["error: interrupted; run the same command again: finished runs are reused from the "
                                 "run cache"]
     time.sleep(2)
