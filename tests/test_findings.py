@@ -177,7 +177,8 @@ def test_a_notebook_grades_its_own_claims_whatever_another_notebooks_results_hol
 
 
 def test_a_partial_claims_line_says_what_more_seeds_could_do():
-    claim = pd.Series({"claim_id": "E12", "claim": "untrained bit-widths work", "our_setting": "cpu profile",
+    claim = pd.Series({"claim_id": "E12", "claim": "untrained bit-widths work", "status": "partial",
+                       "our_setting": "cpu profile",
                        "our_value": "largest gap 0.53 points (mean of 3; seed 0: 0.85 points)", "ci_low": -0.18,
                        "ci_high": 1.24, "n_seeds": 3, "fragile": "True", "paper_value": "qualitative",
                        "seeds_to_reproduce": "4 (if they keep these 3 seeds' mean and spread)"})
@@ -189,3 +190,22 @@ def test_a_partial_claims_line_says_what_more_seeds_could_do():
     read_back = claim.copy()
     read_back["seeds_to_reproduce"] = float("nan")  # an empty cell of claims.csv read back
     assert findings.claim_line(read_back).endswith("paper: qualitative")
+
+
+def test_a_claim_that_is_not_reproduced_says_how_its_mean_misses():
+    claim = pd.Series({"claim_id": "A3b", "claim": "ACS ahead of random", "status": "not reproduced",
+                       "protocol": "strongest control", "our_setting": "cpu profile",
+                       "our_value": "ACS - random +0.20 points (mean of 3; seed 0: +0.26 points)", "ci_low": 0.07,
+                       "ci_high": 0.33, "n_seeds": 3, "fragile": "False", "paper_value": "+4.24 points",
+                       "seeds_to_reproduce": float("nan"), "reason": "the mean is on the paper's side, but its effect "
+                       "0.20 points is under half the paper's 4.24 points"})
+    assert findings.claim_line(claim) == (
+        "- **A3b** ACS ahead of random: ACS - random +0.20 points [+0.07, +0.33], 3 seeds; paper: +4.24 points; the "
+        "mean is on the paper's side, but its effect 0.20 points is under half the paper's 4.24 points")
+    assert findings.claim_sentence(claim) == (
+        "- **A3b** (strongest control) ACS ahead of random: **not reproduced**. ACS - random +0.20 points, 95% "
+        "interval [+0.07, +0.33], 3 seeds; paper: +4.24 points. Missed: the mean is on the paper's side, but its "
+        "effect 0.20 points is under half the paper's 4.24 points.")
+    older = claim.copy()
+    older["reason"] = float("nan")  # a claims table written before graded rows had a reason
+    assert findings.claim_line(older).endswith("paper: +4.24 points")

@@ -82,11 +82,36 @@ def test_nan_rows_are_excluded():
     assert grading.grade([np.nan, np.nan], "beats").status == "not run"
 
 
-def test_an_interval_reaching_zero_or_an_effect_under_half_the_papers_is_partial():
+def test_an_interval_reaching_zero_or_a_seed_against_is_partial():
     assert status([0.5, 3.0, 3.2]) == "partial"  # interval [-1.50, 5.97]
-    assert status([2.0, 2.2, 2.1], paper_effect=5.0) == "partial"  # 2.1 < 5 / 2
+    assert status([0.5, 3.0, 3.2], paper_effect=4.0) == "partial"  # mean 2.23 >= 4 / 2
     # every condition holds but one seed is against: partial (the mean is on the paper's side)
     assert status([3.0, 3.0, 3.0, 3.0, 3.0, -0.1]) == "partial"
+
+
+def test_an_effect_under_half_the_papers_is_not_reproduced_however_tight():
+    # the paper's direction in every seed, interval [1.85, 2.35] clear of 0, but 2.1 < 5 / 2
+    assert status([2.0, 2.2, 2.1], paper_effect=5.0) == "not reproduced"
+    assert status([2.0, 2.2, 2.1], paper_effect=4.2) == "reproduced"  # 2.1 = 4.2 / 2: half is enough
+    assert status([5.0], paper_effect=20.0) == "not reproduced"  # one seed: the mean misses, never partial
+    # measured from the threshold: 8.0 is 2.0 above 6.0, under half of 5.0; 30% overlap is 20 above a 10% chance
+    assert status([8.0, 8.1, 7.9], "above", 6.0, paper_effect=5.0) == "not reproduced"
+    assert status([30.0, 31.0, 29.0], "above", 10.0, paper_effect=19.0) == "reproduced"
+    assert status([20.0, 21.0, 22.0], "below", 28.0, paper_effect=20.0) == "not reproduced"  # 7 < 10
+    # "matches" states a tolerance, not an effect: no size condition
+    assert status([0.1, 0.2, 0.15], "matches", 1.0) == "reproduced"
+
+
+def test_why_not_reproduced_says_which_way_the_mean_misses():
+    assert grading.why_not_reproduced([-1.0, -2.0, -1.5], "beats") == "the mean is on the wrong side of the threshold"
+    assert grading.why_not_reproduced([1.5, 1.6, 1.7], "matches", 1.0) == "the mean is outside the tolerance"
+    # mean 0.20, paper 4.24: the paper's side, a twentieth of its effect
+    assert grading.why_not_reproduced([0.26, 0.18, 0.16], "beats", paper_effect=4.24, unit=" points") == \
+        "the mean is on the paper's side, but its effect 0.20 points is under half the paper's 4.24 points"
+    assert grading.why_not_reproduced([16.6, 16.5, 16.7], "above", 10.0, paper_effect=19.0, unit="%") == \
+        "the mean is on the paper's side, but its effect 6.60% is under half the paper's 19%"
+    for values in ([2.0, 2.2, 2.1], [0.5, 3.0, 3.2]):  # reproduced, partial
+        assert grading.why_not_reproduced(values, "beats") == ""
 
 
 def test_matches_needs_the_whole_interval_inside_the_tolerance():
@@ -136,16 +161,16 @@ def test_seeds_to_reproduce_projects_the_mean_and_spread_by_hand():
     assert grading.seeds_to_reproduce(pd.Series([0.5]), "beats").startswith("at least 3 (")
 
 
-def test_no_number_of_seeds_reproduces_a_seed_against_or_a_small_effect():
+def test_no_number_of_seeds_reproduces_a_seed_against():
     against = pd.Series([-0.61, -0.60, -1.03], index=[0, 1, 2])
     assert grading.seeds_to_reproduce(against, "above", -1.0) == \
         "none (seed 2 is against the paper's direction)"
-    small = pd.Series([0.26, 0.18, 0.16])  # clears 0 on 3 seeds, but 0.20 is under half of 4.24
-    assert grading.grade(small, "beats").status == "reproduced"
-    assert grading.seeds_to_reproduce(small, "beats", paper_effect=4.24) == \
-        "none (the mean effect is under half the paper's)"
     assert grading.seeds_to_reproduce(pd.Series([0.3, -0.2, 0.25, -0.1]), "beats") == \
         "none (seeds 1, 3 are against the paper's direction)"
+    # an effect under half the paper's is not reproduced, so not a partial row that seeds could settle
+    small = pd.Series([0.26, 0.18, 0.16])
+    assert grading.grade(small, "beats").status == "reproduced"
+    assert grading.seeds_to_reproduce(small, "beats", paper_effect=4.24) == ""
 
 
 @pytest.mark.parametrize("values", [[1.0, 1.1, 1.2], [-1.0, 0.2, -0.5]])

@@ -654,7 +654,8 @@ def grade_claim(claim: Claim, setting: str) -> dict:
     if measured.invalid:
         return {**graded, "status": INVALID, "reason": "rests on runs that fail a check: " + "; ".join(measured.invalid)}
     return {**graded, "status": verdict.status, "fragile": grading.is_fragile(values, *args),
-            "seeds_to_reproduce": grading.seeds_to_reproduce(values, *args)}
+            "seeds_to_reproduce": grading.seeds_to_reproduce(values, *args),
+            "reason": grading.why_not_reproduced(values, *args, claim.unit)}
 
 
 def build_claims(profile: str, claims: list[Claim] | None = None) -> pd.DataFrame:

@@ -37,8 +37,16 @@ def claim_sentence(row: pd.Series) -> str:
     if "short schedule" in str(row.our_setting):
         caveats.append("on the short schedule")
     seeds = f"{int(row.n_seeds)} seed{'s' if row.n_seeds != 1 else ''}"
-    return (f"{head}. {value}{interval}, {seeds}; paper: {row.paper_value}."
+    missed = f" Missed: {miss}." if (miss := why_missed(row)) else ""
+    return (f"{head}. {value}{interval}, {seeds}; paper: {row.paper_value}.{missed}"
             + (f" Caveats: {'; '.join(caveats)}." if caveats else ""))
+
+
+def why_missed(row: pd.Series) -> str:
+    """How a ``not reproduced`` row's mean misses the claim (its ``reason``: the wrong side, or an effect under half
+    the paper's); empty for any other row, or a claims table written before graded rows had a reason."""
+    reason = row.get("reason")
+    return reason if row.status == "not reproduced" and isinstance(reason, str) else ""
 
 
 def measured(row: pd.Series) -> str:
@@ -54,8 +62,9 @@ def claim_line(row: pd.Series) -> str:
     short = " (short schedule)" if "short schedule" in str(row.our_setting) else ""
     more = row.get("seeds_to_reproduce")
     more = f"; seeds to reproduce it: {more}" if isinstance(more, str) and more else ""
+    missed = f"; {miss}" if (miss := why_missed(row)) else ""
     return (f"- **{row.claim_id}** {row.claim}{short}: {measured(row)}{interval}, {int(row.n_seeds)} seeds{fragile}; "
-            f"paper: {row.paper_value}{more}")
+            f"paper: {row.paper_value}{more}{missed}")
 
 
 def claim_sentences(table: pd.DataFrame) -> list[str]:

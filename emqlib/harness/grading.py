@@ -14,10 +14,12 @@ The status (:func:`grade`):
   (3) seeds, the 95% t-interval of the per-seed values lies on the paper's side of the threshold
   (inside the tolerance for ``matches``), and, where the paper states an effect size, the mean
   effect is at least half of it;
-- ``partial``: the mean is on the paper's side but some condition of ``reproduced`` fails (fewer
-  than 3 seeds, a seed against, an interval reaching the threshold, an effect under half the
-  paper's). One or two seeds are never more than partial; with one seed there is no interval;
-- ``not reproduced``: the mean is on the wrong side (the wrong direction is never partial);
+- ``partial``: the mean meets the claim (on the paper's side, with at least half the paper's effect)
+  but the seeds do not confirm it (fewer than 3 seeds, a seed against, an interval reaching the
+  threshold). One or two seeds are never more than partial; with one seed there is no interval;
+- ``not reproduced``: the mean misses the claim: it is on the wrong side (the wrong direction is never
+  partial), or its effect is under half the paper's (a small effect in the paper's direction is not
+  the paper's effect); :func:`why_not_reproduced` says which;
 - ``not run``: no finite per-seed value (NaN rows are dropped before anything else).
 
 Fragility (:func:`is_fragile`): the claim is graded again without each seed in turn, by the same
@@ -26,8 +28,7 @@ claim whose status changes in any of those gradings hangs on one run and is frag
 measured on one seed is always fragile (without it nothing is left).
 
 What more seeds could do for a ``partial`` claim (:func:`seeds_to_reproduce`): nothing, when a seed is already
-against the paper's direction or the mean effect is under half the paper's (the rule asks for every seed and
-for the mean); otherwise the fewest seeds whose 95% t-interval clears the threshold if further seeds keep
+against the paper's direction (the rule asks for every seed); otherwise the fewest seeds whose 95% t-interval clears the threshold if further seeds keep
 these seeds' mean and standard deviation (a projection, not a promise: their mean may move either way).
 """
 from __future__ import annotations
@@ -43,15 +44,17 @@ from .stats import t_interval, t_quantile_975
 RULES = ("A claim is graded on one value per seed (a paired difference, paired by seed, where it compares "
          "two arms). **reproduced**: the paper's direction holds in every seed, with at least 3 seeds, and the "
          "95% t-interval over seeds lies on the paper's side of the threshold (inside the tolerance for "
-         "'matches'), with at least half the paper's effect where it states one; **partial**: the mean is on "
-         "the paper's side but one of these fails (one or two seeds are never more than partial); "
-         "**not reproduced**: the mean is on the wrong side; **not run**: with the reason; **invalid**: not graded, "
+         "'matches'), with at least half the paper's effect where it states one; **partial**: the mean meets the "
+         "claim (the paper's side, at least half its effect) but the seeds do not confirm it (a seed against, an "
+         "interval reaching the threshold; one or two seeds are never more than partial); "
+         "**not reproduced**: the mean misses the claim (on the wrong side, or an effect under half the "
+         "paper's; the `reason` column says which); **not run**: with the reason; **invalid**: not graded, "
          "because a run it reads fails a check (chance level, a collapsed bit-width, a loss that is not finite or "
          "never fell); **not comparable**: our counting cannot match the paper's. **fragile**: the "
          "status changes when any one seed is left out (graded with the seed minimum lowered to n - 1); "
          "a claim on one seed is always fragile. **seeds to reproduce** (a partial row): how many seeds in all "
          "would reproduce it if further seeds kept the mean and spread of those run, or none, when a seed is "
-         "against the paper's direction or the mean effect is under half the paper's.")
+         "against the paper's direction.")
 DIRECTIONS = ("beats", "above", "below", "matches")
 STATUSES = ("reproduced", "partial", "not reproduced", "not run")
 # what a claim is when it is not graded: it read a run that fails a check (emqlib.harness.validity), or our
@@ -100,12 +103,14 @@ def _interval_on_paper_side(low: float, high: float, direction: str, threshold: 
     return -threshold <= low and high <= threshold
 
 
+def _effect(mean: float, direction: str, threshold: float) -> float:
+    """How far the mean lies beyond the threshold in the paper's direction (``beats``/``above``/``below``)."""
+    return mean - threshold if direction in ("beats", "above") else threshold - mean
+
+
 def _large_enough(mean: float, direction: str, threshold: float, paper_effect: float | None) -> bool:
     """The mean effect is at least half the paper's (always true when the paper states none)."""
-    if paper_effect is None or direction == "matches":
-        return True
-    effect = mean - threshold if direction in ("beats", "above") else threshold - mean
-    return effect >= paper_effect / 2
+    return paper_effect is None or direction == "matches" or _effect(mean, direction, threshold) >= paper_effect / 2
 
 
 def grade(values, direction: str, threshold: float = 0.0, paper_effect: float | None = None,
@@ -118,11 +123,10 @@ def grade(values, direction: str, threshold: float = 0.0, paper_effect: float | 
     mean, low, high = t_interval(x)
     if len(x) == 0:
         return Verdict("not run", 0, mean, low, high)
-    if not _on_paper_side(mean, direction, threshold):
+    if not (_on_paper_side(mean, direction, threshold) and _large_enough(mean, direction, threshold, paper_effect)):
         status = "not reproduced"
     elif (len(x) >= min_seeds and bool(np.all(_on_paper_side(x, direction, threshold)))
-          and _interval_on_paper_side(low, high, direction, threshold)
-          and _large_enough(mean, direction, threshold, paper_effect)):
+          and _interval_on_paper_side(low, high, direction, threshold)):
         status = "reproduced"
     else:
         status = "partial"
@@ -140,6 +144,20 @@ def is_fragile(values, direction: str, threshold: float = 0.0, paper_effect: flo
                for seed in series.index)
 
 
+def why_not_reproduced(values, direction: str, threshold: float = 0.0, paper_effect: float | None = None,
+                       unit: str = "") -> str:
+    """For a claim graded ``not reproduced``, how its mean misses the claim, in words (the ``reason`` column);
+    empty for any other status."""
+    verdict = grade(values, direction, threshold, paper_effect)
+    if verdict.status != "not reproduced":
+        return ""
+    if not _on_paper_side(verdict.mean, direction, threshold):
+        return ("the mean is outside the tolerance" if direction == "matches" else
+                "the mean is on the wrong side of the threshold")
+    return (f"the mean is on the paper's side, but its effect {_effect(verdict.mean, direction, threshold):.2f}{unit} "
+            f"is under half the paper's {paper_effect:g}{unit}")
+
+
 def seeds_to_reproduce(values, direction: str, threshold: float = 0.0, paper_effect: float | None = None) -> str:
     """For a claim graded ``partial``, what more seeds could do (see the module docstring), in words: how many
     seeds in all would reproduce it if they kept the mean and spread of ``values`` (a Series indexed by seed), or
@@ -149,13 +167,9 @@ def seeds_to_reproduce(values, direction: str, threshold: float = 0.0, paper_eff
     if verdict.status != "partial":
         return ""
     against = [str(seed) for seed, x in series.items() if not _on_paper_side(x, direction, threshold)]
-    blocks = (["the mean effect is under half the paper's"]
-              if not _large_enough(verdict.mean, direction, threshold, paper_effect) else [])
     if against:
-        blocks.append(f"seed{'s' * (len(against) > 1)} {', '.join(against)} {'are' if len(against) > 1 else 'is'} "
-                      "against the paper's direction")
-    if blocks:
-        return f"{NO_NUMBER} ({'; '.join(blocks)})"
+        return (f"{NO_NUMBER} (seed{'s' * (len(against) > 1)} {', '.join(against)} "
+                f"{'are' if len(against) > 1 else 'is'} against the paper's direction)")
     if len(series) < 2:
         return f"at least {MIN_SEEDS} (one seed has no spread to project)"
     spread = float(series.std(ddof=1))

@@ -61,7 +61,8 @@ def claims_section() -> str:
         "paper_value": claims.paper_value,
         "our_value (per seed)": claims.our_value, "seeds": claims.n_seeds,
         "95% interval": [_interval(lo, hi) for lo, hi in zip(claims.ci_low, claims.ci_high)],
-        "status": [s if s in grading.STATUSES[:3] else f"{s}: {r}" for s, r in zip(claims.status, claims.reason)],
+        # the reason: why a claim is not graded, or how a not-reproduced one's mean misses
+        "status": [f"{s}: {r}" if isinstance(r, str) and r else s for s, r in zip(claims.status, claims.reason)],
         "fragile": claims.fragile.astype(str).map({"True": "yes", "False": "no"}).fillna("")})
     return (f"{len(claims)} claims: {summary}; {fragile} of the graded statuses are fragile. {grading.RULES} "
             "The rule and threshold of each row are in the `criterion` column of `results/claims.csv`.\n\n"
@@ -297,7 +298,7 @@ def _what_seeds_could_settle(graded: pd.DataFrame, settled: int) -> str:
     return (f". Of the {len(partial)} partial rows, more seeds could reproduce {len(could)} ({could_text} seeds in "
             f"all, if they keep the mean and spread of the seeds run), which would settle {best:.0f}%; no number of "
             f"seeds reproduces the other {len(cannot)} ({', '.join(cannot.index)}: a seed against the paper's "
-            "direction, or a mean effect under half the paper's; `seeds_to_reproduce` in results/claims.csv)")
+            "direction; `seeds_to_reproduce` in results/claims.csv)")
 
 
 def _evidence(target: Target, measured: str, met: bool, missed: str = "missed") -> str:
