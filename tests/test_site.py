@@ -21,7 +21,7 @@ CLAIMS = pd.DataFrame([
     # claim_id, status, n_seeds, ci_low, ci_high, fragile, reason, notebook
     ("X1", "reproduced", "3", "0.5", "1.5", "False", "", "01_alpha"),
     ("X2", "partial", "2", "-0.25", "2.0", "True", "", "01_alpha"),
-    ("X3", "not reproduced", "1", "", "", "True", "", "02_beta"),
+    ("X3", "not reproduced", "1", "", "", "True", "the mean is on the wrong side of the threshold", "02_beta"),
     ("X4", "not run", "0", "", "", "", "needs a GPU", ""),
     ("X5", "invalid", "3", "0.1", "0.9", "", "run 3 collapsed at 2 bits", "02_beta"),
     ("X6", "not comparable", "0", "", "", "", "the paper's counting is not given", ""),
@@ -110,9 +110,9 @@ def test_the_index_lists_every_claim_with_the_ungraded_apart(built):
     graded, ungraded = rows("findings"), rows("ungraded")
     assert [r[0] for r in graded] == ["X1", "X2", "X3"] and [r[0] for r in ungraded] == ["X4", "X5", "X6"]
     assert graded[0] == ["X1", "claim text of X1", "paper", "paper X1", "ours X1", "reproduced", "3", "[0.50, 1.50]",
-                         "no"]
-    assert graded[1][2] == "strongest control" and graded[1][5:] == ["partial", "2", "[-0.25, 2.00]", "yes"]
-    assert graded[2][5:] == ["not reproduced", "1", "", "yes"]
+                         "no", ""]
+    assert graded[1][2] == "strongest control" and graded[1][5:] == ["partial", "2", "[-0.25, 2.00]", "yes", ""]
+    assert graded[2][5:] == ["not reproduced", "1", "", "yes", "the mean is on the wrong side of the threshold"]
     assert ungraded[1] == ["X5", "claim text of X5", "paper X5", "invalid", "run 3 collapsed at 2 bits"]
     assert ungraded[2] == ["X6", "claim text of X6", "paper X6", "not comparable", "the paper's counting is not given"]
     # statuses are told apart by class (colour), each claim id links to its notebook's page

@@ -300,7 +300,7 @@ def findings_section(claims: pd.DataFrame | None, figures: Path, pages: dict[str
         claims_table(graded, "findings", [("claim", "claim_id"), ("claim (paper)", "claim"),
                                           ("compared as", "protocol"), ("paper value", "paper_value"), ("our value", "our_value"),
                                           ("status", "status"), ("seeds", "n_seeds"), ("95% interval", "interval"),
-                                          ("fragile", "fragile")], pages),
+                                          ("fragile", "fragile"), ("how it misses", "reason")], pages),
     ]
     if len(apart):
         parts += [f"<h3>Claims without a grade ({len(apart)}): invalid, not comparable or not run</h3>",
