@@ -28,8 +28,9 @@ claim whose status changes in any of those gradings hangs on one run and is frag
 measured on one seed is always fragile (without it nothing is left).
 
 What more seeds could do for a ``partial`` claim (:func:`seeds_to_reproduce`): nothing, when a seed is already
-against the paper's direction (the rule asks for every seed); otherwise the fewest seeds whose 95% t-interval clears the threshold if further seeds keep
-these seeds' mean and standard deviation (a projection, not a promise: their mean may move either way).
+against the paper's direction (the rule asks for every seed); otherwise the fewest seeds whose 95% t-interval
+clears the threshold if further seeds keep these seeds' mean and standard deviation (a projection, not a promise:
+their mean may move either way).
 """
 from __future__ import annotations
 
